@@ -1,0 +1,189 @@
+/*
+ * bitnet_kernels.h — the only public header of CKernels.
+ *
+ * Stateless hot loops over raw pointers for 1.58-bit (ternary) LLM inference.
+ * Kernels never allocate, read files or report errors: callers (the Swift
+ * library, or C/C++ code) validate shapes first. The only state is the
+ * dispatch table, filled once, and worker pools, which allocate only in
+ * bn_pool_create.
+ *
+ * ---------------------------------------------------------------------------
+ * Ternary weights: the internal "I2_R16" layout
+ * ---------------------------------------------------------------------------
+ * The file format I2_S (bitnet.cpp) blocks the flattened M×K matrix in
+ * 128-element groups of 32 bytes, with element j of a block at byte j%32,
+ * bit shift 6-2*(j/32), codes 0/1/2 = -1/0/+1 and one f32 scale per tensor.
+ * That layout needs a horizontal sum per row and cannot serve rows whose K
+ * is not a multiple of 128. At load time it is repacked once into I2_R16:
+ *
+ *   rows are padded to m_pad = roundup(M, 32), columns to k_pad = roundup(K, 32);
+ *   padding weights are code 1 (weight 0), so padded rows yield 0.
+ *   The matrix is cut into row groups of 16 rows; a group is k_pad/16
+ *   consecutive 64-byte chunks; a chunk holds 16 rows × 16 columns:
+ *
+ *     byte b (0..63) of chunk c of group g, bits 2s..2s+1 (s = 0..3) =
+ *       code of row 16g + b/4, column 16c + 4s + b%4.
+ *
+ *   So masking (or shifting) a 64-byte chunk by plane s gives 16 rows × 4
+ *   consecutive columns as unsigned bytes, which is exactly the operand
+ *   shape of vpdpbusd / pmaddubsw (u8 × s8, 4 adjacent products per int32
+ *   lane) and of sdot on arm64: one broadcast 4-byte activation word serves
+ *   16 rows, each int32 lane ends as one row's dot product (no horizontal
+ *   sums), and in a GEMM one unpacked chunk serves many activation rows.
+ *   The group stride is k_pad*4 bytes; total size m_pad*k_pad/4 bytes.
+ *
+ * Integer arithmetic: the kernels compute acc = Σ code·q over k_pad columns
+ * (padding activations are 0), then dot = acc - Σq = Σ w·q exactly. Bounds
+ * relied on: |q| ≤ 128, code ≤ 2, so |acc| ≤ 256·k_pad and |Σq| ≤ 128·k_pad;
+ * int32 never wraps for k_pad ≤ 2^22 (4,194,304 columns; bn_i2s_max_k).
+ * Every partial sum in every ISA is kept in int32 or is a pmaddubsw pair
+ * (|2·128 + 2·128| = 512, far from the int16 limit), so results are exact
+ * and identical across ISAs.
+ *
+ * Output: y[t*ldy + r] = (float)dot(t, r) * (w_scale / x_scale[t]), with the
+ * factor computed once per activation row in f32 (identical in every ISA, so
+ * SIMD and scalar outputs are bit-identical).
+ *
+ * ---------------------------------------------------------------------------
+ * Activations
+ * ---------------------------------------------------------------------------
+ * BitNet b1.58 per-token absmax quantization: s = 127 / max(max|x|, 1e-5),
+ * q = clamp(round_half_even(x·s), -128, 127), computed in f32. Rows are
+ * written with k_pad columns (zero padded) together with s and Σq.
+ */
+#ifndef BITNET_KERNELS_H
+#define BITNET_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ISA levels, ordered within each architecture: forcing may only lower. */
+typedef enum {
+    BN_ISA_SCALAR = 0,
+    BN_ISA_AVX2 = 1,          /* x86-64: AVX2 + FMA + F16C */
+    BN_ISA_AVX512 = 2,        /* + AVX-512 F/BW/VL/DQ (pmaddubsw path) */
+    BN_ISA_AVX512_VNNI = 3,   /* + AVX-512 VNNI (vpdpbusd) */
+    BN_ISA_NEON = 4,          /* arm64 baseline */
+    BN_ISA_NEON_DOTPROD = 5,  /* arm64 + sdot */
+    BN_ISA_COUNT = 6
+} bn_isa;
+
+enum {
+    BN_I2R16_ROWS = 16,       /* rows per group */
+    BN_I2R16_CHUNK_COLS = 16, /* columns per 64-byte chunk */
+    BN_I2R16_CHUNK_BYTES = 64,
+    BN_ROW_ALIGN = 32,        /* m_pad multiple; row ranges start on it */
+    BN_COL_ALIGN = 32,        /* k_pad multiple */
+    BN_I2S_BLOCK = 128,       /* canonical I2_S block, elements */
+    BN_I2S_BLOCK_BYTES = 32
+};
+
+/* A repacked ternary matrix (weights of one BitLinear). */
+typedef struct {
+    const uint8_t *data; /* (m_pad/16, k_pad/16, 64) I2_R16 packed */
+    int32_t m, k;        /* logical rows (outputs) and columns (inputs) */
+    int32_t m_pad, k_pad;
+    float scale;         /* per-tensor weight scale s_w */
+} bn_i2s_matrix;
+
+/* ---- kernel signatures (every ISA has one of each) ---------------------- */
+
+/* x: (n, ldx) f32 rows of k values → q: (n, k_pad) int8, scale: (n,), sum: (n,) */
+typedef void (*bn_quantize_fn)(const float *x, int32_t n, int32_t k, int32_t ldx,
+                               int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
+
+/* y: (n, ldy) f32, rows [row_begin, min(row_end, m)) of each activation row;
+ * x: (n, k_pad) int8, x_scale/x_sum: (n,). row_begin % 32 == 0. */
+typedef void (*bn_i2s_gemm_fn)(const bn_i2s_matrix *w, const int8_t *x,
+                               const float *x_scale, const int32_t *x_sum, int32_t n,
+                               float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+
+typedef struct {
+    bn_isa isa;
+    const char *name;
+    bn_quantize_fn quantize;
+    bn_i2s_gemm_fn i2s_gemv; /* n must be 1: decoding */
+    bn_i2s_gemm_fn i2s_gemm; /* any n ≥ 1: prompt batches */
+} bn_kernels;
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+/* Best supported ISA, lowered by BITNET_ISA=scalar|avx2|avx512|avx512vnni|neon|dotprod
+ * when set (an unknown or unsupported value is ignored, see bn_dispatch_report). */
+const bn_kernels *bn_kernels_best(void);
+/* Table for one ISA, or NULL when this CPU/OS or build cannot run it. */
+const bn_kernels *bn_kernels_for(bn_isa isa);
+int bn_isa_supported(bn_isa isa);
+bn_isa bn_isa_detected(void);   /* best the CPU and OS support, ignoring BITNET_ISA */
+const char *bn_isa_name(bn_isa isa);
+/* Parses "scalar", "avx2", ... ; returns -1 when unknown. */
+int bn_isa_parse(const char *name);
+/* Human-readable lines on what was detected and chosen and why; returns the
+ * length it needed (snprintf-style, always NUL-terminated when cap > 0). */
+size_t bn_dispatch_report(char *buf, size_t cap);
+
+/* ---- I2_S formats ---------------------------------------------------------- */
+
+size_t bn_i2s_max_k(void);
+int32_t bn_pad_rows(int32_t m);  /* roundup(m, 32) */
+int32_t bn_pad_cols(int32_t k);  /* roundup(k, 32) */
+size_t bn_i2r16_bytes(int32_t m, int32_t k);          /* m_pad*k_pad/4 */
+size_t bn_i2s_canonical_bytes(int32_t m, int32_t k);  /* ceil(m*k/128)*32, no scale tail */
+
+/* Canonical I2_S (m*k codes, flattened blocks, may straddle rows) → I2_R16.
+ * src: canonical_bytes(m,k) bytes; dst: i2r16_bytes(m,k) bytes. Code 3 is read as 3. */
+void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *dst);
+/* Ternary values w: (m, k) in {-1,0,1} → I2_R16 dst. */
+void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst);
+/* Ternary values → canonical I2_S bytes (no scale tail); codes past m*k in the
+ * last block are 1 (weight 0). */
+void bn_i2s_canonical_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst);
+/* Code of element (r, c) in each layout: 0..3 (weight = code - 1). */
+int bn_i2s_canonical_code(const uint8_t *src, int32_t k, int32_t r, int32_t c);
+int bn_i2r16_code(const uint8_t *dst, int32_t k_pad, int32_t r, int32_t c);
+
+/* Reference GEMM reading the canonical file layout directly (scalar; the
+ * executable spec of what the repack must preserve). Same output rule. */
+void bn_i2s_canonical_gemm_ref(const uint8_t *src, int32_t m, int32_t k, float w_scale,
+                               const int8_t *x, int32_t k_pad, const float *x_scale,
+                               const int32_t *x_sum, int32_t n, float *y, int32_t ldy);
+
+/* ---- worker pool ---------------------------------------------------------- */
+
+typedef struct bn_pool bn_pool;
+/* fn runs once on each of the pool's threads: ith in 0..nth-1 (0 = caller). */
+typedef void (*bn_task_fn)(void *ctx, int32_t ith, int32_t nth);
+
+/* nthreads ≥ 1 (the caller counts as one); NULL when threads cannot start. */
+bn_pool *bn_pool_create(int32_t nthreads);
+void bn_pool_destroy(bn_pool *pool);
+int32_t bn_pool_threads(const bn_pool *pool);
+/* Runs fn on every thread and returns when all have finished. Workers spin
+ * briefly between calls (a decode step makes hundreds), then sleep. */
+void bn_pool_run(bn_pool *pool, bn_task_fn fn, void *ctx);
+/* Like bn_pool_run with at most nth threads. */
+void bn_pool_run_n(bn_pool *pool, bn_task_fn fn, void *ctx, int32_t nth);
+
+/* Splits rows (in units of 32) over the pool and runs k->i2s_gemv (n == 1)
+ * or k->i2s_gemm. */
+void bn_i2s_matmul(bn_pool *pool, const bn_kernels *k, const bn_i2s_matrix *w,
+                   const int8_t *x, const float *x_scale, const int32_t *x_sum,
+                   int32_t n, float *y, int32_t ldy);
+
+/* ---- micro-benchmarks (used by `bitnet bench kernels`) ------------------- */
+
+/* Streams bytes [0, len) once with the widest loads of isa; returns a checksum. */
+uint64_t bn_bench_read(bn_isa isa, const void *buf, size_t len);
+/* Runs iters × 64 independent int8 multiply-accumulate instructions of the
+ * widest kind isa has (vpdpbusd zmm, pmaddubsw, sdot); returns the number of
+ * int8 multiply-adds performed (ops = 2 × that). */
+uint64_t bn_bench_int8_peak(bn_isa isa, uint64_t iters);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BITNET_KERNELS_H */

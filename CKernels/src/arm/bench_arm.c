@@ -1,0 +1,50 @@
+/* arm64 ceilings for the kernel benchmark: streaming read and int8 MAC peak. */
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include "internal.h"
+
+uint64_t bn_bench_read_arm(bn_isa isa, const void *buf, size_t len) {
+    (void)isa;
+    const uint8_t *p = (const uint8_t *)buf;
+    uint8x16_t a0 = vdupq_n_u8(0), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 64 <= len; i += 64) {
+        a0 = veorq_u8(a0, vld1q_u8(p + i));
+        a1 = veorq_u8(a1, vld1q_u8(p + i + 16));
+        a2 = veorq_u8(a2, vld1q_u8(p + i + 32));
+        a3 = veorq_u8(a3, vld1q_u8(p + i + 48));
+    }
+    const uint64x2_t a = vreinterpretq_u64_u8(veorq_u8(veorq_u8(a0, a1), veorq_u8(a2, a3)));
+    return vgetq_lane_u64(a, 0) ^ vgetq_lane_u64(a, 1);
+}
+
+__attribute__((target("dotprod"))) static uint64_t peak_dotprod(uint64_t iters) {
+    int32x4_t acc[8];
+    const int8x16_t a = vdupq_n_s8(1), b = vdupq_n_s8(1);
+    for (int i = 0; i < 8; i++) acc[i] = vdupq_n_s32(i);
+    for (uint64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 8; i++) acc[i] = vdotq_s32(acc[i], a, b);
+    int32x4_t s = acc[0];
+    for (int i = 1; i < 8; i++) s = vaddq_s32(s, acc[i]);
+    volatile int32_t sink = vaddvq_s32(s);
+    (void)sink;
+    return iters * 8 * 16;
+}
+
+static uint64_t peak_neon(uint64_t iters) {
+    int32x4_t acc[8];
+    const int8x16_t a = vdupq_n_s8(1), b = vdupq_n_s8(1);
+    for (int i = 0; i < 8; i++) acc[i] = vdupq_n_s32(i);
+    for (uint64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 8; i++)
+            acc[i] = vpadalq_s16(acc[i], vaddq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)), vmull_high_s8(a, b)));
+    int32x4_t s = acc[0];
+    for (int i = 1; i < 8; i++) s = vaddq_s32(s, acc[i]);
+    volatile int32_t sink = vaddvq_s32(s);
+    (void)sink;
+    return iters * 8 * 16;
+}
+
+uint64_t bn_bench_int8_peak_arm(bn_isa isa, uint64_t iters) {
+    return isa == BN_ISA_NEON_DOTPROD ? peak_dotprod(iters) : peak_neon(iters);
+}
+#endif

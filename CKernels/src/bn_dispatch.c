@@ -1,0 +1,221 @@
+/* Runtime ISA detection and the kernel tables. Detection reads cpuid and
+ * XCR0 on x86 (an instruction set is usable only when the OS also saves its
+ * register state) and hwcaps on arm64. BITNET_ISA may only lower the level. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+static const char *const isa_names[BN_ISA_COUNT] = {
+    "scalar", "avx2", "avx512", "avx512vnni", "neon", "dotprod"};
+
+const char *bn_isa_name(bn_isa isa) {
+    return (unsigned)isa < BN_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+int bn_isa_parse(const char *name) {
+    if (!name) return -1;
+    for (int i = 0; i < BN_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0) return i;
+    if (strcmp(name, "neon_dotprod") == 0 || strcmp(name, "neon-dotprod") == 0) return BN_ISA_NEON_DOTPROD;
+    if (strcmp(name, "avx512_vnni") == 0 || strcmp(name, "avx512-vnni") == 0) return BN_ISA_AVX512_VNNI;
+    return -1;
+}
+
+/* What the CPU offers, for the report. */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, os_ymm, os_zmm;
+    int neon, dotprod;
+    char brand[49];
+} cpu_features;
+
+static cpu_features detect_features(void) {
+    cpu_features f;
+    memset(&f, 0, sizeof f);
+#if defined(__x86_64__) || defined(_M_X64)
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        f.fma = (c >> 12) & 1;
+        f.f16c = (c >> 29) & 1;
+        const int osxsave = (c >> 27) & 1;
+        if (osxsave) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            f.os_ymm = (lo & 0x6) == 0x6;          /* XMM and YMM state */
+            f.os_zmm = f.os_ymm && (lo & 0xe0) == 0xe0; /* opmask, ZMM_Hi256, Hi16_ZMM */
+        }
+    }
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        f.avx2 = (b >> 5) & 1;
+        f.avx512f = (b >> 16) & 1;
+        f.avx512dq = (b >> 17) & 1;
+        f.avx512bw = (b >> 30) & 1;
+        f.avx512vl = (b >> 31) & 1;
+        f.avx512vnni = (c >> 11) & 1;
+    }
+    unsigned max_ext = __get_cpuid_max(0x80000000, NULL);
+    if (max_ext >= 0x80000004) {
+        unsigned *p = (unsigned *)f.brand;
+        for (unsigned leaf = 0; leaf < 3; leaf++)
+            __get_cpuid(0x80000002 + leaf, &p[4 * leaf], &p[4 * leaf + 1], &p[4 * leaf + 2], &p[4 * leaf + 3]);
+        f.brand[48] = 0;
+    }
+#elif defined(__aarch64__)
+    f.neon = 1; /* Advanced SIMD is mandatory on AArch64 */
+#if defined(__linux__)
+    f.dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+    int v = 0;
+    size_t len = sizeof v;
+    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0) f.dotprod = v != 0;
+#endif
+#endif
+    return f;
+}
+
+static bn_isa best_isa(const cpu_features *f) {
+#if defined(__x86_64__) || defined(_M_X64)
+    const int avx2 = f->avx2 && f->fma && f->f16c && f->os_ymm;
+    const int avx512 = avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->os_zmm;
+    if (avx512 && f->avx512vnni) return BN_ISA_AVX512_VNNI;
+    if (avx512) return BN_ISA_AVX512;
+    if (avx2) return BN_ISA_AVX2;
+#elif defined(__aarch64__)
+    if (f->dotprod) return BN_ISA_NEON_DOTPROD;
+    return BN_ISA_NEON;
+#endif
+    (void)f;
+    return BN_ISA_SCALAR;
+}
+
+/* Same-architecture levels only: x86 levels are 1..3, arm64 levels 4..5. */
+static int isa_at_or_below(bn_isa isa, bn_isa best) {
+    if (isa == BN_ISA_SCALAR) return 1;
+    const int x86 = isa >= BN_ISA_AVX2 && isa <= BN_ISA_AVX512_VNNI;
+    const int best_x86 = best >= BN_ISA_AVX2 && best <= BN_ISA_AVX512_VNNI;
+    const int arm = isa >= BN_ISA_NEON && isa <= BN_ISA_NEON_DOTPROD;
+    const int best_arm = best >= BN_ISA_NEON && best <= BN_ISA_NEON_DOTPROD;
+    return ((x86 && best_x86) || (arm && best_arm)) && isa <= best;
+}
+
+static const bn_kernels tables[BN_ISA_COUNT] = {
+    [BN_ISA_SCALAR] = {BN_ISA_SCALAR, "scalar", bn_quantize_scalar, bn_i2s_gemm_scalar, bn_i2s_gemm_scalar},
+#if defined(__x86_64__) || defined(_M_X64)
+    [BN_ISA_AVX2] = {BN_ISA_AVX2, "avx2", bn_quantize_avx2, bn_i2s_gemv_avx2, bn_i2s_gemm_avx2},
+    [BN_ISA_AVX512] = {BN_ISA_AVX512, "avx512", bn_quantize_avx512, bn_i2s_gemv_avx512, bn_i2s_gemm_avx512},
+    [BN_ISA_AVX512_VNNI] = {BN_ISA_AVX512_VNNI, "avx512vnni", bn_quantize_avx512, bn_i2s_gemv_avx512vnni,
+                            bn_i2s_gemm_avx512vnni},
+#endif
+#if defined(__aarch64__)
+    [BN_ISA_NEON] = {BN_ISA_NEON, "neon", bn_quantize_neon, bn_i2s_gemm_neon, bn_i2s_gemm_neon},
+    [BN_ISA_NEON_DOTPROD] = {BN_ISA_NEON_DOTPROD, "dotprod", bn_quantize_neon, bn_i2s_gemm_neon_dotprod,
+                             bn_i2s_gemm_neon_dotprod},
+#endif
+};
+
+bn_isa bn_isa_detected(void) {
+    const cpu_features f = detect_features();
+    return best_isa(&f);
+}
+
+int bn_isa_supported(bn_isa isa) {
+    if ((unsigned)isa >= BN_ISA_COUNT || tables[isa].name == NULL) return 0;
+    return isa_at_or_below(isa, bn_isa_detected());
+}
+
+const bn_kernels *bn_kernels_for(bn_isa isa) {
+    return bn_isa_supported(isa) ? &tables[isa] : NULL;
+}
+
+/* The chosen level: detected, lowered by BITNET_ISA when that names a
+ * supported level. Computed on every call (cheap) so tests may change the
+ * environment; callers keep the returned pointer. */
+static bn_isa chosen_isa(int *env_state) {
+    const bn_isa best = bn_isa_detected();
+    const char *env = getenv("BITNET_ISA");
+    *env_state = 0;
+    if (env && *env) {
+        const int forced = bn_isa_parse(env);
+        if (forced >= 0 && bn_isa_supported((bn_isa)forced)) {
+            *env_state = 1;
+            return (bn_isa)forced;
+        }
+        *env_state = -1;
+    }
+    return best;
+}
+
+const bn_kernels *bn_kernels_best(void) {
+    int env_state;
+    return &tables[chosen_isa(&env_state)];
+}
+
+size_t bn_dispatch_report(char *buf, size_t cap) {
+    const cpu_features f = detect_features();
+    const bn_isa best = best_isa(&f);
+    int env_state;
+    const bn_isa chosen = chosen_isa(&env_state);
+    const char *env = getenv("BITNET_ISA");
+    char reason[160];
+    if (env_state > 0)
+        snprintf(reason, sizeof reason, "forced by BITNET_ISA=%s", env);
+    else if (env_state < 0)
+        snprintf(reason, sizeof reason,
+                 "BITNET_ISA=%s ignored: unknown or not supported here (may only lower the level)", env);
+    else
+        snprintf(reason, sizeof reason, "best level this CPU and OS support");
+#if defined(__x86_64__) || defined(_M_X64)
+    return (size_t)snprintf(
+        buf, cap,
+        "cpu: %s\n"
+        "arch: x86-64\n"
+        "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512dq=%d avx512vnni=%d\n"
+        "os saves state (XCR0): ymm=%d zmm=%d\n"
+        "detected: %s\n"
+        "chosen: %s (%s)\n",
+        f.brand[0] ? f.brand : "unknown", f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl,
+        f.avx512dq, f.avx512vnni, f.os_ymm, f.os_zmm, bn_isa_name(best), bn_isa_name(chosen), reason);
+#else
+    return (size_t)snprintf(buf, cap,
+                            "arch: %s\nfeatures: neon=%d dotprod=%d\ndetected: %s\nchosen: %s (%s)\n",
+#if defined(__aarch64__)
+                            "arm64",
+#else
+                            "other (scalar kernels only)",
+#endif
+                            f.neon, f.dotprod, bn_isa_name(best), bn_isa_name(chosen), reason);
+#endif
+}
+
+uint64_t bn_bench_read(bn_isa isa, const void *buf, size_t len) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_read_x86(isa, buf, len);
+#elif defined(__aarch64__)
+    if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_read_arm(isa, buf, len);
+#endif
+    const uint64_t *p = (const uint64_t *)buf;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < len / 8; i++) acc ^= p[i];
+    return acc;
+}
+
+uint64_t bn_bench_int8_peak(bn_isa isa, uint64_t iters) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_int8_peak_x86(isa, iters);
+#elif defined(__aarch64__)
+    if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_int8_peak_arm(isa, iters);
+#endif
+    (void)iters;
+    return 0;
+}

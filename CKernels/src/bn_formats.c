@@ -1,0 +1,86 @@
+/* I2_S file layout ↔ internal I2_R16 layout (both described in bitnet_kernels.h). */
+#include <string.h>
+#include "internal.h"
+
+size_t bn_i2s_max_k(void) { return BN_I2S_MAX_K; }
+int32_t bn_pad_rows(int32_t m) { return (m + BN_ROW_ALIGN - 1) / BN_ROW_ALIGN * BN_ROW_ALIGN; }
+int32_t bn_pad_cols(int32_t k) { return (k + BN_COL_ALIGN - 1) / BN_COL_ALIGN * BN_COL_ALIGN; }
+
+size_t bn_i2r16_bytes(int32_t m, int32_t k) {
+    return (size_t)bn_pad_rows(m) * (size_t)bn_pad_cols(k) / 4;
+}
+
+size_t bn_i2s_canonical_bytes(int32_t m, int32_t k) {
+    const size_t n = (size_t)m * (size_t)k;
+    return (n + BN_I2S_BLOCK - 1) / BN_I2S_BLOCK * BN_I2S_BLOCK_BYTES;
+}
+
+/* Canonical: flattened element e = r*k + c lives in block e/128 at byte
+ * (e%128)%32, shift 6 - 2*((e%128)/32) (FORMATS.md §3). */
+int bn_i2s_canonical_code(const uint8_t *src, int32_t k, int32_t r, int32_t c) {
+    const size_t e = (size_t)r * (size_t)k + (size_t)c;
+    const size_t j = e % BN_I2S_BLOCK;
+    const uint8_t b = src[e / BN_I2S_BLOCK * BN_I2S_BLOCK_BYTES + j % 32];
+    return (b >> (6 - 2 * (int)(j / 32))) & 3;
+}
+
+static void i2r16_fill_zero_weights(uint8_t *dst, int32_t m, int32_t k) {
+    /* 0x55 = four code-1 fields: weight 0 everywhere, including padding */
+    memset(dst, 0x55, bn_i2r16_bytes(m, k));
+}
+
+static inline void i2r16_set(uint8_t *dst, int32_t k_pad, int32_t r, int32_t c, int code) {
+    const int32_t cc = c % BN_I2R16_CHUNK_COLS;
+    const size_t off = bn_i2r16_chunk_offset(k_pad, r / BN_I2R16_ROWS, c / BN_I2R16_CHUNK_COLS) +
+                       (size_t)((r % BN_I2R16_ROWS) * 4 + cc % 4);
+    const int shift = 2 * (cc / 4);
+    dst[off] = (uint8_t)((dst[off] & ~(3 << shift)) | (code << shift));
+}
+
+void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *dst) {
+    const int32_t k_pad = bn_pad_cols(k);
+    i2r16_fill_zero_weights(dst, m, k);
+    for (int32_t r = 0; r < m; r++)
+        for (int32_t c = 0; c < k; c++)
+            i2r16_set(dst, k_pad, r, c, bn_i2s_canonical_code(src, k, r, c));
+}
+
+void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {
+    const int32_t k_pad = bn_pad_cols(k);
+    i2r16_fill_zero_weights(dst, m, k);
+    for (int32_t r = 0; r < m; r++)
+        for (int32_t c = 0; c < k; c++) {
+            const int8_t v = w[(size_t)r * (size_t)k + (size_t)c];
+            i2r16_set(dst, k_pad, r, c, v > 0 ? 2 : (v < 0 ? 0 : 1));
+        }
+}
+
+void bn_i2s_canonical_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {
+    const size_t n = (size_t)m * (size_t)k;
+    memset(dst, 0x55, bn_i2s_canonical_bytes(m, k));
+    for (size_t e = 0; e < n; e++) {
+        const int8_t v = w[e];
+        const int code = v > 0 ? 2 : (v < 0 ? 0 : 1);
+        const size_t j = e % BN_I2S_BLOCK;
+        uint8_t *b = &dst[e / BN_I2S_BLOCK * BN_I2S_BLOCK_BYTES + j % 32];
+        const int shift = 6 - 2 * (int)(j / 32);
+        *b = (uint8_t)((*b & ~(3 << shift)) | (code << shift));
+    }
+}
+
+// src: canonical I2_S (m*k codes), x: (n, k_pad) int8 → y: (n, ldy) f32
+void bn_i2s_canonical_gemm_ref(const uint8_t *src, int32_t m, int32_t k, float w_scale,
+                               const int8_t *x, int32_t k_pad, const float *x_scale,
+                               const int32_t *x_sum, int32_t n, float *y, int32_t ldy) {
+    for (int32_t t = 0; t < n; t++) {
+        const int8_t *xt = x + (size_t)t * (size_t)k_pad;
+        const float factor = w_scale / x_scale[t];
+        for (int32_t r = 0; r < m; r++) {
+            int32_t acc = 0;
+            for (int32_t c = 0; c < k; c++)
+                acc += bn_i2s_canonical_code(src, k, r, c) * (int32_t)xt[c];
+            /* padding columns carry activation 0, so Σq over k equals x_sum */
+            y[(size_t)t * (size_t)ldy + (size_t)r] = (float)(acc - x_sum[t]) * factor;
+        }
+    }
+}

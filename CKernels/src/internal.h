@@ -1,0 +1,76 @@
+/*
+ * internal.h — private declarations shared by the CKernels sources.
+ * Each ISA's functions live in src/<isa>/<op>_<isa>.c and are reached only
+ * through the tables in bn_dispatch.c; the scalar versions are the spec.
+ */
+#ifndef BN_INTERNAL_H
+#define BN_INTERNAL_H
+
+#include "bitnet_kernels.h"
+
+/* Largest k_pad the kernels accept: the AVX-512 VNNI GEMV keeps plane 3
+ * of the I2_R16 chunk at 64× its value, so one int32 lane gathers at most
+ * k_pad/8 products of |192·128| (code 3 read from a malformed file):
+ * 2^18/8 · 24576 = 805,306,368 < 2^31. */
+#define BN_I2S_MAX_K (1 << 18)
+
+/* Packed-chunk geometry, checked once here so a change to the header fails the build. */
+_Static_assert(BN_I2R16_ROWS * BN_I2R16_CHUNK_COLS / 4 == BN_I2R16_CHUNK_BYTES, "chunk geometry");
+_Static_assert(BN_ROW_ALIGN % BN_I2R16_ROWS == 0, "row alignment must hold whole groups");
+_Static_assert(BN_COL_ALIGN % (2 * BN_I2R16_CHUNK_COLS) == 0, "kernels unroll two chunks");
+
+/* Byte offset of row group g's chunk c in an I2_R16 matrix with k_pad columns. */
+static inline size_t bn_i2r16_chunk_offset(int32_t k_pad, int32_t g, int32_t c) {
+    return ((size_t)g * (size_t)(k_pad / BN_I2R16_CHUNK_COLS) + (size_t)c) * BN_I2R16_CHUNK_BYTES;
+}
+
+static inline int32_t bn_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
+
+/* scalar: the executable specification */
+void bn_quantize_scalar(const float *x, int32_t n, int32_t k, int32_t ldx,
+                        int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
+void bn_i2s_gemm_scalar(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                        const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                        int32_t row_begin, int32_t row_end);
+
+#if defined(__x86_64__) || defined(_M_X64)
+void bn_quantize_avx2(const float *x, int32_t n, int32_t k, int32_t ldx,
+                      int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
+void bn_i2s_gemv_avx2(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                      const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                      int32_t row_begin, int32_t row_end);
+void bn_i2s_gemm_avx2(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                      const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                      int32_t row_begin, int32_t row_end);
+void bn_quantize_avx512(const float *x, int32_t n, int32_t k, int32_t ldx,
+                        int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
+void bn_i2s_gemv_avx512(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                        const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                        int32_t row_begin, int32_t row_end);
+void bn_i2s_gemm_avx512(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                        const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                        int32_t row_begin, int32_t row_end);
+void bn_i2s_gemv_avx512vnni(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                            const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                            int32_t row_begin, int32_t row_end);
+void bn_i2s_gemm_avx512vnni(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                            const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                            int32_t row_begin, int32_t row_end);
+uint64_t bn_bench_read_x86(bn_isa isa, const void *buf, size_t len);
+uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters);
+#endif
+
+#if defined(__aarch64__)
+void bn_quantize_neon(const float *x, int32_t n, int32_t k, int32_t ldx,
+                      int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
+void bn_i2s_gemm_neon(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                      const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                      int32_t row_begin, int32_t row_end);
+void bn_i2s_gemm_neon_dotprod(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                              const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                              int32_t row_begin, int32_t row_end);
+uint64_t bn_bench_read_arm(bn_isa isa, const void *buf, size_t len);
+uint64_t bn_bench_int8_peak_arm(bn_isa isa, uint64_t iters);
+#endif
+
+#endif /* BN_INTERNAL_H */

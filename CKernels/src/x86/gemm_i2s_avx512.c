@@ -1,0 +1,221 @@
+/* AVX-512 twins of bn_i2s_gemm_scalar (src/scalar/gemm_i2s_scalar.c) on the
+ * I2_R16 layout: a 64-byte chunk is 16 rows × 16 columns; plane s of it
+ * (bits 2s..2s+1 of every byte) is 16 rows × 4 columns, the operand shape
+ * of vpdpbusd, so one broadcast activation word serves 16 rows and every
+ * int32 lane ends as one row's dot product.
+ *
+ *   *_avx512vnni: vpdpbusd (AVX-512 VNNI).
+ *   *_avx512:     pmaddubsw + pmaddwd for AVX-512BW CPUs without VNNI.
+ */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <string.h>
+#include "internal.h"
+
+#define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define BN_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define BN_INLINE static inline __attribute__((always_inline))
+
+/* GEMM register tile: 2 row groups (32 rows) × 8 activation rows = 16 zmm accumulators. */
+enum { TILE_T = 8, TOKEN_BLOCK = 64 };
+
+BN_INLINE BN_AVX512 __m512i bcast32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* y[row0 .. row0+16) ∩ [.., end) = (acc - sum) · factor, as in the scalar spec */
+BN_INLINE BN_AVX512 void store16(float *y, __m512i acc, int32_t sum, float factor, int32_t row0, int32_t end) {
+    const int32_t valid = end - row0;
+    if (valid <= 0) return;
+    const __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+    const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, _mm512_set1_epi32(sum))),
+                                   _mm512_set1_ps(factor));
+    _mm512_mask_storeu_ps(y + row0, m, v);
+}
+
+/* The four planes of a chunk as unsigned codes 0..3 in bytes. */
+BN_INLINE BN_AVX512 void unpack4(__m512i v, __m512i out[4]) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    out[0] = _mm512_and_si512(v, m3);
+    out[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+    out[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+    out[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+}
+
+/* ---- VNNI ------------------------------------------------------------------ */
+
+// w: (m_pad, k_pad) I2_R16, x: (1, k_pad) int8 → y: (m,) f32 rows [row_begin, row_end)
+BN_AVX512VNNI void bn_i2s_gemv_avx512vnni(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                                          const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                                          int32_t row_begin, int32_t row_end) {
+    (void)n;
+    (void)ldy;
+    const int32_t end = bn_min_i32(row_end, w->m), nchunks = w->k_pad / BN_I2R16_CHUNK_COLS;
+    const float factor = w->scale / x_scale[0];
+    /* Masking instead of shifting leaves plane s at 4^s times its value;
+     * vpdpbusd takes the scaled codes (≤ 192) as u8, and the exact shifts
+     * below undo the scaling: one AND per plane instead of shift + AND. */
+    const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0c);
+    const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8((char)0xc0);
+    for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g++) {
+        const uint8_t *p = w->data + bn_i2r16_chunk_offset(w->k_pad, g, 0);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int32_t c = 0; c < nchunks; c += 2) { /* k_pad % 32 == 0: chunks come in pairs */
+            const int8_t *xc = x + c * BN_I2R16_CHUNK_COLS;
+            const __m512i v = _mm512_loadu_si512(p + (size_t)c * 64);
+            const __m512i u = _mm512_loadu_si512(p + (size_t)c * 64 + 64);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, m0), bcast32(xc + 0));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(v, m1), bcast32(xc + 4));
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(v, m2), bcast32(xc + 8));
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(v, m3), bcast32(xc + 12));
+            b0 = _mm512_dpbusd_epi32(b0, _mm512_and_si512(u, m0), bcast32(xc + 16));
+            b1 = _mm512_dpbusd_epi32(b1, _mm512_and_si512(u, m1), bcast32(xc + 20));
+            b2 = _mm512_dpbusd_epi32(b2, _mm512_and_si512(u, m2), bcast32(xc + 24));
+            b3 = _mm512_dpbusd_epi32(b3, _mm512_and_si512(u, m3), bcast32(xc + 28));
+        }
+        __m512i acc = _mm512_add_epi32(a0, b0);
+        acc = _mm512_add_epi32(acc, _mm512_srai_epi32(_mm512_add_epi32(a1, b1), 2));
+        acc = _mm512_add_epi32(acc, _mm512_srai_epi32(_mm512_add_epi32(a2, b2), 4));
+        acc = _mm512_add_epi32(acc, _mm512_srai_epi32(_mm512_add_epi32(a3, b3), 6));
+        store16(y, acc, x_sum[0], factor, g * BN_I2R16_ROWS, end);
+    }
+}
+
+/* One register tile: row groups g, g+1 × activation rows t0 .. t0+T. */
+BN_INLINE BN_AVX512VNNI void tile_vnni(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                                       const int32_t *x_sum, float *y, int32_t ldy, int32_t g, int32_t t0,
+                                       const int T, int32_t end) {
+    const int32_t k_pad = w->k_pad, nchunks = k_pad / BN_I2R16_CHUNK_COLS;
+    const uint8_t *p0 = w->data + bn_i2r16_chunk_offset(k_pad, g, 0);
+    const uint8_t *p1 = p0 + (size_t)k_pad * 4;
+    const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
+    __m512i acc0[TILE_T], acc1[TILE_T];
+    for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm512_setzero_si512();
+    for (int32_t c = 0; c < nchunks; c++) {
+        __m512i w0[4], w1[4];
+        unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
+        unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
+        const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+        for (int t = 0; t < T; t++)
+            for (int s = 0; s < 4; s++) {
+                const __m512i b = bcast32(xc + (size_t)t * (size_t)k_pad + 4 * s);
+                acc0[t] = _mm512_dpbusd_epi32(acc0[t], w0[s], b);
+                acc1[t] = _mm512_dpbusd_epi32(acc1[t], w1[s], b);
+            }
+    }
+    for (int t = 0; t < T; t++) {
+        const float factor = w->scale / x_scale[t0 + t];
+        float *yt = y + (size_t)(t0 + t) * (size_t)ldy;
+        store16(yt, acc0[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
+        store16(yt, acc1[t], x_sum[t0 + t], factor, (g + 1) * BN_I2R16_ROWS, end);
+    }
+}
+
+// w: (m_pad, k_pad) I2_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, row_end)
+BN_AVX512VNNI void bn_i2s_gemm_avx512vnni(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                                          const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                                          int32_t row_begin, int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m);
+    /* Token blocks keep their activations in L2 while each 32-row weight
+     * slice (≤ 2·k_pad·4 bytes) is reused from L1/L2 by every tile. */
+    for (int32_t tb = 0; tb < n; tb += TOKEN_BLOCK) {
+        const int32_t tb_end = bn_min_i32(n, tb + TOKEN_BLOCK);
+        for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g += 2) {
+            int32_t t0 = tb;
+            for (; t0 + TILE_T <= tb_end; t0 += TILE_T)
+                tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, TILE_T, end);
+            switch (tb_end - t0) {
+            case 7: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 7, end); break;
+            case 6: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 6, end); break;
+            case 5: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 5, end); break;
+            case 4: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end); break;
+            case 3: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end); break;
+            case 2: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end); break;
+            case 1: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end); break;
+            default: break;
+            }
+        }
+    }
+}
+
+/* ---- AVX-512BW without VNNI ------------------------------------------------ */
+
+/* pmaddubsw of codes ≤ 3 with int8 gives int16 pairs of magnitude ≤ 768;
+ * four planes add to ≤ 3072, so int16 never saturates before pmaddwd widens. */
+BN_INLINE BN_AVX512 __m512i dot4_bw(const __m512i wp[4], const int8_t *xc, __m512i ones) {
+    __m512i s = _mm512_maddubs_epi16(wp[0], bcast32(xc + 0));
+    s = _mm512_add_epi16(s, _mm512_maddubs_epi16(wp[1], bcast32(xc + 4)));
+    s = _mm512_add_epi16(s, _mm512_maddubs_epi16(wp[2], bcast32(xc + 8)));
+    s = _mm512_add_epi16(s, _mm512_maddubs_epi16(wp[3], bcast32(xc + 12)));
+    return _mm512_madd_epi16(s, ones);
+}
+
+// w: (m_pad, k_pad) I2_R16, x: (1, k_pad) int8 → y: (m,) f32 rows [row_begin, row_end)
+BN_AVX512 void bn_i2s_gemv_avx512(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                                  const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                                  int32_t row_begin, int32_t row_end) {
+    (void)n;
+    (void)ldy;
+    const int32_t end = bn_min_i32(row_end, w->m), nchunks = w->k_pad / BN_I2R16_CHUNK_COLS;
+    const float factor = w->scale / x_scale[0];
+    const __m512i ones = _mm512_set1_epi16(1);
+    for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g++) {
+        const uint8_t *p = w->data + bn_i2r16_chunk_offset(w->k_pad, g, 0);
+        __m512i a = _mm512_setzero_si512(), b = a;
+        for (int32_t c = 0; c < nchunks; c += 2) {
+            __m512i wv[4], wu[4];
+            unpack4(_mm512_loadu_si512(p + (size_t)c * 64), wv);
+            unpack4(_mm512_loadu_si512(p + (size_t)c * 64 + 64), wu);
+            a = _mm512_add_epi32(a, dot4_bw(wv, x + c * BN_I2R16_CHUNK_COLS, ones));
+            b = _mm512_add_epi32(b, dot4_bw(wu, x + c * BN_I2R16_CHUNK_COLS + 16, ones));
+        }
+        store16(y, _mm512_add_epi32(a, b), x_sum[0], factor, g * BN_I2R16_ROWS, end);
+    }
+}
+
+BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                                 const int32_t *x_sum, float *y, int32_t ldy, int32_t g, int32_t t0,
+                                 const int T, int32_t end) {
+    const int32_t k_pad = w->k_pad, nchunks = k_pad / BN_I2R16_CHUNK_COLS;
+    const uint8_t *p0 = w->data + bn_i2r16_chunk_offset(k_pad, g, 0);
+    const uint8_t *p1 = p0 + (size_t)k_pad * 4;
+    const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
+    const __m512i ones = _mm512_set1_epi16(1);
+    __m512i acc0[TILE_T], acc1[TILE_T];
+    for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm512_setzero_si512();
+    for (int32_t c = 0; c < nchunks; c++) {
+        __m512i w0[4], w1[4];
+        unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
+        unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
+        const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+        for (int t = 0; t < T; t++) {
+            acc0[t] = _mm512_add_epi32(acc0[t], dot4_bw(w0, xc + (size_t)t * (size_t)k_pad, ones));
+            acc1[t] = _mm512_add_epi32(acc1[t], dot4_bw(w1, xc + (size_t)t * (size_t)k_pad, ones));
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        const float factor = w->scale / x_scale[t0 + t];
+        float *yt = y + (size_t)(t0 + t) * (size_t)ldy;
+        store16(yt, acc0[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
+        store16(yt, acc1[t], x_sum[t0 + t], factor, (g + 1) * BN_I2R16_ROWS, end);
+    }
+}
+
+BN_AVX512 void bn_i2s_gemm_avx512(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                                  const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                                  int32_t row_begin, int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m);
+    for (int32_t tb = 0; tb < n; tb += TOKEN_BLOCK) {
+        const int32_t tb_end = bn_min_i32(n, tb + TOKEN_BLOCK);
+        for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g += 2) {
+            int32_t t0 = tb;
+            for (; t0 + TILE_T <= tb_end; t0 += TILE_T)
+                tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, TILE_T, end);
+            for (; t0 < tb_end; t0++) /* remainder rows one at a time */
+                tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end);
+        }
+    }
+}
+#endif

@@ -1,0 +1,80 @@
+# bitnet.swift — build, test and benchmark.
+#   make            release build (.build/release/bitnet)
+#   make test       installs what is missing (libopenblas-dev; qemu + arm64 cross libc
+#                   for the NEON run), then the C kernel harness (x86 and arm64 under
+#                   qemu) and `swift test`
+#   make bench      kernel benchmark (release)
+#   make sanitize   C harness under ASan+UBSan, swift test under ASan
+SHELL := /bin/bash
+SWIFT ?= swift
+CC := $(shell command -v clang 2>/dev/null || echo cc)
+BUILD_DIR := build
+KERNEL_SRCS := $(wildcard CKernels/src/*.c CKernels/src/*/*.c)
+KERNEL_HDRS := $(wildcard CKernels/include/*.h CKernels/src/*.h)
+CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ICKernels/include -ICKernels/src
+ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch64-linux-gnu/include \
+	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
+	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
+
+.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift sanitize bench clean
+
+all: build
+
+build: deps
+	$(SWIFT) build -c release --product bitnet
+
+# OpenBLAS is the fp32 baseline the benchmark compares against; the CLI links it.
+deps:
+	@if ! pkg-config --exists openblas 2>/dev/null; then \
+		echo "installing libopenblas-dev and pkg-config (apt-get)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libopenblas-dev pkg-config >/dev/null; \
+	fi
+
+# Optional: the arm64 kernels run under qemu-user when these install; otherwise skipped with a note.
+deps-arm64:
+	@if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/libc.a ] \
+		|| [ ! -d /usr/lib/gcc-cross/aarch64-linux-gnu/12 ]; then \
+		echo "installing qemu-user and the arm64 cross libc (apt-get)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-user libc6-dev-arm64-cross \
+			libgcc-12-dev-arm64-cross >/dev/null) || echo "note: arm64 tools unavailable"; \
+	fi
+
+$(BUILD_DIR)/test_kernels: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_kernels.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O2 -g $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_kernels.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_kernels_asan: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_kernels.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		$(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_kernels.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_kernels_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_kernels.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_kernels.c -lm -lpthread -o $@
+
+test-c: $(BUILD_DIR)/test_kernels
+	$(BUILD_DIR)/test_kernels
+
+# Cross-compiles the C harness for arm64 (NEON and dotprod kernels) and runs it under qemu.
+test-arm64: deps-arm64
+	@if command -v qemu-aarch64 >/dev/null && [ -e /usr/aarch64-linux-gnu/lib/libc.a ]; then \
+		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 && qemu-aarch64 $(BUILD_DIR)/test_kernels_arm64; \
+	else echo "skipping arm64 kernel run: qemu-user / arm64 libc not available"; fi
+
+test-swift: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test: deps test-c test-arm64 test-swift
+
+sanitize: deps $(BUILD_DIR)/test_kernels_asan
+	$(BUILD_DIR)/test_kernels_asan
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+bench: build
+	.build/release/bitnet bench kernels
+
+clean:
+	rm -rf $(BUILD_DIR) .build .build-asan

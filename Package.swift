@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// No unsafeFlags and no -march: every SIMD function carries its own
+// __attribute__((target(...))) and is chosen at run time (CKernels/src/bn_dispatch.c),
+// so this package stays usable as a dependency and its binaries run on any x86-64 or arm64.
+let package = Package(
+    name: "bitnet",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "BitNet", targets: ["BitNet"]),
+        .library(name: "CKernels", targets: ["CKernels"]),
+        .executable(name: "bitnet", targets: ["BitNetCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CKernels",
+            path: "CKernels",
+            sources: ["src"],
+            publicHeadersPath: "include",
+            cSettings: [.define("_GNU_SOURCE"), .headerSearchPath("src")],
+            linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]
+        ),
+        // OpenBLAS is only the fp32 baseline of the benchmarks: the CLI links it,
+        // the BitNet library does not, so depending on BitNet never needs OpenBLAS.
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "BitNet", dependencies: ["CKernels"]),
+        .executableTarget(
+            name: "BitNetCLI",
+            dependencies: [
+                "BitNet", "CKernels", "COpenBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Fixtures are read from the source tree (#filePath), so they are not bundled.
+        .testTarget(name: "BitNetTests", dependencies: ["BitNet", "CKernels"], exclude: ["Fixtures"]),
+    ]
+)

@@ -1,0 +1,27 @@
+/// A shape or layout mistake by a caller of the kernels: thrown before any
+/// C code runs, so a wrong buffer size never turns into a memory error.
+public enum KernelError: Error, Equatable, CustomStringConvertible {
+    case unsupportedISA(ISA)
+    case invalidShape(what: String, rows: Int, cols: Int)
+    case bufferSize(what: String, expected: Int, actual: Int)
+    case dimensionMismatch(what: String, expected: Int, actual: Int)
+    case invalidTernaryValue(index: Int, value: Int8)
+    case threadPoolUnavailable(threads: Int)
+
+    public var description: String {
+        switch self {
+        case .unsupportedISA(let isa):
+            return "kernel level \(isa) is not supported on this CPU (detected: \(ISA.detected))"
+        case .invalidShape(let what, let rows, let cols):
+            return "\(what): invalid shape \(rows)×\(cols) (rows ≥ 1, 1 ≤ cols ≤ \(TernaryMatrix.maxColumns))"
+        case .bufferSize(let what, let expected, let actual):
+            return "\(what): buffer holds \(actual) elements, \(expected) needed"
+        case .dimensionMismatch(let what, let expected, let actual):
+            return "\(what): expected \(expected), got \(actual)"
+        case .invalidTernaryValue(let index, let value):
+            return "ternary weight \(index) is \(value); only -1, 0 and 1 are allowed"
+        case .threadPoolUnavailable(let threads):
+            return "could not start a worker pool of \(threads) threads"
+        }
+    }
+}

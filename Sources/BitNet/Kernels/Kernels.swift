@@ -1,0 +1,62 @@
+import CKernels
+
+/// The Swift face of one CKernels dispatch table. Every entry point checks
+/// shapes and buffer sizes and throws ``KernelError`` before calling C, so
+/// a caller's mistake is an error, never an out-of-bounds access.
+public struct Kernels: @unchecked Sendable {
+    let table: UnsafePointer<bn_kernels>
+    public let isa: ISA
+
+    /// The best level this machine runs, lowered by `BITNET_ISA` when set.
+    public static var best: Kernels {
+        let table = bn_kernels_best()!
+        return Kernels(table: table, isa: ISA(rawValue: Int(table.pointee.isa.rawValue)) ?? .scalar)
+    }
+
+    private init(table: UnsafePointer<bn_kernels>, isa: ISA) {
+        self.table = table
+        self.isa = isa
+    }
+
+    /// A specific level, e.g. `.scalar` for the reference twins.
+    public init(isa: ISA) throws {
+        guard let table = bn_kernels_for(isa.raw) else { throw KernelError.unsupportedISA(isa) }
+        self.init(table: table, isa: isa)
+    }
+
+    /// Per-token absmax int8 quantization of `rows` rows of `cols` floats (row-major, contiguous).
+    public func quantize(_ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, into out: QuantizedActivations) throws {
+        guard rows >= 1, rows <= out.capacity else {
+            throw KernelError.dimensionMismatch(what: "activation rows (capacity)", expected: out.capacity, actual: rows)
+        }
+        guard cols == out.cols else {
+            throw KernelError.dimensionMismatch(what: "activation columns", expected: out.cols, actual: cols)
+        }
+        guard x.count >= rows * cols, let base = x.baseAddress else {
+            throw KernelError.bufferSize(what: "activations", expected: rows * cols, actual: x.count)
+        }
+        table.pointee.quantize(base, Int32(rows), Int32(cols), Int32(cols), out.values.typed(Int8.self).baseAddress,
+                               Int32(out.paddedCols), out.scales.typed(Float.self).baseAddress,
+                               out.sums.typed(Int32.self).baseAddress)
+        out.rows = rows
+    }
+
+    /// y (x.rows, w.rows) = x · wᵀ, dequantized; rows split over `pool` when given.
+    public func matmul(_ w: TernaryMatrix, _ x: QuantizedActivations, into y: UnsafeMutableBufferPointer<Float>,
+                       pool: WorkerPool? = nil) throws {
+        guard x.cols == w.cols else {
+            throw KernelError.dimensionMismatch(what: "activation columns vs weight columns", expected: w.cols, actual: x.cols)
+        }
+        guard x.rows >= 1 else {
+            throw KernelError.dimensionMismatch(what: "quantized activation rows", expected: 1, actual: 0)
+        }
+        guard y.count >= x.rows * w.rows, let out = y.baseAddress else {
+            throw KernelError.bufferSize(what: "matmul output", expected: x.rows * w.rows, actual: y.count)
+        }
+        w.withDescriptor { descriptor in
+            bn_i2s_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,
+                          x.scales.typed(Float.self).baseAddress, x.sums.typed(Int32.self).baseAddress,
+                          Int32(x.rows), out, Int32(w.rows))
+        }
+    }
+}

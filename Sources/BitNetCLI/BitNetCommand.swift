@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct BitNetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bitnet",
+        abstract: "Run 1.58-bit ternary LLMs (BitNet b1.58) fast on ordinary CPUs.",
+        subcommands: [InspectCommand.self, BenchCommand.self]
+    )
+}

@@ -1,0 +1,168 @@
+import ArgumentParser
+import BitNet
+import CKernels
+import COpenBLAS
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `bitnet bench kernels`: the ternary kernels against OpenBLAS fp32 and the
+/// scalar twin on BitNet-b1.58-2B-4T's matrix shapes, with the machine's read
+/// bandwidth and int8 peak measured in the same run as ceilings.
+struct KernelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Time I2_S GEMV/GEMM against OpenBLAS sgemv/sgemm, the scalar twin, read bandwidth and int8 peak.",
+        discussion: """
+        Weights are cycled through a working set larger than the last-level cache (as a \
+        real model streams 30 layers); a cache-resident variant is reported separately. \
+        The I2_S figures time the matrix kernel on already-quantized activations.
+        """
+    )
+
+    @Flag(help: "Print one JSON object per line instead of the table.")
+    var json = false
+
+    @Option(help: "Thread counts, comma-separated; 'all' = every online core.")
+    var threads = "1,all"
+
+    @Option(help: "Shapes as MxK, comma-separated (default: the 2B4T shapes).")
+    var shapes = "2560x2560,640x2560,6912x2560,2560x6912"
+
+    @Option(help: "Activation rows of the GEMM runs.")
+    var batch = 128
+
+    @Option(name: .customLong("working-set-mb"), help: "Out-of-cache working set per kernel, MiB.")
+    var workingSetMB = 512
+
+    @Option(help: "Seconds spent timing each measurement (at least 3 calls).")
+    var budget = 0.25
+
+    @Option(help: "Kernel level for the I2_S rows (may only lower the detected one).")
+    var isa: String?
+
+    @Flag(help: "Skip the scalar twin (slow: it is the readable spec, not a fast path).")
+    var noScalar = false
+
+    @Flag(help: "Skip the cache-resident variant.")
+    var noCached = false
+
+    mutating func run() throws {
+        let kernels: Kernels
+        if let isa {
+            guard let level = ISA(name: isa) else { throw ValidationError("unknown --isa '\(isa)'") }
+            kernels = try Kernels(isa: level)
+        } else {
+            kernels = Kernels.best
+        }
+        let threadCounts = try parseThreads(threads)
+        let shapeList = try parseShapes(shapes)
+        guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be in 1...4096") }
+        guard workingSetMB >= 1 else { throw ValidationError("--working-set-mb must be positive") }
+        var report = BenchReport(json: json)
+        report.header("bitnet bench kernels — isa \(kernels.isa), cores \(cpuCount()), threads \(threadCounts.map(String.init).joined(separator: ","))")
+
+        let pools = try Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, try WorkerPool(threads: $0)) })
+        var ceilings: [Int: (gbps: Double, gops: Double)] = [:]
+        for t in threadCounts {
+            let gbps = measureReadBandwidth(pool: pools[t]!, isa: kernels.isa)
+            let gops = measureInt8Peak(pool: pools[t]!, isa: kernels.isa)
+            let dispatch = measureDispatch(pool: pools[t]!)
+            ceilings[t] = (gbps, gops)
+            report.ceiling(threads: t, readGBps: gbps, int8Gops: gops, dispatchMicros: dispatch, isa: kernels.isa)
+        }
+
+        for (m, k) in shapeList {
+            let bench = try ShapeBench(m: m, k: k, batch: batch, workingSetBytes: workingSetMB << 20, kernels: kernels)
+            for cached in noCached ? [false] : [false, true] {
+                for t in threadCounts {
+                    for n in [1, batch] {
+                        let i2s = try bench.timeI2S(n: n, pool: pools[t]!, cached: cached, budget: budget)
+                        let blas = bench.timeBLAS(n: n, threads: t, cached: cached, budget: budget)
+                        let scalar = noScalar ? nil : try bench.timeScalar(n: n, pool: pools[t]!, cached: cached)
+                        report.row(i2s: i2s, blas: blas, scalar: scalar, ceiling: ceilings[t]!, isa: kernels.isa)
+                    }
+                }
+            }
+        }
+        report.footer()
+    }
+
+    private func parseThreads(_ text: String) throws -> [Int] {
+        var out: [Int] = []
+        for part in text.split(separator: ",") {
+            let value = part == "all" ? cpuCount() : Int(part) ?? 0
+            guard value >= 1, value <= 256 else { throw ValidationError("bad thread count '\(part)' in --threads") }
+            if !out.contains(value) { out.append(value) }
+        }
+        guard !out.isEmpty else { throw ValidationError("--threads is empty") }
+        return out
+    }
+
+    private func parseShapes(_ text: String) throws -> [(Int, Int)] {
+        try text.split(separator: ",").map { part in
+            let dims = part.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard dims.count == 2, dims[0] >= 1, dims[1] >= 1, dims[1] <= TernaryMatrix.maxColumns,
+                  dims[0] <= 1 << 20
+            else { throw ValidationError("bad shape '\(part)': expected MxK, e.g. 2560x6912") }
+            return (dims[0], dims[1])
+        }
+    }
+}
+
+// MARK: - Ceilings
+
+private struct StreamJob {
+    var base: UnsafeRawPointer
+    var length: Int
+    var isa: bn_isa
+    var iterations: UInt64
+    var work: UInt64
+}
+
+private func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
+    let length = 1 << 30 // ≥ 1 GiB: far past any last-level cache
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64)
+    defer { buffer.deallocate() }
+    memset(buffer, 1, length)
+    var job = StreamJob(base: UnsafeRawPointer(buffer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)),
+                        iterations: 0, work: 0)
+    let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
+        let job = ctx!.assumingMemoryBound(to: StreamJob.self)
+        let slice = job.pointee.length / Int(nth) / 64 * 64
+        _ = bn_bench_read(job.pointee.isa, job.pointee.base + slice * Int(ith), slice)
+    }
+    var samples: [Double] = []
+    for _ in 0..<5 {
+        samples.append(Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } })
+    }
+    return Double(length) / TimingStats(samples).median / 1e9
+}
+
+private func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
+    var job = StreamJob(base: UnsafeRawPointer(bitPattern: 64)!, length: 0,
+                        isa: bn_isa(rawValue: UInt32(isa.rawValue)), iterations: 4_000_000, work: 0)
+    let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, _, _ in
+        let job = ctx!.assumingMemoryBound(to: StreamJob.self)
+        _ = bn_bench_int8_peak(job.pointee.isa, job.pointee.iterations)
+    }
+    let macsPerThread = bn_bench_int8_peak(job.isa, 1) // multiply-adds per iteration
+    var best = 0.0
+    for _ in 0..<5 {
+        let seconds = Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } }
+        let ops = 2.0 * Double(macsPerThread) * Double(job.iterations) * Double(pool.threads)
+        best = max(best, ops / seconds / 1e9)
+    }
+    return best
+}
+
+private func measureDispatch(pool: WorkerPool) -> Double {
+    let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { _, _, _ in }
+    for _ in 0..<1000 { pool.run(task, context: nil) }
+    let calls = 20000
+    let seconds = Stopwatch.time { for _ in 0..<calls { pool.run(task, context: nil) } }
+    return seconds / Double(calls) * 1e6
+}

@@ -1,0 +1,361 @@
+/* C-only test harness for CKernels: every ISA this CPU supports against the
+ * scalar twins, on odd shapes and adversarial values, with guard bytes after
+ * every output. Built plain and with -fsanitize=address,undefined
+ * (make test-c, make sanitize); exits non-zero on the first failure class. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "bitnet_kernels.h"
+
+static int failures = 0, checks = 0;
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        checks++;                                                          \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            if (failures < 30) {                                           \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
+                fprintf(stderr, __VA_ARGS__);                              \
+                fputc('\n', stderr);                                       \
+            }                                                              \
+        }                                                                  \
+    } while (0)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float rnd_float(void) { return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+
+#define GUARD 64
+static const uint8_t GUARD_BYTE = 0xA5;
+static void *guarded_alloc(size_t bytes) {
+    uint8_t *p = malloc(bytes + GUARD);
+    memset(p, 0xCD, bytes);
+    memset(p + bytes, GUARD_BYTE, GUARD);
+    return p;
+}
+static int guard_ok(const void *p, size_t bytes) {
+    const uint8_t *g = (const uint8_t *)p + bytes;
+    for (int i = 0; i < GUARD; i++)
+        if (g[i] != GUARD_BYTE) return 0;
+    return 1;
+}
+
+static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI,
+                                  BN_ISA_NEON, BN_ISA_NEON_DOTPROD};
+#define N_ISAS (int)(sizeof all_isas / sizeof all_isas[0])
+
+/* ---- quantization ---------------------------------------------------------- */
+
+static void fill_row(float *x, int k, int kind) {
+    for (int i = 0; i < k; i++) {
+        switch (kind) {
+        case 0: x[i] = rnd_float() * 3.0f; break;
+        case 1: x[i] = 0.0f; break;                               /* all-zero row: 1e-5 floor */
+        case 2: x[i] = (i & 1 ? -1.0f : 1.0f) * 3.4e38f; break;   /* max-magnitude floats */
+        case 3: x[i] = (float)((int)(rnd() % 255) - 127) * 0.5f; break; /* exact .5 ties after scaling */
+        case 4: x[i] = rnd_float() * 1e-7f; break;                /* below the floor */
+        default: x[i] = (i == k / 2) ? -50.0f : rnd_float(); break;  /* one outlier */
+        }
+    }
+}
+
+static void test_quantize(void) {
+    static const int ks[] = {1, 7, 15, 16, 17, 31, 33, 100, 128, 1000, 2560, 8640};
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        const int k = ks[ki], k_pad = bn_pad_cols(k), n = 6, ldx = k + 3;
+        float *x = malloc(sizeof(float) * (size_t)n * (size_t)ldx);
+        for (int t = 0; t < n; t++) fill_row(x + (size_t)t * (size_t)ldx, k, t);
+        int8_t *qref = guarded_alloc((size_t)n * (size_t)k_pad);
+        float sref[6];
+        int32_t sumref[6];
+        bn_kernels_for(BN_ISA_SCALAR)->quantize(x, n, k, ldx, qref, k_pad, sref, sumref);
+        /* spec checks on the scalar twin itself */
+        for (int t = 0; t < n; t++) {
+            const float *row = x + (size_t)t * (size_t)ldx;
+            float amax = 0;
+            for (int i = 0; i < k; i++) amax = fmaxf(amax, fabsf(row[i]));
+            const float s = 127.0f / fmaxf(amax, 1e-5f);
+            int32_t sum = 0;
+            for (int i = 0; i < k; i++) {
+                const float v = fminf(fmaxf(nearbyintf(row[i] * s), -128.0f), 127.0f);
+                CHECK(qref[(size_t)t * k_pad + i] == (int8_t)v, "scalar quantize k=%d row=%d i=%d", k, t, i);
+                sum += (int32_t)v;
+            }
+            for (int i = k; i < k_pad; i++) CHECK(qref[(size_t)t * k_pad + i] == 0, "padding not zero");
+            CHECK(sref[t] == s && sumref[t] == sum, "scalar scale/sum k=%d row=%d", k, t);
+        }
+        CHECK(guard_ok(qref, (size_t)n * (size_t)k_pad), "scalar quantize overran k=%d", k);
+        for (int ii = 1; ii < N_ISAS; ii++) {
+            const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+            if (!kt) continue;
+            int8_t *q = guarded_alloc((size_t)n * (size_t)k_pad);
+            float s[6];
+            int32_t sum[6];
+            kt->quantize(x, n, k, ldx, q, k_pad, s, sum);
+            CHECK(memcmp(q, qref, (size_t)n * (size_t)k_pad) == 0, "%s quantize codes differ k=%d", kt->name, k);
+            CHECK(memcmp(s, sref, sizeof s) == 0 && memcmp(sum, sumref, sizeof sum) == 0,
+                  "%s quantize scale/sum differ k=%d", kt->name, k);
+            CHECK(guard_ok(q, (size_t)n * (size_t)k_pad), "%s quantize overran k=%d", kt->name, k);
+            free(q);
+        }
+        free(qref);
+        free(x);
+    }
+}
+
+/* ---- ternary matrix products ------------------------------------------------ */
+
+typedef struct {
+    int m, k, k_pad, n;
+    int8_t *tern;   /* (m, k) in {-1,0,1} */
+    uint8_t *packed; /* I2_R16 */
+    uint8_t *canon;
+    int8_t *x;      /* (n, k_pad) */
+    float *xs;
+    int32_t *xsum;
+} problem;
+
+enum { W_RANDOM, W_PLUS, W_MINUS, W_ZERO };
+enum { X_RANDOM, X_MAX, X_MIN, X_ZERO };
+
+static problem make_problem(int m, int k, int n, int wkind, int xkind) {
+    problem p = {m, k, bn_pad_cols(k), n, NULL, NULL, NULL, NULL, NULL, NULL};
+    p.tern = malloc((size_t)m * (size_t)k);
+    for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
+        p.tern[i] = wkind == W_RANDOM ? (int8_t)((int)(rnd() % 3) - 1) : wkind == W_PLUS ? 1 : wkind == W_MINUS ? -1 : 0;
+    p.packed = malloc(bn_i2r16_bytes(m, k));
+    bn_i2r16_pack(p.tern, m, k, p.packed);
+    p.canon = malloc(bn_i2s_canonical_bytes(m, k));
+    bn_i2s_canonical_pack(p.tern, m, k, p.canon);
+    p.x = calloc((size_t)n * (size_t)p.k_pad, 1);
+    p.xs = malloc(sizeof(float) * (size_t)n);
+    p.xsum = malloc(sizeof(int32_t) * (size_t)n);
+    for (int t = 0; t < n; t++) {
+        int32_t s = 0;
+        for (int i = 0; i < k; i++) {
+            int v = xkind == X_RANDOM ? (int)(rnd() % 256) - 128 : xkind == X_MAX ? 127 : xkind == X_MIN ? -128 : 0;
+            p.x[(size_t)t * p.k_pad + i] = (int8_t)v;
+            s += v;
+        }
+        p.xsum[t] = s;
+        p.xs[t] = 0.5f + (float)(rnd() % 1000) / 7.0f;
+    }
+    return p;
+}
+
+static void free_problem(problem *p) {
+    free(p->tern); free(p->packed); free(p->canon); free(p->x); free(p->xs); free(p->xsum);
+}
+
+/* Runs one kernel over [0, m) in row ranges of `split` rows (a multiple of
+ * 32), into a guarded y with ldy = m + 3 whose gaps must stay untouched. */
+static float *run_kernel(bn_i2s_gemm_fn fn, const bn_i2s_matrix *w, const problem *p, int split) {
+    const int ldy = p->m + 3;
+    const size_t bytes = sizeof(float) * (size_t)p->n * (size_t)ldy;
+    float *y = guarded_alloc(bytes);
+    for (int r = 0; r < w->m_pad; r += split)
+        fn(w, p->x, p->xs, p->xsum, p->n, y, ldy, r, r + split);
+    CHECK(guard_ok(y, bytes), "kernel wrote past y (m=%d k=%d n=%d)", p->m, p->k, p->n);
+    const uint8_t *gap = (const uint8_t *)y;
+    for (int t = 0; t < p->n; t++)
+        for (int r = p->m; r < ldy; r++)
+            for (int b = 0; b < 4; b++)
+                CHECK(gap[((size_t)t * ldy + r) * 4 + b] == 0xCD, "kernel wrote row %d ≥ m=%d", r, p->m);
+    return y;
+}
+
+static void check_problem(problem *p, const char *what) {
+    bn_i2s_matrix w = {p->packed, p->m, p->k, bn_pad_rows(p->m), p->k_pad, 1.0f};
+    const int ldy = p->m + 3;
+    /* 1. repacking the canonical file layout gives the same bytes as packing directly */
+    uint8_t *repacked = malloc(bn_i2r16_bytes(p->m, p->k));
+    bn_i2s_repack_canonical(p->canon, p->m, p->k, repacked);
+    CHECK(memcmp(repacked, p->packed, bn_i2r16_bytes(p->m, p->k)) == 0, "%s: repack != pack (m=%d k=%d)", what, p->m, p->k);
+    free(repacked);
+    for (int r = 0; r < p->m; r += 1 + p->m / 5)
+        for (int c = 0; c < p->k; c += 1 + p->k / 7) {
+            const int want = p->tern[(size_t)r * p->k + c] + 1;
+            CHECK(bn_i2r16_code(p->packed, p->k_pad, r, c) == want && bn_i2s_canonical_code(p->canon, p->k, r, c) == want,
+                  "%s: code (%d,%d)", what, r, c);
+        }
+    /* 2. integer exactness: with unit scales the f32 output is the exact dot
+     * product (all our sums are < 2^24 or even powers of two) */
+    float *unit = malloc(sizeof(float) * p->n);
+    for (int t = 0; t < p->n; t++) unit[t] = 1.0f;
+    float *saved = p->xs;
+    p->xs = unit;
+    float *yint = run_kernel(bn_kernels_for(BN_ISA_SCALAR)->i2s_gemm, &w, p, w.m_pad);
+    for (int t = 0; t < p->n; t++)
+        for (int r = 0; r < p->m; r++) {
+            int64_t dot = 0;
+            for (int c = 0; c < p->k; c++) dot += (int64_t)p->tern[(size_t)r * p->k + c] * p->x[(size_t)t * p->k_pad + c];
+            CHECK(yint[(size_t)t * ldy + r] == (float)dot, "%s: scalar dot (t=%d r=%d) %.1f != %lld", what, t, r,
+                  yint[(size_t)t * ldy + r], (long long)dot);
+        }
+    free(yint);
+    p->xs = saved;
+    free(unit);
+    /* 3. the canonical-layout reference and every ISA agree bit for bit with the scalar twin */
+    w.scale = 0.0123f + (float)(rnd() % 100) / 1000.0f;
+    float *yref = run_kernel(bn_kernels_for(BN_ISA_SCALAR)->i2s_gemm, &w, p, w.m_pad);
+    float *ycan = malloc(sizeof(float) * (size_t)p->n * ldy);
+    memcpy(ycan, yref, sizeof(float) * (size_t)p->n * ldy);
+    bn_i2s_canonical_gemm_ref(p->canon, p->m, p->k, w.scale, p->x, p->k_pad, p->xs, p->xsum, p->n, ycan, ldy);
+    CHECK(memcmp(ycan, yref, sizeof(float) * (size_t)p->n * ldy) == 0, "%s: canonical ref != scalar", what);
+    free(ycan);
+    for (int ii = 0; ii < N_ISAS; ii++) {
+        const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+        if (!kt) continue;
+        const int splits[2] = {w.m_pad, 32};
+        for (int si = 0; si < 2; si++) {
+            float *y = run_kernel(kt->i2s_gemm, &w, p, splits[si]);
+            for (int t = 0; t < p->n; t++)
+                CHECK(memcmp(y + (size_t)t * ldy, yref + (size_t)t * ldy, sizeof(float) * p->m) == 0,
+                      "%s: %s gemm differs (m=%d k=%d n=%d t=%d split=%d)", what, kt->name, p->m, p->k, p->n, t, splits[si]);
+            free(y);
+            if (p->n == 1) {
+                y = run_kernel(kt->i2s_gemv, &w, p, splits[si]);
+                CHECK(memcmp(y, yref, sizeof(float) * p->m) == 0, "%s: %s gemv differs (m=%d k=%d)", what, kt->name, p->m, p->k);
+                free(y);
+            }
+        }
+    }
+    free(yref);
+}
+
+static void test_gemm(void) {
+    static const int ms[] = {1, 15, 16, 17, 33, 100};
+    static const int ks[] = {1, 31, 32, 100, 128, 1000, 8640};
+    static const int ns[] = {1, 2, 3, 7, 9, 17};
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                problem p = make_problem(ms[mi], ks[ki], ns[ni], W_RANDOM, X_RANDOM);
+                check_problem(&p, "random");
+                free_problem(&p);
+            }
+    /* a prompt-sized batch: N = 128 crosses token blocks and register tiles */
+    problem big = make_problem(70, 1000, 128, W_RANDOM, X_RANDOM);
+    check_problem(&big, "n128");
+    free_problem(&big);
+}
+
+/* Saturation: all ±1 weights against ±127/-128 activations at the largest K
+ * of real models and at the documented limit bn_i2s_max_k(). */
+static void test_saturation(void) {
+    const int ks[] = {8640, 65536, (int)bn_i2s_max_k()};
+    const int combos[4][2] = {{W_PLUS, X_MAX}, {W_MINUS, X_MAX}, {W_PLUS, X_MIN}, {W_MINUS, X_MIN}};
+    for (int ki = 0; ki < 3; ki++)
+        for (int c = 0; c < 4; c++) {
+            problem p = make_problem(33, ks[ki], ki == 0 ? 3 : 1, combos[c][0], combos[c][1]);
+            check_problem(&p, "saturation");
+            free_problem(&p);
+        }
+    problem z = make_problem(17, 1000, 2, W_ZERO, X_RANDOM);
+    check_problem(&z, "zero-weights");
+    free_problem(&z);
+    problem zx = make_problem(17, 1000, 2, W_RANDOM, X_ZERO);
+    check_problem(&zx, "zero-activations");
+    free_problem(&zx);
+}
+
+/* Code 3 is invalid but can come from a malformed file: every ISA must still
+ * agree with the scalar spec (which reads it as weight +2), even at max K. */
+static void test_code3(void) {
+    const int m = 20, k = (int)bn_i2s_max_k(), n = 1;
+    problem p = make_problem(m, k, n, W_PLUS, X_MIN);
+    memset(p.canon, 0xFF, bn_i2s_canonical_bytes(m, k));
+    bn_i2s_repack_canonical(p.canon, m, k, p.packed);
+    p.xs[0] = 1.0f;
+    bn_i2s_matrix w = {p.packed, m, k, bn_pad_rows(m), p.k_pad, 1.0f};
+    float *yref = run_kernel(bn_kernels_for(BN_ISA_SCALAR)->i2s_gemm, &w, &p, w.m_pad);
+    CHECK(yref[0] == (float)(2.0 * -128.0 * k), "code-3 scalar %f", yref[0]);
+    for (int ii = 1; ii < N_ISAS; ii++) {
+        const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+        if (!kt) continue;
+        float *y = run_kernel(kt->i2s_gemv, &w, &p, w.m_pad);
+        CHECK(memcmp(y, yref, sizeof(float) * m) == 0, "code-3 %s gemv", kt->name);
+        free(y);
+        y = run_kernel(kt->i2s_gemm, &w, &p, w.m_pad);
+        CHECK(memcmp(y, yref, sizeof(float) * m) == 0, "code-3 %s gemm", kt->name);
+        free(y);
+    }
+    free(yref);
+    free_problem(&p);
+}
+
+/* ---- worker pool ------------------------------------------------------------ */
+
+typedef struct {
+    int counts[8];
+} count_ctx;
+static void count_task(void *ctx, int32_t ith, int32_t nth) {
+    count_ctx *c = ctx;
+    if (ith < nth) c->counts[ith]++;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_pool(void) {
+    for (int nt = 1; nt <= 4; nt++) {
+        bn_pool *pool = bn_pool_create(nt);
+        CHECK(pool != NULL && bn_pool_threads(pool) == nt, "pool create %d", nt);
+        count_ctx c;
+        memset(&c, 0, sizeof c);
+        const int iters = nt <= 2 ? 2000 : 50; /* more threads than cores: correctness only */
+        const double t0 = now_s();
+        for (int i = 0; i < iters; i++) bn_pool_run(pool, count_task, &c);
+        const double per = (now_s() - t0) / iters;
+        for (int i = 0; i < nt; i++) CHECK(c.counts[i] == iters, "pool thread %d ran %d/%d", i, c.counts[i], iters);
+        printf("  pool: %d threads, %.2f us per dispatch\n", nt, per * 1e6);
+        /* threaded matmul == single-threaded kernel */
+        problem p = make_problem(200, 1000, 5, W_RANDOM, X_RANDOM);
+        bn_i2s_matrix w = {p.packed, p.m, p.k, bn_pad_rows(p.m), p.k_pad, 0.37f};
+        const bn_kernels *kt = bn_kernels_best();
+        float *y1 = calloc((size_t)p.n * p.m, sizeof(float)), *y2 = calloc((size_t)p.n * p.m, sizeof(float));
+        kt->i2s_gemm(&w, p.x, p.xs, p.xsum, p.n, y1, p.m, 0, w.m_pad);
+        bn_i2s_matmul(pool, kt, &w, p.x, p.xs, p.xsum, p.n, y2, p.m);
+        CHECK(memcmp(y1, y2, sizeof(float) * p.n * p.m) == 0, "pooled matmul differs (%d threads)", nt);
+        bn_i2s_matmul(pool, kt, &w, p.x, p.xs, p.xsum, 1, y2, p.m);
+        CHECK(memcmp(y1, y2, sizeof(float) * p.m) == 0, "pooled gemv differs (%d threads)", nt);
+        free(y1);
+        free(y2);
+        free_problem(&p);
+        bn_pool_destroy(pool);
+    }
+}
+
+static void test_dispatch(void) {
+    char buf[1024];
+    const size_t len = bn_dispatch_report(buf, sizeof buf);
+    CHECK(len > 0 && len < sizeof buf, "report length");
+    CHECK(bn_kernels_for(BN_ISA_SCALAR) != NULL, "scalar always available");
+    CHECK(bn_isa_parse("avx2") == BN_ISA_AVX2 && bn_isa_parse("bogus") == -1, "isa parse");
+    const bn_isa best = bn_isa_detected();
+    CHECK(bn_isa_supported(best), "detected isa supported");
+    for (int i = 0; i < BN_ISA_COUNT; i++)
+        if (bn_isa_supported((bn_isa)i)) printf("  isa available: %s\n", bn_isa_name((bn_isa)i));
+    printf("%s", buf);
+}
+
+int main(void) {
+    test_dispatch();
+    test_quantize();
+    test_gemm();
+    test_saturation();
+    test_code3();
+    test_pool();
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
