@@ -102,12 +102,74 @@ typedef void (*bn_i2s_gemm_fn)(const bn_i2s_matrix *w, const int8_t *x,
                                const float *x_scale, const int32_t *x_sum, int32_t n,
                                float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
 
+/* ---- float ops (the model graph around the ternary matrices) ------------- *
+ * All f32, computed in f32 (sums may use several partial accumulators, so
+ * SIMD and scalar agree to rounding, not bit for bit; tests state the
+ * tolerances). Buffers may alias only where noted. */
+
+/* y = x / sqrt(mean(x²) + eps) ⊙ w;  x, w, y: (n,); y may alias x */
+typedef void (*bn_rmsnorm_fn)(const float *x, const float *w, float eps, int32_t n, float *y);
+
+/* F16 matrix × f32 activations (the tied embedding head):
+ * w: (m, k) IEEE half row-major, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end):
+ * y[t*ldy + r] = Σ_c f32(w[r*k + c]) · x[t*k + c] */
+typedef void (*bn_f16_gemm_fn)(const uint16_t *w, int32_t k, const float *x, int32_t n,
+                               float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+
+/* dst[i] = f32(src[i]) (embedding rows); src: (n,) half, dst: (n,) f32 */
+typedef void (*bn_f16_to_f32_fn)(const uint16_t *src, float *dst, int32_t n);
+
+/* Σ a[i]·b[i];  a, b: (n,) */
+typedef float (*bn_dot_fn)(const float *a, const float *b, int32_t n);
+
+/* y[i] += a·x[i];  x, y: (n,) */
+typedef void (*bn_axpy_fn)(float a, const float *x, float *y, int32_t n);
+
+/* y[i] += x[i];  x, y: (n,) (residual connections) */
+typedef void (*bn_add_fn)(const float *x, float *y, int32_t n);
+
+/* In place: x[i] = exp(x[i] - max) / Σ exp(x[j] - max);  x: (n,), n ≥ 1 */
+typedef void (*bn_softmax_fn)(float *x, int32_t n);
+
+/* Gated activations, in place on g: g[i] = act(g[i]) · u[i];  g, u: (n,)
+ * relu2: act(v) = max(v, 0)²  (BitNet b1.58 2B4T);  silu: act(v) = v / (1 + exp(-v)) */
+typedef void (*bn_gate_fn)(float *g, const float *u, int32_t n);
+
+/* Rotary embedding in place on x: (heads, head_dim) for one position, with
+ * cos/sin: (head_dim/2,) precomputed for that position (cos(pos·θ_i)).
+ * neox != 0: dimension i pairs with i + head_dim/2 (rotate-half, NeoX/HF);
+ * neox == 0: dimension 2i pairs with 2i+1 (Llama GGUF, Q/K rows permuted).
+ * Pair (a, b) becomes (a·cos_i − b·sin_i, a·sin_i + b·cos_i). */
+typedef void (*bn_rope_fn)(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin,
+                           int32_t neox);
+
+/* Causal attention of one query position over T cached positions, for query
+ * heads [head_begin, head_end):
+ *   q: (n_heads, hd); k, v: (T, kv_stride) with head g at offset g·hd;
+ *   query head h reads kv head h / (n_heads / n_kv_heads) (GQA);
+ *   out[h] = Σ_t softmax_t(scale · q[h]·k[t]) · v[t];  out: (n_heads, hd)
+ *   scores: scratch of ≥ T floats owned by the calling thread. */
+typedef void (*bn_attention_fn)(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                                int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                float *out, int32_t head_begin, int32_t head_end);
+
 typedef struct {
     bn_isa isa;
     const char *name;
     bn_quantize_fn quantize;
     bn_i2s_gemm_fn i2s_gemv; /* n must be 1: decoding */
     bn_i2s_gemm_fn i2s_gemm; /* any n ≥ 1: prompt batches */
+    bn_rmsnorm_fn rmsnorm;
+    bn_f16_gemm_fn f16_gemm;
+    bn_f16_to_f32_fn f16_to_f32;
+    bn_dot_fn dot;
+    bn_axpy_fn axpy;
+    bn_add_fn add;
+    bn_softmax_fn softmax;
+    bn_gate_fn gate_relu2;
+    bn_gate_fn gate_silu;
+    bn_rope_fn rope;
+    bn_attention_fn attention;
 } bn_kernels;
 
 /* ---- dispatch ------------------------------------------------------------ */
