@@ -1,0 +1,70 @@
+/// `tokenizer.ggml.*` metadata keys (FORMATS.md §6), verbatim.
+enum TokenizerKey {
+    static let model = "tokenizer.ggml.model"
+    static let pre = "tokenizer.ggml.pre"
+    static let tokens = "tokenizer.ggml.tokens"
+    static let tokenType = "tokenizer.ggml.token_type"
+    static let scores = "tokenizer.ggml.scores"
+    static let merges = "tokenizer.ggml.merges"
+    static let bosID = "tokenizer.ggml.bos_token_id"
+    static let eosID = "tokenizer.ggml.eos_token_id"
+    static let eotID = "tokenizer.ggml.eot_token_id"
+    static let padID = "tokenizer.ggml.padding_token_id"
+    static let unknownID = "tokenizer.ggml.unknown_token_id"
+    static let addBOS = "tokenizer.ggml.add_bos_token"
+    static let addEOS = "tokenizer.ggml.add_eos_token"
+    static let addSpacePrefix = "tokenizer.ggml.add_space_prefix"
+}
+
+extension TokenizerVocabulary {
+    /// Reads the tokenizer metadata of a GGUF file (a full model or a vocab-only file).
+    public init(gguf: GGUFFile) throws {
+        let modelName = try gguf.string(TokenizerKey.model)
+        guard let model = Model(rawValue: modelName) else { throw TokenizerError.unsupportedModel(modelName) }
+        let tokens = try gguf.stringArray(TokenizerKey.tokens)
+
+        // Ids that do not fit Int32 cannot name a token; `Tokenizer` rejects the
+        // ones outside the vocabulary with a clear error.
+        func id(_ key: String) throws -> Int32? {
+            guard let value = try gguf.optionalInteger(key) else { return nil }
+            guard let id = Int32(exactly: value) else {
+                throw TokenizerError.specialTokenOutOfRange(name: key, id: -1, vocabularySize: tokens.count)
+            }
+            return id
+        }
+        // Optional ids (eot, pad, unknown) pointing outside the vocabulary are
+        // dropped, as llama.cpp does with a warning, rather than failing the load.
+        func optionalID(_ key: String) throws -> Int32? {
+            guard let id = try? id(key), id >= 0, Int(id) < tokens.count else { return nil }
+            return id
+        }
+
+        self.init(
+            model: model,
+            pre: try gguf.optionalString(TokenizerKey.pre),
+            tokens: tokens,
+            merges: try gguf.optionalStringArray(TokenizerKey.merges) ?? [],
+            scores: try gguf.optionalFloat32Array(TokenizerKey.scores) ?? [],
+            tokenTypes: try gguf.optionalInt32Array(TokenizerKey.tokenType) ?? [],
+            bosID: try id(TokenizerKey.bosID),
+            eosID: try id(TokenizerKey.eosID),
+            eotID: try optionalID(TokenizerKey.eotID),
+            padID: try optionalID(TokenizerKey.padID),
+            unknownID: try optionalID(TokenizerKey.unknownID),
+            addBOS: try gguf.optionalBool(TokenizerKey.addBOS),
+            addEOS: try gguf.optionalBool(TokenizerKey.addEOS),
+            addSpacePrefix: try gguf.optionalBool(TokenizerKey.addSpacePrefix)
+        )
+    }
+}
+
+extension Tokenizer {
+    /// The tokenizer stored in a GGUF file's metadata.
+    public convenience init(gguf: GGUFFile) throws {
+        try self.init(vocabulary: TokenizerVocabulary(gguf: gguf))
+    }
+
+    public convenience init(path: String) throws {
+        try self.init(gguf: GGUFFile(path: path))
+    }
+}
