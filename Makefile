@@ -54,13 +54,28 @@ $(BUILD_DIR)/test_kernels_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_kern
 	@mkdir -p $(BUILD_DIR)
 	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_kernels.c -lm -lpthread -o $@
 
-test-c: $(BUILD_DIR)/test_kernels
+$(BUILD_DIR)/test_ops: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_ops.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O2 -g $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_ops.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_ops_asan: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_ops.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		$(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_ops.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_ops_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_ops.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_ops.c -lm -lpthread -o $@
+
+test-c: $(BUILD_DIR)/test_kernels $(BUILD_DIR)/test_ops
 	$(BUILD_DIR)/test_kernels
+	$(BUILD_DIR)/test_ops
 
 # Cross-compiles the C harness for arm64 (NEON and dotprod kernels) and runs it under qemu.
 test-arm64: deps-arm64
 	@if command -v qemu-aarch64 >/dev/null && [ -e /usr/aarch64-linux-gnu/lib/libc.a ]; then \
-		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 && qemu-aarch64 $(BUILD_DIR)/test_kernels_arm64; \
+		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 $(BUILD_DIR)/test_ops_arm64 && \
+		qemu-aarch64 $(BUILD_DIR)/test_kernels_arm64 && qemu-aarch64 $(BUILD_DIR)/test_ops_arm64; \
 	else echo "skipping arm64 kernel run: qemu-user / arm64 libc not available"; fi
 
 # XCTest only (the suite has no swift-testing tests), with a plain closing count line.
@@ -69,13 +84,15 @@ test-swift: deps
 	@mkdir -p $(BUILD_DIR)
 	set -o pipefail; $(SWIFT) test --skip-build --disable-swift-testing 2>&1 | tee $(BUILD_DIR)/swift-test.log
 	@grep -E "Test Suite 'All tests' (passed|failed)" -A1 $(BUILD_DIR)/swift-test.log | \
-		sed -nE 's/.*Executed ([0-9]+) tests?, with ([0-9]+) failures?.*/swift test: \1 passed, \2 failed/p' | \
-		awk '{ $$3 = $$3 - $$5; print }' | tail -1
+		sed -nE 's/.*Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures?.*/\1 \3 \4/p' | \
+		tail -1 | awk '{ s = ($$2 == "" ? 0 : $$2); if (NF == 2) { f = $$2; s = 0 } else f = $$3; \
+			print "swift test: " ($$1 - s - f) " passed, " f " failed, " s " skipped" }'
 
 test: deps test-c test-arm64 test-swift
 
-sanitize: deps $(BUILD_DIR)/test_kernels_asan
+sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan
 	$(BUILD_DIR)/test_kernels_asan
+	$(BUILD_DIR)/test_ops_asan
 	$(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 bench: build

@@ -105,7 +105,12 @@ typedef void (*bn_i2s_gemm_fn)(const bn_i2s_matrix *w, const int8_t *x,
 /* ---- float ops (the model graph around the ternary matrices) ------------- *
  * All f32, computed in f32 (sums may use several partial accumulators, so
  * SIMD and scalar agree to rounding, not bit for bit; tests state the
- * tolerances). Buffers may alias only where noted. */
+ * tolerances). Buffers may alias only where noted.
+ * add, axpy, f16_to_f32, rope and gate_relu2 are elementwise with every
+ * product rounded before it is added (never fused), so they are bit-identical
+ * in every ISA; softmax and gate_silu use a polynomial exp within 2^-23
+ * relative of the exact value in the SIMD kernels (expf in scalar). Tolerances:
+ * Tests/c/test_ops.c. */
 
 /* y = x / sqrt(mean(x²) + eps) ⊙ w;  x, w, y: (n,); y may alias x */
 typedef void (*bn_rmsnorm_fn)(const float *x, const float *w, float eps, int32_t n, float *y);
@@ -143,8 +148,8 @@ typedef void (*bn_gate_fn)(float *g, const float *u, int32_t n);
 typedef void (*bn_rope_fn)(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin,
                            int32_t neox);
 
-/* Causal attention of one query position over T cached positions, for query
- * heads [head_begin, head_end):
+/* Causal attention of one query position over T ≥ 1 cached positions, for
+ * query heads [head_begin, head_end):
  *   q: (n_heads, hd); k, v: (T, kv_stride) with head g at offset g·hd;
  *   query head h reads kv head h / (n_heads / n_kv_heads) (GQA);
  *   out[h] = Σ_t softmax_t(scale · q[h]·k[t]) · v[t];  out: (n_heads, hd)

@@ -37,9 +37,41 @@ static inline void i2r16_set(uint8_t *dst, int32_t k_pad, int32_t r, int32_t c, 
     dst[off] = (uint8_t)((dst[off] & ~(3 << shift)) | (code << shift));
 }
 
+/* Fast path for k % 128 == 0 (every official file): each row is whole
+ * canonical blocks, and every output byte is written once from 4 codes. */
+static void repack_aligned_rows(const uint8_t *src, int32_t m, int32_t k, uint8_t *dst) {
+    const int32_t k_pad = bn_pad_cols(k);
+    uint8_t codes[BN_I2S_BLOCK];
+    for (int32_t r = 0; r < m; r++) {
+        const uint8_t *row = src + (size_t)r * (size_t)(k / 4);
+        for (int32_t b = 0; b < k / BN_I2S_BLOCK; b++) {
+            const uint8_t *blk = row + (size_t)b * BN_I2S_BLOCK_BYTES;
+            for (int p = 0; p < 32; p++) {
+                codes[p] = (uint8_t)(blk[p] >> 6);
+                codes[p + 32] = (uint8_t)((blk[p] >> 4) & 3);
+                codes[p + 64] = (uint8_t)((blk[p] >> 2) & 3);
+                codes[p + 96] = (uint8_t)(blk[p] & 3);
+            }
+            for (int ch = 0; ch < BN_I2S_BLOCK / BN_I2R16_CHUNK_COLS; ch++) {
+                const int32_t col0 = b * BN_I2S_BLOCK + ch * BN_I2R16_CHUNK_COLS;
+                uint8_t *out = dst + bn_i2r16_chunk_offset(k_pad, r / BN_I2R16_ROWS, col0 / BN_I2R16_CHUNK_COLS) +
+                               (size_t)(r % BN_I2R16_ROWS) * 4;
+                const uint8_t *cc = codes + ch * BN_I2R16_CHUNK_COLS;
+                for (int i = 0; i < 4; i++)
+                    out[i] = (uint8_t)(cc[i] | cc[4 + i] << 2 | cc[8 + i] << 4 | cc[12 + i] << 6);
+            }
+        }
+    }
+}
+
 void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *dst) {
     const int32_t k_pad = bn_pad_cols(k);
     i2r16_fill_zero_weights(dst, m, k);
+    if (k % BN_I2S_BLOCK == 0) {
+        repack_aligned_rows(src, m, k, dst);
+        return;
+    }
+    /* blocks straddle rows (e.g. K = 8640): element by element */
     for (int32_t r = 0; r < m; r++)
         for (int32_t c = 0; c < k; c++)
             i2r16_set(dst, k_pad, r, c, bn_i2s_canonical_code(src, k, r, c));

@@ -32,6 +32,20 @@ void bn_quantize_scalar(const float *x, int32_t n, int32_t k, int32_t ldx,
 void bn_i2s_gemm_scalar(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
                         const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end);
+void bn_rmsnorm_scalar(const float *x, const float *w, float eps, int32_t n, float *y);
+void bn_f16_gemm_scalar(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                        int32_t row_begin, int32_t row_end);
+void bn_f16_to_f32_scalar(const uint16_t *src, float *dst, int32_t n);
+float bn_dot_scalar(const float *a, const float *b, int32_t n);
+void bn_axpy_scalar(float a, const float *x, float *y, int32_t n);
+void bn_add_scalar(const float *x, float *y, int32_t n);
+void bn_softmax_scalar(float *x, int32_t n);
+void bn_gate_relu2_scalar(float *g, const float *u, int32_t n);
+void bn_gate_silu_scalar(float *g, const float *u, int32_t n);
+void bn_rope_scalar(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
+void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                         float *out, int32_t head_begin, int32_t head_end);
 
 #if defined(__x86_64__) || defined(_M_X64)
 void bn_quantize_avx2(const float *x, int32_t n, int32_t k, int32_t ldx,
@@ -58,6 +72,35 @@ void bn_i2s_gemm_avx512vnni(const bn_i2s_matrix *w, const int8_t *x, const float
                             int32_t row_begin, int32_t row_end);
 uint64_t bn_bench_read_x86(bn_isa isa, const void *buf, size_t len);
 uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters);
+/* float ops: AVX2 + FMA + F16C, and AVX-512 (shared by the avx512 and avx512vnni tables) */
+void bn_rmsnorm_avx2(const float *x, const float *w, float eps, int32_t n, float *y);
+void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                      int32_t row_begin, int32_t row_end);
+void bn_f16_to_f32_avx2(const uint16_t *src, float *dst, int32_t n);
+float bn_dot_avx2(const float *a, const float *b, int32_t n);
+void bn_axpy_avx2(float a, const float *x, float *y, int32_t n);
+void bn_add_avx2(const float *x, float *y, int32_t n);
+void bn_softmax_avx2(float *x, int32_t n);
+void bn_gate_relu2_avx2(float *g, const float *u, int32_t n);
+void bn_gate_silu_avx2(float *g, const float *u, int32_t n);
+void bn_rope_avx2(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
+void bn_attention_avx2(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                       float *out, int32_t head_begin, int32_t head_end);
+void bn_rmsnorm_avx512(const float *x, const float *w, float eps, int32_t n, float *y);
+void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                        int32_t row_begin, int32_t row_end);
+void bn_f16_to_f32_avx512(const uint16_t *src, float *dst, int32_t n);
+float bn_dot_avx512(const float *a, const float *b, int32_t n);
+void bn_axpy_avx512(float a, const float *x, float *y, int32_t n);
+void bn_add_avx512(const float *x, float *y, int32_t n);
+void bn_softmax_avx512(float *x, int32_t n);
+void bn_gate_relu2_avx512(float *g, const float *u, int32_t n);
+void bn_gate_silu_avx512(float *g, const float *u, int32_t n);
+void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
+void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                         float *out, int32_t head_begin, int32_t head_end);
 #endif
 
 #if defined(__aarch64__)
@@ -71,6 +114,21 @@ void bn_i2s_gemm_neon_dotprod(const bn_i2s_matrix *w, const int8_t *x, const flo
                               int32_t row_begin, int32_t row_end);
 uint64_t bn_bench_read_arm(bn_isa isa, const void *buf, size_t len);
 uint64_t bn_bench_int8_peak_arm(bn_isa isa, uint64_t iters);
+/* float ops (shared by the neon and dotprod tables) */
+void bn_rmsnorm_neon(const float *x, const float *w, float eps, int32_t n, float *y);
+void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                      int32_t row_begin, int32_t row_end);
+void bn_f16_to_f32_neon(const uint16_t *src, float *dst, int32_t n);
+float bn_dot_neon(const float *a, const float *b, int32_t n);
+void bn_axpy_neon(float a, const float *x, float *y, int32_t n);
+void bn_add_neon(const float *x, float *y, int32_t n);
+void bn_softmax_neon(float *x, int32_t n);
+void bn_gate_relu2_neon(float *g, const float *u, int32_t n);
+void bn_gate_silu_neon(float *g, const float *u, int32_t n);
+void bn_rope_neon(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
+void bn_attention_neon(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                       float *out, int32_t head_begin, int32_t head_end);
 #endif
 
 #endif /* BN_INTERNAL_H */

@@ -1,0 +1,390 @@
+/* NEON twins of the float ops (src/scalar/ops_scalar.c), used by the neon
+ * and dotprod tables (nothing here needs sdot).
+ *
+ * add, axpy, f16_to_f32, rope and gate_relu2 compute the scalar expression
+ * lane by lane (vmul then vadd, never vfma) and are bit-identical to the
+ * scalar twins; their tails run the scalar expression itself. The
+ * reductions use vfma and partial sums, and softmax / gate_silu use exp4
+ * below (tolerances in Tests/c/test_ops.c). Tails that need exp4 or a half
+ * conversion go through a zero-padded 4-lane stack buffer. */
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+#include "internal.h"
+
+/* FMA is baseline on arm64: without this, clang's default -ffp-contract=on
+ * would fuse the scalar tails' a*b + c and break bit-exactness. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* f16_gemm for n > 1: register tiles of 4 weight rows × 4 activation rows
+ * = 16 accumulators + 8 converted weight vectors (of 32). TOKEN_BLOCK
+ * activation rows stay in L2 while a 4-row weight tile stays in L1. */
+enum { GEMM_ROWS = 4, GEMM_TOKENS = 4, TOKEN_BLOCK = 16, ATTN_KEYS = 8 };
+
+/* [Σa0, Σa1, Σa2, Σa3] */
+static inline float32x4_t hsum4x4(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3) {
+    return vpaddq_f32(vpaddq_f32(a0, a1), vpaddq_f32(a2, a3));
+}
+
+/* 8 halves → two float32x4 (fcvtl / fcvtl2: exact) */
+static inline void load_ph8(const uint16_t *p, float32x4_t *lo, float32x4_t *hi) {
+    const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
+    *lo = vcvt_f32_f16(vget_low_f16(h));
+    *hi = vcvt_high_f32_f16(h);
+}
+
+static inline float32x4_t load_ph4(const uint16_t *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+
+/* cnt ≤ 4 halves, zero padded */
+static inline float32x4_t load_ph_tail(const uint16_t *p, int32_t cnt) {
+    uint16_t buf[4] = {0};
+    memcpy(buf, p, (size_t)cnt * sizeof(uint16_t));
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(buf)));
+}
+
+/* cnt ≤ 4 floats, zero padded */
+static inline float32x4_t load_tail(const float *p, int32_t cnt) {
+    float buf[4] = {0};
+    memcpy(buf, p, (size_t)cnt * sizeof(float));
+    return vld1q_f32(buf);
+}
+
+static inline void store_tail(float *p, float32x4_t v, int32_t cnt) {
+    float buf[4];
+    vst1q_f32(buf, v);
+    memcpy(p, buf, (size_t)cnt * sizeof(float));
+}
+
+/* exp(x), within ~2 ulp of expf (measured in test_ops.c); the reduction and
+ * polynomial of exp8 in ops_avx2.c: n = round(x/ln2), r = x − n·ln2 in two
+ * steps (the first exact), degree-7 Taylor polynomial for e^r, then ·2^n as
+ * two power-of-two factors so subnormal results round once and x past
+ * ln(FLT_MAX) overflows to inf. vmax/vmin propagate NaN. */
+static inline float32x4_t exp4(float32x4_t x) {
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-104.0f)), vdupq_n_f32(89.0f));
+    const int32x4_t n = vcvtnq_s32_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    const float32x4_t nf = vcvtq_f32_s32(n);
+    float32x4_t r = vfmsq_n_f32(x, nf, 0.693359375f);
+    r = vfmsq_n_f32(r, nf, -2.12194440e-4f);
+    float32x4_t p = vdupq_n_f32(1.0f / 5040.0f);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    const int32x4_t n1 = vshrq_n_s32(n, 1), n2 = vsubq_s32(n, n1);
+    const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
+    const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
+    return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+// a, b: (n,) f32
+float bn_dot_neon(const float *a, const float *b, int32_t n) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = vfmaq_f32(a0, vld1q_f32(a + i), vld1q_f32(b + i));
+        a1 = vfmaq_f32(a1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        a2 = vfmaq_f32(a2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        a3 = vfmaq_f32(a3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vld1q_f32(a + i), vld1q_f32(b + i));
+    if (i < n) a1 = vfmaq_f32(a1, load_tail(a + i, n - i), load_tail(b + i, n - i));
+    return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+}
+
+// x, w, y: (n,) f32; y may alias x
+void bn_rmsnorm_neon(const float *x, const float *w, float eps, int32_t n, float *y) {
+    const float inv = 1.0f / sqrtf(bn_dot_neon(x, x, n) / (float)n + eps);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), inv), vld1q_f32(w + i)));
+    for (; i < n; i++) y[i] = (x[i] * inv) * w[i];
+}
+
+// src: (n,) f16 → dst: (n,) f32
+void bn_f16_to_f32_neon(const uint16_t *src, float *dst, int32_t n) {
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float32x4_t lo, hi;
+        load_ph8(src + i, &lo, &hi);
+        vst1q_f32(dst + i, lo);
+        vst1q_f32(dst + i + 4, hi);
+    }
+    for (; i < n; i += 4) {
+        const int32_t cnt = n - i < 4 ? n - i : 4;
+        store_tail(dst + i, load_ph_tail(src + i, cnt), cnt);
+    }
+}
+
+// x, y: (n,) f32
+void bn_axpy_neon(float a, const float *x, float *y, int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_n_f32(vld1q_f32(x + i), a)));
+    for (; i < n; i++) y[i] = y[i] + a * x[i];
+}
+
+// x, y: (n,) f32
+void bn_add_neon(const float *x, float *y, int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vld1q_f32(x + i)));
+    for (; i < n; i++) y[i] = y[i] + x[i];
+}
+
+// x: (n,) f32, in place, n ≥ 1
+void bn_softmax_neon(float *x, int32_t n) {
+    int32_t i = 0;
+    float32x4_t vmax = vdupq_n_f32(x[0]);
+    for (; i + 4 <= n; i += 4) vmax = vmaxnmq_f32(vmax, vld1q_f32(x + i)); /* NaN never wins, as in the spec */
+    float max = vmaxnmvq_f32(vmax);
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    const float32x4_t vm = vdupq_n_f32(max);
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    for (i = 0; i + 8 <= n; i += 8) {
+        const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(x + i), vm));
+        const float32x4_t e1 = exp4(vsubq_f32(vld1q_f32(x + i + 4), vm));
+        vst1q_f32(x + i, e0);
+        vst1q_f32(x + i + 4, e1);
+        s0 = vaddq_f32(s0, e0);
+        s1 = vaddq_f32(s1, e1);
+    }
+    float sum = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i += 4) {
+        const int32_t cnt = n - i < 4 ? n - i : 4;
+        float e[4];
+        vst1q_f32(e, exp4(vsubq_f32(load_tail(x + i, cnt), vm)));
+        for (int32_t j = 0; j < cnt; j++) {
+            x[i + j] = e[j];
+            sum += e[j];
+        }
+    }
+    const float inv = 1.0f / sum;
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+    for (; i < n; i++) x[i] = x[i] * inv;
+}
+
+// g, u: (n,) f32; g in place
+void bn_gate_relu2_neon(float *g, const float *u, int32_t n) {
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t v = vmaxnmq_f32(vld1q_f32(g + i), zero); /* -0 and NaN → +0, as the spec */
+        vst1q_f32(g + i, vmulq_f32(vmulq_f32(v, v), vld1q_f32(u + i)));
+    }
+    for (; i < n; i++) {
+        const float v = g[i] > 0.0f ? g[i] : 0.0f;
+        g[i] = (v * v) * u[i];
+    }
+}
+
+// g, u: (n,) f32; g in place
+void bn_gate_silu_neon(float *g, const float *u, int32_t n) {
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    for (int32_t i = 0; i < n; i += 4) {
+        const int32_t cnt = n - i < 4 ? n - i : 4;
+        const float32x4_t v = cnt == 4 ? vld1q_f32(g + i) : load_tail(g + i, cnt);
+        const float32x4_t uv = cnt == 4 ? vld1q_f32(u + i) : load_tail(u + i, cnt);
+        const float32x4_t r = vmulq_f32(vdivq_f32(v, vaddq_f32(one, exp4(vnegq_f32(v)))), uv);
+        if (cnt == 4)
+            vst1q_f32(g + i, r);
+        else
+            store_tail(g + i, r, cnt);
+    }
+}
+
+// x: (heads, head_dim) f32 in place; cos, sin: (head_dim/2,)
+void bn_rope_neon(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox) {
+    const int32_t half = head_dim / 2;
+    for (int32_t h = 0; h < heads; h++) {
+        float *xh = x + (size_t)h * (size_t)head_dim;
+        int32_t i = 0;
+        if (neox) {
+            for (; i + 4 <= half; i += 4) {
+                const float32x4_t a = vld1q_f32(xh + i), b = vld1q_f32(xh + half + i);
+                const float32x4_t c = vld1q_f32(cos + i), s = vld1q_f32(sin + i);
+                vst1q_f32(xh + i, vsubq_f32(vmulq_f32(a, c), vmulq_f32(b, s)));
+                vst1q_f32(xh + half + i, vaddq_f32(vmulq_f32(a, s), vmulq_f32(b, c)));
+            }
+        } else {
+            for (; i + 4 <= half; i += 4) { /* ld2/st2 (de)interleave the pairs */
+                const float32x4x2_t ab = vld2q_f32(xh + 2 * i);
+                const float32x4_t c = vld1q_f32(cos + i), s = vld1q_f32(sin + i);
+                float32x4x2_t r;
+                r.val[0] = vsubq_f32(vmulq_f32(ab.val[0], c), vmulq_f32(ab.val[1], s));
+                r.val[1] = vaddq_f32(vmulq_f32(ab.val[0], s), vmulq_f32(ab.val[1], c));
+                vst2q_f32(xh + 2 * i, r);
+            }
+        }
+        for (; i < half; i++) {
+            const int32_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+            const float a = xh[ia], b = xh[ib];
+            xh[ia] = a * cos[i] - b * sin[i];
+            xh[ib] = a * sin[i] + b * cos[i];
+        }
+    }
+}
+
+/* ---- F16 GEMM ---------------------------------------------------------------- */
+
+/* n == 1: one weight row, streamed front to back with four accumulators
+ * (one stream per core is what hardware prefetchers follow best; on x86,
+ * four interleaved rows sharing the x loads measured ~40 % slower, see
+ * ops_avx2.c). x stays in L1. */
+static inline float gemv_row(const uint16_t *wr, int32_t k, const float *x) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int32_t c = 0;
+    for (; c + 16 <= k; c += 16) {
+        float32x4_t w0, w1, w2, w3;
+        load_ph8(wr + c, &w0, &w1);
+        load_ph8(wr + c + 8, &w2, &w3);
+        a0 = vfmaq_f32(a0, w0, vld1q_f32(x + c));
+        a1 = vfmaq_f32(a1, w1, vld1q_f32(x + c + 4));
+        a2 = vfmaq_f32(a2, w2, vld1q_f32(x + c + 8));
+        a3 = vfmaq_f32(a3, w3, vld1q_f32(x + c + 12));
+    }
+    for (; c + 4 <= k; c += 4) a0 = vfmaq_f32(a0, load_ph4(wr + c), vld1q_f32(x + c));
+    if (c < k) a1 = vfmaq_f32(a1, load_ph_tail(wr + c, k - c), load_tail(x + c, k - c));
+    return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+}
+
+/* n > 1: R weight rows × T activation rows; each converted weight vector
+ * serves T rows, each x vector R rows. y: (T, ldy) from row 0 of the tile. */
+static inline __attribute__((always_inline)) void gemm_tile(const uint16_t *w, int32_t k, const float *x, float *y,
+                                                            int32_t ldy, const int R, const int T) {
+    float32x4_t acc[GEMM_ROWS][GEMM_TOKENS], wlo[GEMM_ROWS], whi[GEMM_ROWS];
+    for (int j = 0; j < R; j++)
+        for (int t = 0; t < T; t++) acc[j][t] = vdupq_n_f32(0.0f);
+    int32_t c = 0;
+    for (; c + 8 <= k; c += 8) {
+        for (int j = 0; j < R; j++) load_ph8(w + (size_t)j * (size_t)k + c, &wlo[j], &whi[j]);
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * (size_t)k + c;
+            const float32x4_t x0 = vld1q_f32(xt), x1 = vld1q_f32(xt + 4);
+            for (int j = 0; j < R; j++) acc[j][t] = vfmaq_f32(vfmaq_f32(acc[j][t], wlo[j], x0), whi[j], x1);
+        }
+    }
+    for (; c < k; c += 4) {
+        const int32_t cnt = k - c < 4 ? k - c : 4;
+        for (int j = 0; j < R; j++) wlo[j] = load_ph_tail(w + (size_t)j * (size_t)k + c, cnt);
+        for (int t = 0; t < T; t++) {
+            const float32x4_t xv = load_tail(x + (size_t)t * (size_t)k + c, cnt);
+            for (int j = 0; j < R; j++) acc[j][t] = vfmaq_f32(acc[j][t], wlo[j], xv);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yt = y + (size_t)t * (size_t)ldy;
+        if (R == GEMM_ROWS)
+            vst1q_f32(yt, hsum4x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+        else
+            for (int j = 0; j < R; j++) yt[j] = vaddvq_f32(acc[j][t]);
+    }
+}
+
+/* One row tile over activation rows [t0, t1): full tiles of GEMM_TOKENS, then single rows. */
+static inline __attribute__((always_inline)) void gemm_rows(const uint16_t *wr, int32_t k, const float *x, float *y,
+                                                            int32_t ldy, int32_t t0, int32_t t1, const int R) {
+    int32_t t = t0;
+    for (; t + GEMM_TOKENS <= t1; t += GEMM_TOKENS)
+        gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, GEMM_TOKENS);
+    for (; t < t1; t++) gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, 1);
+}
+
+// w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
+void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                      int32_t row_begin, int32_t row_end) {
+    if (n == 1) { /* decoding: one pass over the weights at memory bandwidth */
+        for (int32_t r = row_begin; r < row_end; r++) y[r] = gemv_row(w + (size_t)r * (size_t)k, k, x);
+        return;
+    }
+    for (int32_t t0 = 0; t0 < n; t0 += TOKEN_BLOCK) {
+        const int32_t t1 = bn_min_i32(n, t0 + TOKEN_BLOCK);
+        int32_t r = row_begin;
+        for (; r + GEMM_ROWS <= row_end; r += GEMM_ROWS)
+            gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, GEMM_ROWS);
+        for (; r < row_end; r++) gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, 1);
+    }
+}
+
+/* ---- attention ----------------------------------------------------------------- */
+
+// q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
+void bn_attention_neon(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                       float *out, int32_t head_begin, int32_t head_end) {
+    const int32_t group = n_heads / n_kv_heads, hv = hd & ~3;
+    const size_t stride = (size_t)kv_stride;
+    for (int32_t h = head_begin; h < head_end; h++) {
+        const float *qh = q + (size_t)h * (size_t)hd;
+        const size_t off = (size_t)(h / group) * (size_t)hd;
+        /* scores: ATTN_KEYS cached positions at a time, one q load per 8 FMAs,
+         * then pairwise-add reductions of four at once */
+        int32_t t = 0;
+        for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
+            const float *kt = k + (size_t)t * stride + off;
+            float32x4_t acc[ATTN_KEYS];
+            for (int i = 0; i < ATTN_KEYS; i++) acc[i] = vdupq_n_f32(0.0f);
+            int32_t d = 0;
+            for (; d < hv; d += 4) {
+                const float32x4_t qv = vld1q_f32(qh + d);
+                for (int i = 0; i < ATTN_KEYS; i++) acc[i] = vfmaq_f32(acc[i], qv, vld1q_f32(kt + (size_t)i * stride + d));
+            }
+            if (d < hd) {
+                const float32x4_t qv = load_tail(qh + d, hd - d);
+                for (int i = 0; i < ATTN_KEYS; i++)
+                    acc[i] = vfmaq_f32(acc[i], qv, load_tail(kt + (size_t)i * stride + d, hd - d));
+            }
+            vst1q_f32(scores + t, vmulq_n_f32(hsum4x4(acc[0], acc[1], acc[2], acc[3]), scale));
+            vst1q_f32(scores + t + 4, vmulq_n_f32(hsum4x4(acc[4], acc[5], acc[6], acc[7]), scale));
+        }
+        for (; t < T; t++) scores[t] = scale * bn_dot_neon(qh, k + (size_t)t * stride + off, hd);
+        bn_softmax_neon(scores, T);
+        /* out = Σ_t p_t·v_t, 16 columns at a time in registers; even and odd
+         * positions go to separate accumulators to keep 8 FMA chains */
+        float *oh = out + (size_t)h * (size_t)hd;
+        const float *vh = v + off;
+        int32_t d = 0;
+        for (; d + 16 <= hd; d += 16) {
+            float32x4_t a[8];
+            for (int j = 0; j < 8; j++) a[j] = vdupq_n_f32(0.0f);
+            int32_t t2 = 0;
+            for (; t2 + 2 <= T; t2 += 2) {
+                const float p0 = scores[t2], p1 = scores[t2 + 1];
+                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
+                for (int j = 0; j < 4; j++) {
+                    a[j] = vfmaq_n_f32(a[j], vld1q_f32(v0 + 4 * j), p0);
+                    a[4 + j] = vfmaq_n_f32(a[4 + j], vld1q_f32(v1 + 4 * j), p1);
+                }
+            }
+            if (t2 < T) {
+                const float *v0 = vh + (size_t)t2 * stride + d;
+                for (int j = 0; j < 4; j++) a[j] = vfmaq_n_f32(a[j], vld1q_f32(v0 + 4 * j), scores[t2]);
+            }
+            for (int j = 0; j < 4; j++) vst1q_f32(oh + d + 4 * j, vaddq_f32(a[j], a[4 + j]));
+        }
+        for (; d < hd; d += 4) {
+            const int32_t cnt = hd - d < 4 ? hd - d : 4;
+            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+            int32_t t2 = 0;
+            for (; t2 + 2 <= T; t2 += 2) {
+                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
+                a0 = vfmaq_n_f32(a0, cnt == 4 ? vld1q_f32(v0) : load_tail(v0, cnt), scores[t2]);
+                a1 = vfmaq_n_f32(a1, cnt == 4 ? vld1q_f32(v1) : load_tail(v1, cnt), scores[t2 + 1]);
+            }
+            if (t2 < T) {
+                const float *v0 = vh + (size_t)t2 * stride + d;
+                a0 = vfmaq_n_f32(a0, cnt == 4 ? vld1q_f32(v0) : load_tail(v0, cnt), scores[t2]);
+            }
+            if (cnt == 4)
+                vst1q_f32(oh + d, vaddq_f32(a0, a1));
+            else
+                store_tail(oh + d, vaddq_f32(a0, a1), cnt);
+        }
+    }
+}
+#endif

@@ -1,0 +1,345 @@
+/* AVX-512 twins of the float ops (src/scalar/ops_scalar.c), used by the
+ * avx512 and avx512vnni tables (nothing here needs VNNI).
+ *
+ * Tails are masked loads and stores: masked-off lanes are neither read nor
+ * written, so no op touches memory past n. add, axpy, f16_to_f32, rope and
+ * gate_relu2 compute the scalar expression lane by lane (products rounded
+ * before the add, no FMA) and are bit-identical to the scalar twins; the
+ * reductions use FMA and partial sums, and softmax / gate_silu use exp16
+ * below (tolerances in Tests/c/test_ops.c). */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <math.h>
+#include "internal.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define BN_INLINE static inline __attribute__((always_inline))
+
+/* f16_gemm for n > 1: register tiles of 4 weight rows × 4 activation rows
+ * = 16 accumulators + 4 converted weight vectors (of 32 zmm). TOKEN_BLOCK
+ * activation rows (k = 2560: 160 KB) stay in L2 while a 4-row tile of
+ * weights (20 KB) stays in L1. */
+enum { GEMM_ROWS = 4, GEMM_TOKENS = 4, TOKEN_BLOCK = 16, ATTN_KEYS = 8, PREFETCH_BYTES = 4096 };
+
+BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
+    return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
+}
+
+BN_INLINE BN_AVX512 __m256 fold8(__m512 v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+}
+
+/* [Σa0, Σa1, Σa2, Σa3] */
+BN_INLINE BN_AVX512 __m128 hsum4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(fold8(a0), fold8(a1)), _mm256_hadd_ps(fold8(a2), fold8(a3)));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+/* [Σa0, ..., Σa7] */
+BN_INLINE BN_AVX512 __m256 hsum8x16(const __m512 a[8]) {
+    const __m256 s0 = _mm256_hadd_ps(_mm256_hadd_ps(fold8(a[0]), fold8(a[1])), _mm256_hadd_ps(fold8(a[2]), fold8(a[3])));
+    const __m256 s1 = _mm256_hadd_ps(_mm256_hadd_ps(fold8(a[4]), fold8(a[5])), _mm256_hadd_ps(fold8(a[6]), fold8(a[7])));
+    return _mm256_add_ps(_mm256_permute2f128_ps(s0, s1, 0x20), _mm256_permute2f128_ps(s0, s1, 0x31));
+}
+
+BN_INLINE BN_AVX512 __m512 load_ph(__mmask16 m, const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+/* exp(x), within ~2 ulp of expf (measured in test_ops.c); the same
+ * reduction and polynomial as exp8 in ops_avx2.c, with vscalefps doing the
+ * ·2^n step (one rounding into the subnormal range, inf past ln(FLT_MAX)).
+ * The clamp keeps r small; a NaN input stays NaN. */
+BN_INLINE BN_AVX512 __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+    const __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, nf);
+}
+
+// a, b: (n,) f32
+BN_AVX512 float bn_dot_avx512(const float *a, const float *b, int32_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), a3);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// x, w, y: (n,) f32; y may alias x
+BN_AVX512 void bn_rmsnorm_avx512(const float *x, const float *w, float eps, int32_t n, float *y) {
+    const float inv = 1.0f / sqrtf(bn_dot_avx512(x, x, n) / (float)n + eps);
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        const __m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv), _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(y + i, m, r);
+    }
+}
+
+// src: (n,) f16 → dst: (n,) f32
+BN_AVX512 void bn_f16_to_f32_avx512(const uint16_t *src, float *dst, int32_t n) {
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, load_ph(m, src + i));
+    }
+}
+
+// x, y: (n,) f32
+BN_AVX512 void bn_axpy_avx512(float a, const float *x, float *y, int32_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        const __m512 r = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_storeu_ps(y + i, m, r);
+    }
+}
+
+// x, y: (n,) f32
+BN_AVX512 void bn_add_avx512(const float *x, float *y, int32_t n) {
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+// x: (n,) f32, in place, n ≥ 1
+BN_AVX512 void bn_softmax_avx512(float *x, int32_t n) {
+    __m512 vmax = _mm512_set1_ps(x[0]);
+    for (int32_t i = 0; i < n; i += 16) /* masked lanes reload x[0]; NaN never wins, as in the spec */
+        vmax = _mm512_max_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(x[0]), mask16(n - i), x + i), vmax);
+    const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+        const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
+        _mm512_storeu_ps(x + i, e0);
+        _mm512_storeu_ps(x + i + 16, e1);
+        s0 = _mm512_add_ps(s0, e0);
+        s1 = _mm512_add_ps(s1, e1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_ps(s0, e);
+    }
+    const __m512 vinv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv));
+    }
+}
+
+// g, u: (n,) f32; g in place
+BN_AVX512 void bn_gate_relu2_avx512(float *g, const float *u, int32_t n) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        const __m512 v = _mm512_max_ps(_mm512_maskz_loadu_ps(m, g + i), zero); /* -0 and NaN → +0, as the spec */
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+// g, u: (n,) f32; g in place
+BN_AVX512 void bn_gate_silu_avx512(float *g, const float *u, int32_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 s = _mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+// x: (heads, head_dim) f32 in place; cos, sin: (head_dim/2,)
+BN_AVX512 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin,
+                              int32_t neox) {
+    const int32_t half = head_dim / 2;
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512 even_sign = _mm512_castsi512_ps(_mm512_set1_epi64(0x80000000ll)); /* -0.0f in even lanes */
+    for (int32_t h = 0; h < heads; h++) {
+        float *xh = x + (size_t)h * (size_t)head_dim;
+        if (neox) {
+            for (int32_t i = 0; i < half; i += 16) {
+                const __mmask16 m = mask16(half - i);
+                const __m512 a = _mm512_maskz_loadu_ps(m, xh + i), b = _mm512_maskz_loadu_ps(m, xh + half + i);
+                const __m512 c = _mm512_maskz_loadu_ps(m, cos + i), s = _mm512_maskz_loadu_ps(m, sin + i);
+                _mm512_mask_storeu_ps(xh + i, m, _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(b, s)));
+                _mm512_mask_storeu_ps(xh + half + i, m, _mm512_add_ps(_mm512_mul_ps(a, s), _mm512_mul_ps(b, c)));
+            }
+        } else {
+            /* [a0 b0 a1 b1 ..]·[c0 c0 ..] + [b0 a0 b1 a1 ..]·[-s0 s0 ..]: the scalar twin's two rounded
+             * products and one rounded sum per lane (x + -y == x - y) */
+            for (int32_t i = 0; i < half; i += 8) {
+                const int32_t pairs = half - i < 8 ? half - i : 8;
+                const __mmask16 m = mask16(2 * pairs);
+                const __mmask8 mc = (__mmask8)((1u << pairs) - 1);
+                const __m512 v = _mm512_maskz_loadu_ps(m, xh + 2 * i);
+                const __m512 c = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(mc, cos + i)));
+                const __m512 s = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(mc, sin + i)));
+                const __m512 swapped = _mm512_permute_ps(v, 0xB1);
+                const __m512 r = _mm512_add_ps(_mm512_mul_ps(v, c), _mm512_xor_ps(_mm512_mul_ps(swapped, s), even_sign));
+                _mm512_mask_storeu_ps(xh + 2 * i, m, r);
+            }
+        }
+    }
+}
+
+/* ---- F16 GEMM ---------------------------------------------------------------- */
+
+/* n == 1: one weight row, streamed front to back (why one and not several
+ * rows sharing the x loads: see gemv_row in ops_avx2.c). Two prefetches per
+ * iteration (128 bytes of weights) keep PREFETCH_BYTES ahead; they are
+ * hints and never fault. */
+BN_INLINE BN_AVX512 float gemv_row(const uint16_t *wr, int32_t k, const float *x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t c = 0;
+    for (; c + 64 <= k; c += 64) {
+        _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES + 64, _MM_HINT_T0);
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c))), _mm512_loadu_ps(x + c), a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16))),
+                             _mm512_loadu_ps(x + c + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 32))),
+                             _mm512_loadu_ps(x + c + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 48))),
+                             _mm512_loadu_ps(x + c + 48), a3);
+    }
+    for (; c < k; c += 16) {
+        const __mmask16 m = mask16(k - c);
+        a0 = _mm512_fmadd_ps(load_ph(m, wr + c), _mm512_maskz_loadu_ps(m, x + c), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* n > 1: R weight rows × T activation rows; each converted weight vector
+ * serves T rows, each x vector R rows. y: (T, ldy) from row 0 of the tile. */
+BN_INLINE BN_AVX512 void gemm_tile(const uint16_t *w, int32_t k, const float *x, float *y, int32_t ldy,
+                                   const int R, const int T) {
+    __m512 acc[GEMM_ROWS][GEMM_TOKENS], wv[GEMM_ROWS];
+    for (int j = 0; j < R; j++)
+        for (int t = 0; t < T; t++) acc[j][t] = _mm512_setzero_ps();
+    for (int32_t c = 0; c < k; c += 16) {
+        const __mmask16 m = mask16(k - c);
+        for (int j = 0; j < R; j++) wv[j] = load_ph(m, w + (size_t)j * (size_t)k + c);
+        for (int t = 0; t < T; t++) {
+            const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c);
+            for (int j = 0; j < R; j++) acc[j][t] = _mm512_fmadd_ps(wv[j], xv, acc[j][t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yt = y + (size_t)t * (size_t)ldy;
+        if (R == GEMM_ROWS)
+            _mm_storeu_ps(yt, hsum4x16(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+        else
+            for (int j = 0; j < R; j++) yt[j] = _mm512_reduce_add_ps(acc[j][t]);
+    }
+}
+
+/* One row tile over activation rows [t0, t1): full tiles of GEMM_TOKENS, then single rows. */
+BN_INLINE BN_AVX512 void gemm_rows(const uint16_t *wr, int32_t k, const float *x, float *y, int32_t ldy,
+                                   int32_t t0, int32_t t1, const int R) {
+    int32_t t = t0;
+    for (; t + GEMM_TOKENS <= t1; t += GEMM_TOKENS)
+        gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, GEMM_TOKENS);
+    for (; t < t1; t++) gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, 1);
+}
+
+// w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
+BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                                  int32_t row_begin, int32_t row_end) {
+    if (n == 1) { /* decoding: one pass over the weights at memory bandwidth */
+        for (int32_t r = row_begin; r < row_end; r++) y[r] = gemv_row(w + (size_t)r * (size_t)k, k, x);
+        return;
+    }
+    for (int32_t t0 = 0; t0 < n; t0 += TOKEN_BLOCK) {
+        const int32_t t1 = bn_min_i32(n, t0 + TOKEN_BLOCK);
+        int32_t r = row_begin;
+        for (; r + GEMM_ROWS <= row_end; r += GEMM_ROWS)
+            gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, GEMM_ROWS);
+        for (; r < row_end; r++) gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, 1);
+    }
+}
+
+/* ---- attention ----------------------------------------------------------------- */
+
+// q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
+BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                                   int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                   float *out, int32_t head_begin, int32_t head_end) {
+    const int32_t group = n_heads / n_kv_heads;
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const size_t stride = (size_t)kv_stride;
+    for (int32_t h = head_begin; h < head_end; h++) {
+        const float *qh = q + (size_t)h * (size_t)hd;
+        const size_t off = (size_t)(h / group) * (size_t)hd;
+        /* scores: ATTN_KEYS cached positions at a time, one q load per 8 FMAs,
+         * then one transposing reduction for all of them */
+        int32_t t = 0;
+        for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
+            const float *kt = k + (size_t)t * stride + off;
+            __m512 acc[ATTN_KEYS];
+            for (int i = 0; i < ATTN_KEYS; i++) acc[i] = _mm512_setzero_ps();
+            for (int32_t d = 0; d < hd; d += 16) {
+                const __mmask16 m = mask16(hd - d);
+                const __m512 qv = _mm512_maskz_loadu_ps(m, qh + d);
+                for (int i = 0; i < ATTN_KEYS; i++)
+                    acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kt + (size_t)i * stride + d), acc[i]);
+            }
+            _mm256_storeu_ps(scores + t, _mm256_mul_ps(vscale, hsum8x16(acc)));
+        }
+        for (; t < T; t++) scores[t] = scale * bn_dot_avx512(qh, k + (size_t)t * stride + off, hd);
+        bn_softmax_avx512(scores, T);
+        /* out = Σ_t p_t·v_t, 64 columns at a time in registers; even and odd
+         * positions go to separate accumulators to keep 8 FMA chains */
+        float *oh = out + (size_t)h * (size_t)hd;
+        const float *vh = v + off;
+        for (int32_t d = 0; d < hd; d += 64) {
+            __mmask16 m[4];
+            for (int j = 0; j < 4; j++) m[j] = hd - d - 16 * j > 0 ? mask16(hd - d - 16 * j) : (__mmask16)0;
+            __m512 a[8];
+            for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_ps();
+            int32_t t2 = 0;
+            for (; t2 + 2 <= T; t2 += 2) {
+                const __m512 p0 = _mm512_set1_ps(scores[t2]), p1 = _mm512_set1_ps(scores[t2 + 1]);
+                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
+                for (int j = 0; j < 4; j++) {
+                    a[j] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[j], v0 + 16 * j), a[j]);
+                    a[4 + j] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m[j], v1 + 16 * j), a[4 + j]);
+                }
+            }
+            if (t2 < T) {
+                const __m512 p0 = _mm512_set1_ps(scores[t2]);
+                const float *v0 = vh + (size_t)t2 * stride + d;
+                for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[j], v0 + 16 * j), a[j]);
+            }
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(oh + d + 16 * j, m[j], _mm512_add_ps(a[j], a[4 + j]));
+        }
+    }
+}
+#endif
