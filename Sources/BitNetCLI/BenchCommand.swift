@@ -4,6 +4,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print ratios against baselines measured in the same run.",
-        subcommands: [KernelBench.self]
+        subcommands: [KernelBench.self, EndToEndBench.self]
     )
 }

@@ -4,17 +4,62 @@ import BitNet
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Show what the kernels detected on this CPU (and, later, a model's contents)."
+        abstract: "Show a model's architecture, hyperparameters and tensors, or what the kernels detected on this CPU."
     )
+
+    @Argument(help: "A GGUF file.")
+    var path: String?
 
     @Flag(name: .long, help: "Print the CPU features detected, the kernel level chosen and why.")
     var cpu = false
 
+    @Flag(help: "List every metadata key (long arrays abbreviated).")
+    var metadata = false
+
     func run() throws {
-        guard cpu else {
-            throw ValidationError("nothing to inspect: pass --cpu (model inspection arrives with the GGUF engine)")
+        guard cpu || path != nil else { throw ValidationError("give a GGUF file, or --cpu") }
+        if cpu {
+            print(ISA.report, terminator: "")
+            print("available: " + ISA.supported.map(\.description).joined(separator: " "))
         }
-        print(ISA.report, terminator: "")
-        print("available: " + ISA.supported.map(\.description).joined(separator: " "))
+        guard let path else { return }
+        let file = try GGUFFile(path: path)
+        print("file: \(path) (GGUF v\(file.version), \(ProgressBar.bytes(Double(file.fileSize))), " +
+              "\(file.tensors.count) tensors, \(file.metadataKeys.count) metadata keys)")
+        do {
+            let c = try ModelConfig(gguf: file)
+            print("architecture: \(c.architectureName) (\(c.architecture.rawValue) graph)")
+            print("layers \(c.layerCount), hidden \(c.hiddenSize), ffn \(c.ffnSize), heads \(c.headCount), kv heads " +
+                  "\(c.kvHeadCount), head dim \(c.headDim), vocab \(c.vocabSize), context \(c.contextLength)")
+            print("rope θ \(c.ropeTheta) (\(c.ropeIsNeoX ? "NeoX rotate-half" : "adjacent pairs")), rms eps \(c.normEpsilon), " +
+                  "ffn activation \(c.activation.rawValue)")
+            let kv = KVCache.byteCount(capacity: BitNetModel.defaultContextLength(config: c), layerCount: c.layerCount,
+                                       kvDim: c.kvDim)
+            print("kernels: I2_S → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for prompts); F16 head; " +
+                  "KV cache f32, \(ProgressBar.bytes(Double(kv))) at the default context")
+        } catch {
+            print("model: not runnable here: \(error)")
+        }
+        if metadata {
+            print("\nmetadata:")
+            for key in file.metadataKeys {
+                let text = file.metadata[key].map { "\($0)" } ?? ""
+                print("  \(key) = \(text.count > 120 ? String(text.prefix(117)) + "..." : text)")
+            }
+        }
+        print("\ntensors:")
+        var total = 0
+        for t in file.tensors {
+            let bytes = t.byteCount ?? t.extent
+            total += bytes
+            let shape = t.dims.map(String.init).joined(separator: " × ")
+            print("  " + t.name.padding(36) + " " + shape.padding(20) + " " + t.type.description.padding(8) + " " +
+                  String(bytes))
+        }
+        print("total tensor bytes: \(total) (\(ProgressBar.bytes(Double(total))))")
     }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }

@@ -123,7 +123,7 @@ private struct StreamJob {
     var work: UInt64
 }
 
-private func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
+func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
     let length = 1 << 30 // ≥ 1 GiB: far past any last-level cache
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64)
     defer { buffer.deallocate() }

@@ -82,3 +82,11 @@ public final class TernaryMatrix: @unchecked Sendable {
         return try withUnsafePointer(to: &descriptor) { try body($0) }
     }
 }
+
+extension TernaryMatrix {
+    /// The same weights with the scale multiplied by `factor` (folds a
+    /// per-projection output scale into the kernel's epilogue).
+    public func rescaled(by factor: Float) throws -> TernaryMatrix {
+        try TernaryMatrix(packedI2R16: packedBytes, rows: rows, cols: cols, scale: scale * factor)
+    }
+}

@@ -1,0 +1,59 @@
+import CKernels
+
+/// Work split over the worker pool that is not a ternary matmul (those use
+/// bn_i2s_matmul): attention over (token, head) units and the F16 head over
+/// vocabulary rows. Each job is a plain struct passed to a C-convention task.
+struct AttentionJob {
+    var table: UnsafePointer<bn_kernels>
+    var q: UnsafePointer<Float> // (n, qDim)
+    var keys: UnsafePointer<Float> // (capacity, kvDim) of this layer
+    var values: UnsafePointer<Float>
+    var out: UnsafeMutablePointer<Float> // (n, qDim)
+    var scores: UnsafeMutablePointer<Float> // (threads, scoreStride)
+    var scoreStride: Int32
+    var tokens: Int32
+    var startPosition: Int32
+    var heads: Int32
+    var kvHeads: Int32
+    var headDim: Int32
+    var scale: Float
+
+    static let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
+        let j = ctx!.assumingMemoryBound(to: AttentionJob.self).pointee
+        let units = Int(j.tokens) * Int(j.heads)
+        let begin = units * Int(ith) / Int(nth), end = units * Int(ith + 1) / Int(nth)
+        let qDim = Int(j.heads) * Int(j.headDim), kvDim = Int(j.kvHeads) * Int(j.headDim)
+        let scores = j.scores + Int(ith) * Int(j.scoreStride)
+        var u = begin
+        while u < end {
+            // contiguous heads of one token in one call
+            let t = u / Int(j.heads), h0 = u % Int(j.heads)
+            let h1 = min(Int(j.heads), h0 + (end - u))
+            j.table.pointee.attention(j.q + t * qDim, j.keys, j.values, Int32(kvDim), j.startPosition + Int32(t) + 1,
+                                      j.heads, j.kvHeads, j.headDim, j.scale, scores, j.out + t * qDim,
+                                      Int32(h0), Int32(h1))
+            u += h1 - h0
+        }
+    }
+}
+
+struct HeadJob {
+    var table: UnsafePointer<bn_kernels>
+    var weights: UnsafePointer<UInt16> // (rows, k) f16
+    var rows: Int32
+    var k: Int32
+    var x: UnsafePointer<Float> // (n, k)
+    var n: Int32
+    var y: UnsafeMutablePointer<Float> // (n, rows)
+
+    static let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
+        let j = ctx!.assumingMemoryBound(to: HeadJob.self).pointee
+        // split in multiples of 16 rows so kernels keep whole register tiles
+        let units = (Int(j.rows) + 15) / 16
+        let begin = min(Int(j.rows), units * Int(ith) / Int(nth) * 16)
+        let end = min(Int(j.rows), units * Int(ith + 1) / Int(nth) * 16)
+        if begin < end {
+            j.table.pointee.f16_gemm(j.weights, j.k, j.x, j.n, j.y, j.rows, Int32(begin), Int32(end))
+        }
+    }
+}

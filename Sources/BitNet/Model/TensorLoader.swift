@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Turns GGUF tensors into the engine's weight types, checking shape, type
+/// and data before use. Every failure names the file and the tensor.
+struct TensorLoader {
+    let file: GGUFFile
+    var path: String { file.path }
+
+    private func info(_ name: String, dims: [Int]) throws -> GGUFTensorInfo {
+        guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(path: path, tensor: name) }
+        let actual = t.dims.count == 1 && dims.count == 1 ? t.dims : Array(t.dims.prefix(2))
+        // trailing singleton dims (e.g. [K, M, 1]) are harmless
+        guard actual == dims, t.dims.dropFirst(dims.count).allSatisfy({ $0 == 1 }) else {
+            throw ModelError.tensorShape(path: path, tensor: name, expected: dims, actual: t.dims)
+        }
+        return t
+    }
+
+    private func data(_ t: GGUFTensorInfo, bytes: Int) throws -> UnsafeRawBufferPointer {
+        let d = file.data(for: t)
+        guard d.count >= bytes else {
+            throw ModelError.invalidTensorData(path: path, tensor: t.name,
+                                               reason: "holds \(d.count) bytes, \(bytes) needed for \(t.type) \(t.dims)")
+        }
+        return d
+    }
+
+    /// Float values of a tensor of `count` elements (F32, F16 or BF16).
+    private func floats(_ t: GGUFTensorInfo, count: Int) throws -> [Float] {
+        switch t.type {
+        case .f32:
+            let d = try data(t, bytes: count * 4)
+            return (0..<count).map { d.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        case .f16:
+            let d = try data(t, bytes: count * 2)
+            return (0..<count).map { Float(Float16(bitPattern: d.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+        case .bf16:
+            let d = try data(t, bytes: count * 2)
+            return (0..<count).map {
+                Float(bitPattern: UInt32(d.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) << 16)
+            }
+        default:
+            throw ModelError.unsupportedTensorType(path: path, tensor: t.name, type: t.type.description,
+                                                   reason: "expected F32, F16 or BF16")
+        }
+    }
+
+    func vector(_ name: String, count: Int) throws -> [Float] {
+        let values = try floats(try info(name, dims: [count]), count: count)
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw ModelError.invalidTensorData(path: path, tensor: name, reason: "element \(bad) is \(values[bad])")
+        }
+        return values
+    }
+
+    /// An F16 matrix used in place from the map.
+    func half(_ name: String, rows: Int, cols: Int) throws -> HalfMatrix {
+        let t = try info(name, dims: [cols, rows])
+        guard t.type == .f16 else {
+            throw ModelError.unsupportedTensorType(path: path, tensor: name, type: t.type.description,
+                                                   reason: "the embedding/output head must be F16 (as in the official files)")
+        }
+        let d = try data(t, bytes: rows * cols * 2)
+        guard let base = d.baseAddress, Int(bitPattern: base) % 2 == 0 else {
+            throw ModelError.invalidTensorData(path: path, tensor: name, reason: "misaligned F16 data")
+        }
+        return HalfMatrix(rows: rows, cols: cols, pointer: base.assumingMemoryBound(to: UInt16.self), owner: file)
+    }
+
+    /// A ternary projection of `rows` outputs × `cols` inputs (GGUF dims [cols, rows]).
+    func ternary(layer: Int, name: String, rows: Int, cols: Int) throws -> TernaryMatrix {
+        let full = TensorName.layer(layer, name)
+        let t = try info(full, dims: [cols, rows])
+        var matrix: TernaryMatrix
+        switch t.type {
+        case .i2_s:
+            // canonical codes, then the f32 per-tensor scale in the tail (FORMATS.md §3)
+            let packed = TernaryMatrix.canonicalByteCount(rows: rows, cols: cols)
+            let d = try data(t, bytes: packed + 4)
+            let scale = d.loadUnaligned(fromByteOffset: packed, as: Float.self)
+            guard scale.isFinite, scale >= 0 else {
+                throw ModelError.invalidTensorData(path: path, tensor: full, reason: "I2_S scale is \(scale)")
+            }
+            matrix = try TernaryMatrix(canonicalI2S: UnsafeRawBufferPointer(rebasing: d[0..<packed]), rows: rows,
+                                       cols: cols, scale: scale)
+            release(d)
+        case .f32, .f16, .bf16:
+            let (values, scale) = Self.ternarize(try floats(t, count: rows * cols))
+            matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+        default:
+            throw ModelError.unsupportedTensorType(path: path, tensor: full, type: t.type.description,
+                                                   reason: "ternary projections must be I2_S, F32, F16 or BF16")
+        }
+        // 1bitLLM files may scale each projection's output by an extra F32 [1] tensor
+        let scaleName = TensorName.layerScale(layer, name)
+        if file.tensor(named: scaleName) != nil {
+            let extra = try vector(scaleName, count: 1)[0]
+            matrix = try matrix.rescaled(by: extra)
+        }
+        return matrix
+    }
+
+    /// BitNet b1.58 weight quantization. A tensor that is already ternary
+    /// (values in {-a, 0, a}, as bitnet.cpp's f32 exports store them) keeps a
+    /// as its scale; latent weights get s = max(mean|W|, 1e-5), t = clamp(round(W/s), -1, 1).
+    static func ternarize(_ w: [Float]) -> ([Int8], Float) {
+        var magnitude: Float = 0
+        var alreadyTernary = true
+        for v in w where v != 0 {
+            if magnitude == 0 { magnitude = abs(v) } else if abs(v) != magnitude { alreadyTernary = false; break }
+        }
+        if alreadyTernary {
+            return (w.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }, magnitude)
+        }
+        var sum: Double = 0
+        for v in w { sum += Double(abs(v)) }
+        let s = max(Float(sum / Double(w.count)), 1e-5)
+        return (w.map { Int8(max(-1, min(1, ($0 / s).rounded(.toNearestOrEven)))) }, s)
+    }
+
+    /// The repacked copy replaces the file's bytes: drop those pages from this
+    /// process (they are re-read from disk only if touched again).
+    private func release(_ d: UnsafeRawBufferPointer) {
+        guard let base = d.baseAddress, d.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + page - 1) / page * page
+        let end = (Int(bitPattern: base) + d.count) / page * page
+        if end > start {
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_DONTNEED))
+        }
+    }
+}

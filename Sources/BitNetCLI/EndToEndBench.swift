@@ -1,0 +1,75 @@
+import ArgumentParser
+import BitNet
+
+/// `bitnet bench e2e`: prompt-processing and generation speed like
+/// llama-bench, with the machine's read bandwidth measured in the same run
+/// to express generation as a fraction of the roofline.
+struct EndToEndBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Prompt processing (pp) and generation (tg) tok/s on a model, against the bandwidth roofline."
+    )
+
+    @Option(name: .shortAndLong, help: "Model file.") var model: String
+    @Option(name: .customShort("p"), help: "Prompt tokens (pp).") var promptTokens = 128
+    @Option(name: .customShort("n"), help: "Generated tokens (tg).") var genTokens = 128
+    @Option(name: .customShort("t"), help: "Thread counts, comma-separated.") var threads = "1,all"
+    @Option(name: .customShort("r"), help: "Repetitions (the median is reported).") var repetitions = 3
+    @Option(help: "Prompt tokens per batch.") var batch = 128
+    @Option(help: "Kernel level (may only lower the detected one).") var isa: String?
+    @Flag(help: "One JSON object per thread count.") var json = false
+
+    func run() throws {
+        guard promptTokens >= 1, genTokens >= 1, repetitions >= 1 else { throw ValidationError("-p, -n and -r must be ≥ 1") }
+        var counts: [Int] = []
+        for part in threads.split(separator: ",") {
+            let v = part == "all" ? cpuCount() : Int(part) ?? 0
+            guard v >= 1 else { throw ValidationError("bad thread count '\(part)'") }
+            if !counts.contains(v) { counts.append(v) }
+        }
+        let kernels: Kernels
+        if let isa {
+            guard let level = ISA(name: isa) else { throw ValidationError("unknown --isa '\(isa)'") }
+            kernels = try Kernels(isa: level)
+        } else {
+            kernels = .best
+        }
+        let loadStart = Stopwatch.now()
+        let weights = try ModelWeights(path: model)
+        let loadSeconds = Stopwatch.now() - loadStart
+        let c = weights.config
+        let bytesPerToken = weights.bytesPerToken
+        let name = model.split(separator: "/").last.map(String.init) ?? model
+        if !json {
+            print("model \(name): \(c.architectureName), \(c.layerCount) layers, hidden \(c.hiddenSize); " +
+                  "\(ProgressBar.bytes(Double(bytesPerToken))) read per token; load \(String(format: "%.2f", loadSeconds)) s; isa \(kernels.isa)")
+        }
+        var rng = SeededGenerator(seed: 42)
+        let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        let decode = (0..<genTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        for t in counts {
+            let m = try BitNetModel(weights: weights, contextLength: promptTokens + genTokens + 1, threads: t,
+                                    kernels: kernels, batchSize: batch)
+            var pp: [Double] = [], tg: [Double] = []
+            _ = try m.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
+            for _ in 0..<repetitions {
+                m.cache.reset()
+                pp.append(Double(promptTokens) / (try Stopwatch.time { _ = try m.forward(prompt) }))
+                m.cache.reset()
+                tg.append(Double(genTokens) / (try Stopwatch.time { for token in decode { _ = try m.forward([token]) } }))
+            }
+            let bandwidth = measureReadBandwidth(pool: m.pool, isa: kernels.isa)
+            let ppMedian = TimingStats(pp).median, tgMedian = TimingStats(tg).median
+            let roofline = bandwidth * 1e9 / Double(bytesPerToken)
+            if json {
+                print(jsonLine([("model", .string(name)), ("threads", .int(t)), ("pp_tok_s", .double(ppMedian)),
+                                ("tg_tok_s", .double(tgMedian)), ("bytes_per_token", .int(bytesPerToken)),
+                                ("read_bandwidth_gbps", .double(bandwidth)), ("roofline_fraction", .double(tgMedian / roofline)),
+                                ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("isa", .string(kernels.isa.description))]))
+            } else {
+                print(String(format: "threads %d: pp%d %.1f tok/s | tg%d %.2f tok/s = %.0f%% of roofline (%.1f GB/s read → %.1f tok/s)",
+                             t, promptTokens, ppMedian, genTokens, tgMedian, tgMedian / roofline * 100, bandwidth, roofline))
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import BitNet
+
+/// Options shared by every command that runs a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Model file (GGUF: I2_S as published for bitnet.cpp, or F16/F32 projections).")
+    var model: String
+
+    @Option(name: [.customShort("t"), .long], help: "Threads (default: every online core).")
+    var threads: Int?
+
+    @Option(help: "Context length (default: the model's, capped to fit memory).")
+    var ctx: Int?
+
+    @Option(help: "Prompt tokens per batch.")
+    var batch = 128
+
+    @Option(help: "Kernel level: scalar, avx2, avx512, avx512vnni, neon, dotprod (may only lower the detected one).")
+    var isa: String?
+
+    func validate() throws {
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024") }
+        if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive") }
+        if !(1...4096).contains(batch) { throw ValidationError("--batch must be in 1...4096") }
+    }
+
+    func kernels() throws -> Kernels {
+        guard let isa else { return Kernels.best }
+        guard let level = ISA(name: isa) else { throw ValidationError("unknown --isa '\(isa)'") }
+        do { return try Kernels(isa: level) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// Loads and prepares the model, with a progress bar and the load time on stderr.
+    func load(quiet: Bool = false) throws -> (BitNetModel, Double) {
+        let start = Stopwatch.now()
+        let bar = quiet ? nil : ProgressBar(label: "loading", total: 1)
+        let weights = try ModelWeights(path: model) { done, total in bar?.update(Double(done) / Double(total)) }
+        bar?.finish()
+        let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
+                                     batchSize: batch)
+        return (loaded, Stopwatch.now() - start)
+    }
+}
+
+/// Parses "1,2,3" into token ids.
+func parseTokenList(_ text: String) throws -> [Int32] {
+    try text.split(separator: ",").map { part in
+        guard let v = Int32(part.filter { $0 != " " }) else {
+            throw ValidationError("bad token id '\(part)' (expected comma-separated integers)")
+        }
+        return v
+    }
+}

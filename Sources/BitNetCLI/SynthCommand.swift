@@ -1,0 +1,89 @@
+import ArgumentParser
+import BitNet
+
+struct SynthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write a model with random ternary weights, laid out like bitnet.cpp's official I2_S files.",
+        discussion: """
+        Shapes: \(SynthShape.allCases.map(\.rawValue).joined(separator: ", ")); or give --arch and the explicit \
+        dimensions. The file streams to disk tensor by tensor (a 100B shape needs a few MB of RAM, \
+        and about 25 GB of disk).
+        """
+    )
+
+    @Option(help: "A named shape (2b4t, large, 3b, 8b, falcon3-1b/3b/7b/10b, 100b).")
+    var shape: String?
+
+    @Option(name: .shortAndLong, help: "Output GGUF path.")
+    var output: String
+
+    @Option(help: "Copy the tokenizer.* metadata of this GGUF (e.g. a vocab-only file).")
+    var vocab: String?
+
+    @Option(help: "Random seed (same seed, same file).")
+    var seed: UInt64 = 1
+
+    @Option(help: "Architecture for explicit dimensions: bitnet-b1.58, bitnet or llama.")
+    var arch: String?
+    @Option(help: "Hidden size.") var hidden: Int?
+    @Option(help: "Layer count.") var layers: Int?
+    @Option(help: "Attention heads.") var heads: Int?
+    @Option(name: .customLong("kv-heads"), help: "KV heads (default: heads).") var kvHeads: Int?
+    @Option(help: "FFN width.") var ffn: Int?
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary size.") var vocabSize: Int?
+    @Option(help: "Context length.") var ctx: Int?
+    @Option(name: .customLong("rope-theta"), help: "RoPE base.") var ropeTheta: Float?
+    @Option(help: "FFN activation override: relu2 or silu.") var activation: String?
+    @Flag(name: .customLong("f16-projections"), help: "Store projections as F16 latent weights instead of I2_S.")
+    var f16Projections = false
+
+    func run() throws {
+        var config: ModelConfig
+        if let shape {
+            guard let named = SynthShape(rawValue: shape) else {
+                throw ValidationError("unknown --shape '\(shape)'; known: \(SynthShape.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            config = named.config
+        } else {
+            guard let archName = arch, let architecture = ModelArchitecture(ggufName: archName) else {
+                throw ValidationError("give --shape, or --arch (bitnet-b1.58, bitnet, llama) with the dimensions")
+            }
+            guard let hidden, let layers, let heads, let ffn, let vocabSize else {
+                throw ValidationError("explicit shapes need --hidden, --layers, --heads, --ffn and --vocab-size")
+            }
+            config = ModelConfig(architecture: architecture, architectureName: archName, vocabSize: vocabSize,
+                                 contextLength: ctx ?? 2048, hiddenSize: hidden, layerCount: layers, ffnSize: ffn,
+                                 headCount: heads, kvHeadCount: kvHeads ?? heads, ropeTheta: ropeTheta)
+        }
+        if let activation {
+            guard let act = Activation(rawValue: activation) else { throw ValidationError("--activation must be relu2 or silu") }
+            config.activation = act
+        }
+        do { try config.validate(path: output) } catch { throw ValidationError("\(error)") }
+        guard config.hiddenSize % config.headCount == 0 else {
+            throw ValidationError("--hidden (\(config.hiddenSize)) must be a multiple of --heads (\(config.headCount))")
+        }
+        var synth = ModelSynthesizer(config: config, seed: seed)
+        if f16Projections { synth.projectionType = .f16 }
+        if let vocab {
+            let file = try GGUFFile(path: vocab)
+            synth.tokenizerMetadata = file.metadataKeys.filter { $0.hasPrefix("tokenizer.") }.compactMap { key in
+                file.metadata[key].map { (key, $0) }
+            }
+            if let n = try file.optionalStringArray("tokenizer.ggml.tokens")?.count, n != config.vocabSize {
+                throw ValidationError("\(vocab) has \(n) tokens but the model's vocabulary is \(config.vocabSize)")
+            }
+        }
+        let start = Stopwatch.now()
+        var bar: ProgressBar?
+        try synth.write(to: output) { done, total in
+            if bar == nil { bar = ProgressBar(label: "synth", total: Double(total), unit: ProgressBar.bytes) }
+            bar?.update(Double(done))
+        }
+        bar?.finish()
+        let size = (try? GGUFFile(path: output).fileSize) ?? 0
+        note("wrote \(output): \(config.architectureName), \(config.layerCount) layers, hidden \(config.hiddenSize), " +
+             "\(ProgressBar.bytes(Double(size))) in \(String(format: "%.1f", Stopwatch.now() - start)) s")
+    }
+}

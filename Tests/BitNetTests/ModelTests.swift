@@ -1,0 +1,195 @@
+import XCTest
+@testable import BitNet
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Tiny synthetic models of every architecture: the optimized forward pass
+/// against the plain reference, incremental decoding against full recompute,
+/// batch sizes and ISAs against each other, and bad files against their errors.
+final class ModelTests: XCTestCase {
+    static let tmp = NSTemporaryDirectoryPath()
+
+    static func tinyConfig(_ arch: ModelArchitecture) -> ModelConfig {
+        switch arch {
+        case .bitnetB158:
+            return ModelConfig(architecture: .bitnetB158, vocabSize: 97, contextLength: 64, hiddenSize: 64, layerCount: 2,
+                               ffnSize: 96, headCount: 4, kvHeadCount: 2, ropeTheta: 500_000)
+        case .bitnet:
+            return ModelConfig(architecture: .bitnet, vocabSize: 101, contextLength: 64, hiddenSize: 48, layerCount: 2,
+                               ffnSize: 80, headCount: 3, kvHeadCount: 3, ropeTheta: 10_000)
+        case .llama:
+            return ModelConfig(architecture: .llama, vocabSize: 89, contextLength: 64, hiddenSize: 64, layerCount: 3,
+                               ffnSize: 160, headCount: 8, kvHeadCount: 2, ropeTheta: 10_000)
+        }
+    }
+
+    static func writeModel(_ config: ModelConfig, name: String, projections: ModelSynthesizer.ProjectionType = .i2s,
+                           seed: UInt64 = 7) throws -> String {
+        let path = "\(tmp)/bitnet-test-\(getpid())-\(name).gguf"
+        var synth = ModelSynthesizer(config: config, seed: seed)
+        synth.projectionType = projections
+        try synth.write(to: path)
+        return path
+    }
+
+    private func tokens(_ n: Int, vocab: Int, seed: UInt64 = 3) -> [Int32] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<n).map { _ in Int32(rng.next() % UInt64(vocab)) }
+    }
+
+    private func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    func testEveryArchitectureMatchesTheReferenceForward() throws {
+        for arch in ModelArchitecture.allCases {
+            for projections in [ModelSynthesizer.ProjectionType.i2s, .f16] {
+                let config = Self.tinyConfig(arch)
+                let path = try Self.writeModel(config, name: "\(arch.rawValue)-\(projections)")
+                defer { unlink(path) }
+                let weights = try ModelWeights(path: path)
+                XCTAssertEqual(weights.config, config)
+                let model = try BitNetModel(weights: weights, contextLength: 32, threads: 2)
+                let input = tokens(12, vocab: config.vocabSize)
+                let got = try model.forward(input, allLogits: true)
+                let want = ReferenceModel(weights: weights).logits(tokens: input)
+                for p in 0..<input.count {
+                    let row = Array(got[(p * config.vocabSize)..<((p + 1) * config.vocabSize)])
+                    // f32 SIMD sums vs Double loops on a tiny model: a few ulps of the logit scale
+                    XCTAssertLessThan(maxDiff(row, want[p]), 2e-3, "\(arch) \(projections) position \(p)")
+                    XCTAssertEqual(Sampler.argmax(row), Sampler.argmax(want[p]), "\(arch) argmax at \(p)")
+                }
+            }
+        }
+    }
+
+    func testIncrementalDecodingEqualsFullRecomputeAndBatchSizesAgree() throws {
+        for arch in ModelArchitecture.allCases {
+            let config = Self.tinyConfig(arch)
+            let path = try Self.writeModel(config, name: "incr-\(arch.rawValue)")
+            defer { unlink(path) }
+            let weights = try ModelWeights(path: path)
+            let input = tokens(20, vocab: config.vocabSize, seed: 11)
+            let full = try BitNetModel(weights: weights, contextLength: 32, threads: 1, batchSize: 128)
+                .forward(input, allLogits: true)
+            for batch in [1, 3, 7] {
+                let model = try BitNetModel(weights: weights, contextLength: 32, threads: 2, batchSize: batch)
+                // integer sums are exact; only the F16 head's summation order may differ (n = 1 vs n > 1 tiles)
+                XCTAssertLessThan(maxDiff(try model.forward(input, allLogits: true), full), 1e-4, "\(arch) batch \(batch)")
+            }
+            // token by token through the GEMV path, cache kept between calls
+            let step = try BitNetModel(weights: weights, contextLength: 32, threads: 2)
+            for (p, token) in input.enumerated() {
+                let logits = try step.forward([token])
+                let want = Array(full[(p * config.vocabSize)..<((p + 1) * config.vocabSize)])
+                XCTAssertLessThan(maxDiff(logits, want), 1e-4, "\(arch) step \(p)")
+                XCTAssertEqual(Sampler.argmax(logits), Sampler.argmax(want))
+            }
+            XCTAssertEqual(step.cache.count, input.count)
+        }
+    }
+
+    func testEveryISAGeneratesTheSameTokens() throws {
+        let config = Self.tinyConfig(.bitnetB158)
+        let path = try Self.writeModel(config, name: "isa")
+        defer { unlink(path) }
+        let weights = try ModelWeights(path: path)
+        var outputs: [ISA: [Int32]] = [:]
+        var firstLogits: [ISA: [Float]] = [:]
+        for isa in ISA.supported {
+            let model = try BitNetModel(weights: weights, contextLength: 48, threads: 2, kernels: try Kernels(isa: isa))
+            firstLogits[isa] = try model.forward([1, 2, 3])
+            model.cache.reset()
+            var out: [Int32] = []
+            try Generator(model: model).generate(prompt: [1, 2, 3], maxTokens: 24) { out.append($0); return true }
+            outputs[isa] = out
+        }
+        let scalar = outputs[.scalar]!
+        XCTAssertEqual(scalar.count, 24)
+        for (isa, out) in outputs {
+            XCTAssertEqual(out, scalar, "\(isa) tokens")
+            XCTAssertLessThan(maxDiff(firstLogits[isa]!, firstLogits[.scalar]!), 1e-4, "\(isa) logits")
+        }
+    }
+
+    func testContextAndTokenErrors() throws {
+        let config = Self.tinyConfig(.bitnetB158)
+        let path = try Self.writeModel(config, name: "errors")
+        defer { unlink(path) }
+        let model = try BitNetModel(weights: try ModelWeights(path: path), contextLength: 8, threads: 1)
+        XCTAssertThrowsError(try model.forward(Array(repeating: 1, count: 9))) {
+            XCTAssertEqual($0 as? ModelError, .contextOverflow(needed: 9, contextLength: 8))
+        }
+        XCTAssertThrowsError(try model.forward([97])) { XCTAssertEqual($0 as? ModelError, .tokenOutOfRange(token: 97, vocabSize: 97)) }
+        XCTAssertThrowsError(try model.forward([-1]))
+        XCTAssertThrowsError(try model.forward([])) { XCTAssertEqual($0 as? ModelError, .emptyInput) }
+        XCTAssertEqual(model.cache.count, 0, "a rejected call leaves the cache untouched")
+        _ = try model.forward([1, 2, 3, 4, 5, 6])
+        let stats = try Generator(model: model).generate(prompt: [7], maxTokens: 50) { _ in true }
+        XCTAssertEqual(stats.stopReason, .contextFull)
+        XCTAssertEqual(model.cache.count, 8)
+        XCTAssertThrowsError(try Generator(model: model).generate(prompt: [1], maxTokens: 1) { _ in true })
+    }
+
+    /// Writes a copy of a tiny model with one tensor changed (or dropped).
+    private func variant(_ name: String, edit: (inout [(name: String, dims: [Int], type: GGMLType, data: [UInt8])],
+                                                 inout [(String, GGUFValue)]) -> Void) throws -> String {
+        let source = try Self.writeModel(Self.tinyConfig(.bitnetB158), name: "src-\(name)")
+        defer { unlink(source) }
+        let file = try GGUFFile(path: source)
+        var meta = file.metadataKeys.map { ($0, file.metadata[$0]!) }
+        var tensors = file.tensors.map { t -> (name: String, dims: [Int], type: GGMLType, data: [UInt8]) in
+            let d = file.data(for: t)
+            let n = t.byteCount ?? d.count
+            return (t.name, t.dims, t.type, Array(d[0..<n]))
+        }
+        edit(&tensors, &meta)
+        let path = "\(Self.tmp)/bitnet-test-\(getpid())-bad-\(name).gguf"
+        try GGUFWriter.write(to: path, metadata: meta, tensors: tensors)
+        return path
+    }
+
+    func testMalformedModelsGiveSpecificErrors() throws {
+        let q = "blk.1.attn_q.weight"
+        let cases: [(String, (inout [(name: String, dims: [Int], type: GGMLType, data: [UInt8])], inout [(String, GGUFValue)]) -> Void, (ModelError) -> Bool)] = [
+            ("missing", { t, _ in t.removeAll { $0.name == q } }, {
+                if case .missingTensor(_, let name) = $0 { return name == q } else { return false } }),
+            ("shape", { t, _ in
+                let i = t.firstIndex { $0.name == "blk.0.ffn_norm.weight" }!
+                t[i].dims = [32]; t[i].data = Array(t[i].data.prefix(128)) }, {
+                if case .tensorShape(_, let name, _, _) = $0 { return name == "blk.0.ffn_norm.weight" } else { return false } }),
+            ("type", { t, _ in
+                let i = t.firstIndex { $0.name == q }!
+                t[i].type = .q8_0; t[i].data = [UInt8](repeating: 0, count: 64 * 64 / 32 * 34) }, {
+                if case .unsupportedTensorType(_, let name, let type, _) = $0 { return name == q && type == "Q8_0" } else { return false } }),
+            ("arch", { _, m in m = m.map { $0.0 == "general.architecture" ? ($0.0, .string("gpt-17")) : $0 } }, {
+                if case .unsupportedArchitecture(_, let a) = $0 { return a == "gpt-17" } else { return false } }),
+            ("heads", { _, m in m = m.map { $0.0 == "bitnet-b1.58.attention.head_count_kv" ? ($0.0, .uint32(3)) : $0 } }, {
+                if case .invalidHyperparameter(_, let key, _, _) = $0 { return key.hasSuffix("head_count_kv") } else { return false } }),
+            ("nan-scale", { t, _ in
+                let i = t.firstIndex { $0.name == q }!
+                let tail = 64 * 64 / 4
+                t[i].data.replaceSubrange(tail..<(tail + 4), with: [0, 0, 0xC0, 0x7F]) }, {
+                if case .invalidTensorData(_, let name, _) = $0 { return name == q } else { return false } }),
+            ("no-key", { _, m in m.removeAll { $0.0 == "bitnet-b1.58.block_count" } }, {
+                if case .missingKey(_, let key) = $0 { return key == "bitnet-b1.58.block_count" } else { return false } }),
+        ]
+        for (name, edit, matches) in cases {
+            let path = try variant(name, edit: edit)
+            defer { unlink(path) }
+            XCTAssertThrowsError(try ModelWeights(path: path), name) { error in
+                guard let e = error as? ModelError else { return XCTFail("\(name): \(error)") }
+                XCTAssertTrue(matches(e), "\(name): \(e)")
+                XCTAssertTrue(e.description.contains(path), "\(name): error names the file: \(e)")
+            }
+        }
+    }
+}
+
+func NSTemporaryDirectoryPath() -> String {
+    ProcessInfo.processInfo.environment["TMPDIR"].map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "/tmp"
+}
