@@ -1,0 +1,45 @@
+import XCTest
+@testable import BitNet
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class PerplexityTests: XCTestCase {
+    /// Windowed perplexity equals the same recipe computed from the reference forward pass.
+    func testWindowedPerplexityMatchesTheReference() throws {
+        let config = ModelTests.tinyConfig(.bitnetB158)
+        let path = try ModelTests.writeModel(config, name: "ppl")
+        defer { unlink(path) }
+        let weights = try ModelWeights(path: path)
+        let model = try BitNetModel(weights: weights, contextLength: 16, threads: 2)
+        var rng = SeededGenerator(seed: 17)
+        let tokens = (0..<37).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+        let reference = ReferenceModel(weights: weights)
+        for (window, stride) in [(16, 16), (16, 8), (10, 3)] {
+            let got = try Perplexity.evaluate(model: model, tokens: tokens, window: window, stride: stride)
+            // the recipe, spelled out: windows start every `stride`, score tokens after the previous end
+            var nll = 0.0, count = 0, previousEnd = 0, begin = 0
+            while begin < tokens.count {
+                let end = min(begin + window, tokens.count)
+                let slice = Array(tokens[begin..<end])
+                let logits = reference.logits(tokens: slice)
+                for p in max(previousEnd, begin + 1)..<end {
+                    let row = logits[p - begin - 1].map(Double.init)
+                    let m = row.max()!
+                    nll += log(row.map { exp($0 - m) }.reduce(0, +)) - (row[Int(tokens[p])] - m)
+                    count += 1
+                }
+                previousEnd = end
+                if end == tokens.count { break }
+                begin += stride
+            }
+            // overlapping windows score every token but the text's first; disjoint ones also skip each window's first
+            XCTAssertEqual(got.scoredTokens, stride < window ? tokens.count - 1 : tokens.count - got.windows)
+            XCTAssertEqual(got.scoredTokens, count)
+            XCTAssertEqual(got.value, exp(nll / Double(count)), accuracy: 1e-4 * exp(nll / Double(count)), "\(window)/\(stride)")
+        }
+        XCTAssertThrowsError(try Perplexity.evaluate(model: model, tokens: tokens, window: 17, stride: 4)) // > context
+        XCTAssertThrowsError(try Perplexity.evaluate(model: model, tokens: tokens, window: 8, stride: 9))
+    }
+}
