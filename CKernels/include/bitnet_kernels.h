@@ -158,6 +158,30 @@ typedef void (*bn_attention_fn)(const float *q, const float *k, const float *v, 
                                 int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                                 float *out, int32_t head_begin, int32_t head_end);
 
+/* ---- int8 head (opt-in `--head q8`) ---------------------------------------- *
+ * The F16 output head is over half the bytes a 2B4T token reads. Requantized
+ * at load to int8 with one f32 scale per row (d_r = max|w_r| / 127), it is
+ * half the size. Layout Q8_R16: rows padded to 16, columns to k_pad (a
+ * multiple of 32, as bn_quantize pads activations); 16-row groups of 64-byte
+ * chunks, each 16 rows × 4 columns: byte b of chunk c of group g is row
+ * 16g + b/4, column 4c + b%4 (group stride 16·k_pad bytes). Activations come
+ * from bn_quantize and are clamped to [-127, 127] (so sign tricks are exact);
+ * y[t*ldy + r] = (float)Σ w·q · (row_scale[r] / x_scale[t]). */
+typedef struct {
+    const int8_t *data;       /* (m_pad/16, k_pad/4, 64) Q8_R16 */
+    const float *row_scale;   /* (m,) */
+    const int32_t *row_sum;   /* (m_pad,) Σ_c w[r][c], for the unsigned-activation VNNI form */
+    int32_t m, k, m_pad, k_pad;
+} bn_q8_matrix;
+
+/* y: (n, ldy), rows [row_begin, min(row_end, m)), row_begin % 16 == 0; x: (n, k_pad) int8 */
+typedef void (*bn_q8_gemm_fn)(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
+                              float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+
+size_t bn_q8r16_bytes(int32_t m, int32_t k);
+/* w: (m, k) int8 → dst: bn_q8r16_bytes(m, k) bytes, row_sum: (roundup(m, 16),) */
+void bn_q8r16_pack(const int8_t *w, int32_t m, int32_t k, int8_t *dst, int32_t *row_sum);
+
 typedef struct {
     bn_isa isa;
     const char *name;
@@ -175,6 +199,7 @@ typedef struct {
     bn_gate_fn gate_silu;
     bn_rope_fn rope;
     bn_attention_fn attention;
+    bn_q8_gemm_fn q8_gemm;
 } bn_kernels;
 
 /* ---- dispatch ------------------------------------------------------------ */

@@ -130,6 +130,7 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .gate_silu = bn_gate_silu_scalar,
         .rope = bn_rope_scalar,
         .attention = bn_attention_scalar,
+        .q8_gemm = bn_q8_gemm_scalar,
     },
 #if defined(__x86_64__) || defined(_M_X64)
     [BN_ISA_AVX2] = {
@@ -149,6 +150,7 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .gate_silu = bn_gate_silu_avx2,
         .rope = bn_rope_avx2,
         .attention = bn_attention_avx2,
+        .q8_gemm = bn_q8_gemm_avx2,
     },
     [BN_ISA_AVX512] = {
         .isa = BN_ISA_AVX512,
@@ -167,6 +169,7 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .gate_silu = bn_gate_silu_avx512,
         .rope = bn_rope_avx512,
         .attention = bn_attention_avx512,
+        .q8_gemm = bn_q8_gemm_avx2,
     },
     /* the float ops need nothing beyond AVX-512 F/BW/VL/DQ */
     [BN_ISA_AVX512_VNNI] = {
@@ -186,6 +189,7 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .gate_silu = bn_gate_silu_avx512,
         .rope = bn_rope_avx512,
         .attention = bn_attention_avx512,
+        .q8_gemm = bn_q8_gemm_avx512vnni,
     },
 #endif
 #if defined(__aarch64__)
@@ -206,6 +210,7 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .gate_silu = bn_gate_silu_neon,
         .rope = bn_rope_neon,
         .attention = bn_attention_neon,
+        .q8_gemm = bn_q8_gemm_neon,
     },
     /* the float ops need no dot-product instructions */
     [BN_ISA_NEON_DOTPROD] = {
@@ -225,6 +230,7 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .gate_silu = bn_gate_silu_neon,
         .rope = bn_rope_neon,
         .attention = bn_attention_neon,
+        .q8_gemm = bn_q8_gemm_neon,
     },
 #endif
 };

@@ -116,3 +116,23 @@ void bn_i2s_canonical_gemm_ref(const uint8_t *src, int32_t m, int32_t k, float w
         }
     }
 }
+
+/* ---- Q8_R16 (int8 head), layout in bitnet_kernels.h ---- */
+
+size_t bn_q8r16_bytes(int32_t m, int32_t k) {
+    return (size_t)((m + 15) / 16 * 16) * (size_t)bn_pad_cols(k);
+}
+
+void bn_q8r16_pack(const int8_t *w, int32_t m, int32_t k, int8_t *dst, int32_t *row_sum) {
+    const int32_t k_pad = bn_pad_cols(k), m_pad = (m + 15) / 16 * 16;
+    memset(dst, 0, bn_q8r16_bytes(m, k));
+    for (int32_t r = 0; r < m_pad; r++) {
+        int32_t sum = 0;
+        for (int32_t c = 0; r < m && c < k; c++) {
+            const int8_t v = w[(size_t)r * (size_t)k + (size_t)c];
+            dst[((size_t)(r / 16) * (size_t)(k_pad / 4) + (size_t)(c / 4)) * 64 + (size_t)((r % 16) * 4 + c % 4)] = v;
+            sum += v;
+        }
+        row_sum[r] = sum;
+    }
+}

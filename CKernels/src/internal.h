@@ -47,7 +47,14 @@ void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t
                          int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                          float *out, int32_t head_begin, int32_t head_end);
 
+void bn_q8_gemm_scalar(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
+                       int32_t ldy, int32_t row_begin, int32_t row_end);
+
 #if defined(__x86_64__) || defined(_M_X64)
+void bn_q8_gemm_avx2(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
+                     int32_t ldy, int32_t row_begin, int32_t row_end);
+void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
+                           int32_t ldy, int32_t row_begin, int32_t row_end);
 void bn_quantize_avx2(const float *x, int32_t n, int32_t k, int32_t ldx,
                       int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
 void bn_i2s_gemv_avx2(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
@@ -104,6 +111,8 @@ void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t
 #endif
 
 #if defined(__aarch64__)
+void bn_q8_gemm_neon(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
+                     int32_t ldy, int32_t row_begin, int32_t row_end);
 void bn_quantize_neon(const float *x, int32_t n, int32_t k, int32_t ldx,
                       int8_t *q, int32_t k_pad, float *scale, int32_t *sum);
 void bn_i2s_gemm_neon(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,

@@ -17,6 +17,7 @@ struct EndToEndBench: ParsableCommand {
     @Option(name: .customShort("r"), help: "Repetitions (the median is reported).") var repetitions = 3
     @Option(help: "Prompt tokens per batch.") var batch = 128
     @Option(help: "Kernel level (may only lower the detected one).") var isa: String?
+    @Option(help: "Output head: f16 (exact) or q8 (int8, opt-in).") var head = "f16"
     @Flag(help: "One JSON object per thread count.") var json = false
 
     func run() throws {
@@ -38,7 +39,10 @@ struct EndToEndBench: ParsableCommand {
         let weights = try ModelWeights(path: model)
         let loadSeconds = Stopwatch.now() - loadStart
         let c = weights.config
-        let bytesPerToken = weights.bytesPerToken
+        guard let headPrecision = BitNetModel.HeadPrecision(rawValue: head) else {
+            throw ValidationError("--head must be f16 or q8")
+        }
+        let bytesPerToken = weights.bytesPerToken - (headPrecision == .q8 ? c.vocabSize * c.hiddenSize : 0)
         let name = model.split(separator: "/").last.map(String.init) ?? model
         if !json {
             print("model \(name): \(c.architectureName), \(c.layerCount) layers, hidden \(c.hiddenSize); " +
@@ -49,7 +53,7 @@ struct EndToEndBench: ParsableCommand {
         let decode = (0..<genTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         for t in counts {
             let m = try BitNetModel(weights: weights, contextLength: promptTokens + genTokens + 1, threads: t,
-                                    kernels: kernels, batchSize: batch)
+                                    kernels: kernels, batchSize: batch, headPrecision: headPrecision)
             var pp: [Double] = [], tg: [Double] = []
             _ = try m.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
             for _ in 0..<repetitions {
@@ -65,7 +69,7 @@ struct EndToEndBench: ParsableCommand {
                 print(jsonLine([("model", .string(name)), ("threads", .int(t)), ("pp_tok_s", .double(ppMedian)),
                                 ("tg_tok_s", .double(tgMedian)), ("bytes_per_token", .int(bytesPerToken)),
                                 ("read_bandwidth_gbps", .double(bandwidth)), ("roofline_fraction", .double(tgMedian / roofline)),
-                                ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("isa", .string(kernels.isa.description))]))
+                                ("head", .string(head)), ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("isa", .string(kernels.isa.description))]))
             } else {
                 print(String(format: "threads %d: pp%d %.1f tok/s | tg%d %.2f tok/s = %.0f%% of roofline (%.1f GB/s read → %.1f tok/s)",
                              t, promptTokens, ppMedian, genTokens, tgMedian, tgMedian / roofline * 100, bandwidth, roofline))

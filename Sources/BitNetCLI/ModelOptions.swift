@@ -18,7 +18,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Kernel level: scalar, avx2, avx512, avx512vnni, neon, dotprod (may only lower the detected one).")
     var isa: String?
 
+    @Option(help: "Output head: f16 (exact, default) or q8 (int8 per-row requantized at load: faster, logits shift slightly).")
+    var head: String = "f16"
+
     func validate() throws {
+        guard BitNetModel.HeadPrecision(rawValue: head) != nil else { throw ValidationError("--head must be f16 or q8") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024") }
         if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive") }
         if !(1...4096).contains(batch) { throw ValidationError("--batch must be in 1...4096") }
@@ -37,7 +41,7 @@ struct ModelOptions: ParsableArguments {
         let weights = try ModelWeights(path: model) { done, total in bar?.update(Double(done) / Double(total)) }
         bar?.finish()
         let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
-                                     batchSize: batch)
+                                     batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16)
         return (loaded, Stopwatch.now() - start)
     }
 }

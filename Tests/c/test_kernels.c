@@ -291,6 +291,67 @@ static void test_code3(void) {
     free_problem(&p);
 }
 
+
+/* ---- int8 head (Q8_R16) ------------------------------------------------------ */
+
+static void check_q8(int m, int k, int n, int extreme) {
+    const int k_pad = bn_pad_cols(k), m_pad = (m + 15) / 16 * 16;
+    int8_t *wv = malloc((size_t)m * k);
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        wv[i] = extreme ? (int8_t)((i & 1) ? -127 : 127) : (int8_t)((int)(rnd() % 255) - 127);
+    int8_t *packed = malloc(bn_q8r16_bytes(m, k));
+    int32_t *row_sum = malloc(sizeof(int32_t) * m_pad);
+    bn_q8r16_pack(wv, m, k, packed, row_sum);
+    float *row_scale = malloc(sizeof(float) * m);
+    for (int r = 0; r < m; r++) row_scale[r] = 0.001f + (float)(rnd() % 100) / 1000.0f;
+    int8_t *x = calloc((size_t)n * k_pad, 1);
+    float *xs = malloc(sizeof(float) * n);
+    for (int t = 0; t < n; t++) {
+        xs[t] = 0.5f + (float)(rnd() % 100) / 10.0f;
+        for (int c = 0; c < k; c++)
+            x[(size_t)t * k_pad + c] = extreme ? (int8_t)((c & 2) ? 127 : -128) : (int8_t)((int)(rnd() % 256) - 128);
+    }
+    bn_q8_matrix w = {packed, row_scale, row_sum, m, k, m_pad, k_pad};
+    const int ldy = m + 3;
+    const size_t bytes = sizeof(float) * (size_t)n * ldy;
+    float *yref = guarded_alloc(bytes);
+    bn_kernels_for(BN_ISA_SCALAR)->q8_gemm(&w, x, xs, n, yref, ldy, 0, m_pad);
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < m; r++) {
+            int64_t dot = 0;
+            for (int c = 0; c < k; c++) {
+                const int q = x[(size_t)t * k_pad + c] < -127 ? -127 : x[(size_t)t * k_pad + c];
+                dot += (int64_t)wv[(size_t)r * k + c] * q;
+            }
+            CHECK(yref[(size_t)t * ldy + r] == (float)dot * (row_scale[r] / xs[t]), "q8 scalar spec m=%d k=%d", m, k);
+        }
+    for (int ii = 1; ii < N_ISAS; ii++) {
+        const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+        if (!kt) continue;
+        float *y = guarded_alloc(bytes);
+        for (int r0 = 0; r0 < m_pad; r0 += 16) kt->q8_gemm(&w, x, xs, n, y, ldy, r0, r0 + 16);
+        for (int t = 0; t < n; t++)
+            CHECK(memcmp(y + (size_t)t * ldy, yref + (size_t)t * ldy, sizeof(float) * m) == 0,
+                  "%s q8_gemm differs (m=%d k=%d n=%d t=%d)", kt->name, m, k, n, t);
+        CHECK(guard_ok(y, bytes), "%s q8_gemm overran", kt->name);
+        for (int t = 0; t < n; t++)
+            for (int r = m; r < ldy; r++)
+                CHECK(((uint32_t *)y)[(size_t)t * ldy + r] == 0xCDCDCDCDu, "%s q8_gemm wrote row %d", kt->name, r);
+        free(y);
+    }
+    free(yref); free(wv); free(packed); free(row_sum); free(row_scale); free(x); free(xs);
+}
+
+static void test_q8(void) {
+    static const int ms[] = {1, 15, 16, 17, 100};
+    static const int ks[] = {1, 31, 32, 100, 2560};
+    static const int ns[] = {1, 3, 9};
+    for (size_t mi = 0; mi < 5; mi++)
+        for (size_t ki = 0; ki < 5; ki++)
+            for (size_t ni = 0; ni < 3; ni++) check_q8(ms[mi], ks[ki], ns[ni], 0);
+    check_q8(33, 16384, 2, 1); /* ±127 weights against ±127/-128 activations at the largest K */
+}
+
 /* ---- worker pool ------------------------------------------------------------ */
 
 typedef struct {
@@ -355,6 +416,7 @@ int main(void) {
     test_gemm();
     test_saturation();
     test_code3();
+    test_q8();
     test_pool();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;

@@ -16,14 +16,24 @@ public final class BitNetModel: @unchecked Sendable {
     public let pool: WorkerPool
     public let cache: KVCache
     public let batchSize: Int
+    /// Set when the head runs in int8 (`headPrecision: .q8`).
+    public let q8Head: Q8Matrix?
     let state: RunState
+
+    /// How the output head is computed.
+    public enum HeadPrecision: String, Sendable, CaseIterable {
+        /// The file's F16 weights, f32 activations: exact (default).
+        case f16
+        /// Requantized at load to int8 per row, int8 activations: half the bytes per token.
+        case q8
+    }
 
     /// - Parameters:
     ///   - contextLength: KV cache positions (default: the model's, capped so the cache uses ≤ 1/4 of RAM).
     ///   - threads: worker threads (default: every online core).
     ///   - batchSize: prompt tokens per forward chunk.
     public init(weights: ModelWeights, contextLength: Int? = nil, threads: Int? = nil, kernels: Kernels = .best,
-                batchSize: Int = 128) throws {
+                batchSize: Int = 128, headPrecision: HeadPrecision = .f16) throws {
         self.weights = weights
         self.kernels = kernels
         let c = weights.config
@@ -37,6 +47,12 @@ public final class BitNetModel: @unchecked Sendable {
         self.batchSize = max(1, batchSize)
         cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim)
         state = try RunState(config: c, batchCapacity: self.batchSize, contextLength: ctx, threads: pool.threads)
+        q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
+    }
+
+    /// Bytes read per generated token with this model's head.
+    public var bytesPerToken: Int {
+        weights.bytesPerToken - (q8Head.map { $0.rows * $0.cols } ?? 0)
     }
 
     public static func defaultContextLength(config c: ModelConfig) -> Int {
@@ -67,7 +83,7 @@ public final class BitNetModel: @unchecked Sendable {
             if allLogits || last {
                 try logits.withUnsafeMutableBufferPointer { out in
                     let first = allLogits ? 0 : n - 1
-                    head(rows: first..<n, into: out.baseAddress! + (allLogits ? done * c.vocabSize : 0))
+                    try head(rows: first..<n, into: out.baseAddress! + (allLogits ? done * c.vocabSize : 0))
                 }
             }
             done += n
@@ -150,11 +166,22 @@ public final class BitNetModel: @unchecked Sendable {
     }
 
     /// logits for chunk rows `rows` (final norm, then the F16 head), written row after row at `out`.
-    private func head(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    private func head(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
         let c = config
         let x = state.x.typed(Float.self).baseAddress!, h = state.h.typed(Float.self).baseAddress!
         normRows(x + rows.lowerBound * c.hiddenSize, weights.outputNorm, n: rows.count, width: c.hiddenSize,
                  eps: c.normEpsilon, into: h)
+        if let q8Head {
+            let acts = state.actsHidden
+            try kernels.quantize(UnsafeBufferPointer(start: h, count: rows.count * c.hiddenSize), rows: rows.count,
+                                 cols: c.hiddenSize, into: acts)
+            q8Head.withDescriptor { matrix in
+                var job = Q8HeadJob(table: kernels.table, matrix: matrix, x: acts.values.typed(Int8.self).baseAddress!,
+                                    xScale: acts.scales.typed(Float.self).baseAddress!, n: Int32(rows.count), y: out)
+                withUnsafeMutablePointer(to: &job) { pool.run(Q8HeadJob.task, context: $0) }
+            }
+            return
+        }
         var job = HeadJob(table: kernels.table, weights: weights.output.row(0), rows: Int32(c.vocabSize),
                           k: Int32(c.hiddenSize), x: h, n: Int32(rows.count), y: out)
         withUnsafeMutablePointer(to: &job) { pool.run(HeadJob.task, context: $0) }

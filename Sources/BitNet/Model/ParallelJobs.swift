@@ -57,3 +57,23 @@ struct HeadJob {
         }
     }
 }
+
+struct Q8HeadJob {
+    var table: UnsafePointer<bn_kernels>
+    var matrix: UnsafePointer<bn_q8_matrix>
+    var x: UnsafePointer<Int8> // (n, k_pad) quantized
+    var xScale: UnsafePointer<Float>
+    var n: Int32
+    var y: UnsafeMutablePointer<Float> // (n, rows)
+
+    static let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
+        let j = ctx!.assumingMemoryBound(to: Q8HeadJob.self).pointee
+        let rows = Int(j.matrix.pointee.m)
+        let units = (rows + 15) / 16
+        let begin = min(rows, units * Int(ith) / Int(nth) * 16)
+        let end = min(rows, units * Int(ith + 1) / Int(nth) * 16)
+        if begin < end {
+            j.table.pointee.q8_gemm(j.matrix, j.x, j.xScale, j.n, j.y, Int32(rows), Int32(begin), Int32(end))
+        }
+    }
+}

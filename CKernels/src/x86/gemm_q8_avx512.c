@@ -1,0 +1,60 @@
+/* AVX-512 VNNI twin of bn_q8_gemm_scalar (src/scalar/gemm_q8_scalar.c).
+ * vpdpbusd multiplies unsigned by signed bytes, so activations enter as
+ * u = q + 128 and the row sums remove the offset: Σ w·q = Σ w·u − 128·Σ w. */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <string.h>
+#include "internal.h"
+
+#define BN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define BN_INLINE static inline __attribute__((always_inline))
+
+enum { TILE_T = 8 };
+
+BN_INLINE BN_VNNI __m512i bcast_u(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    /* clamp to [-127, 127] (the spec), then flip the sign bit: q + 128 as unsigned */
+    const __m128i q = _mm_max_epi8(_mm_cvtsi32_si128(v), _mm_set1_epi8(-127));
+    return _mm512_xor_si512(_mm512_set1_epi32(_mm_cvtsi128_si32(q)), _mm512_set1_epi8((char)0x80));
+}
+
+BN_INLINE BN_VNNI void store16(float *y, __m512i acc, const bn_q8_matrix *w, int32_t row0, int32_t end, float xs) {
+    const int32_t valid = end - row0;
+    if (valid <= 0) return;
+    const __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+    const __m512i sum = _mm512_loadu_si512(w->row_sum + row0); /* row_sum has m_pad entries */
+    const __m512i dot = _mm512_sub_epi32(acc, _mm512_slli_epi32(sum, 7));
+    const __m512 scale = _mm512_div_ps(_mm512_maskz_loadu_ps(m, w->row_scale + row0), _mm512_set1_ps(xs));
+    _mm512_mask_storeu_ps(y + row0, m, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), scale));
+}
+
+BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, float *y, int32_t ldy,
+                            int32_t g, int32_t t0, const int T, int32_t end) {
+    const int32_t chunks = w->k_pad / 4;
+    const int8_t *p = w->data + (size_t)g * (size_t)w->k_pad * 16;
+    __m512i acc[TILE_T], acc2[TILE_T];
+    for (int t = 0; t < T; t++) acc[t] = acc2[t] = _mm512_setzero_si512();
+    for (int32_t c = 0; c < chunks; c += 2) { /* k_pad % 32 == 0: chunks come in pairs */
+        const __m512i w0 = _mm512_loadu_si512(p + (size_t)c * 64), w1 = _mm512_loadu_si512(p + (size_t)c * 64 + 64);
+        for (int t = 0; t < T; t++) {
+            const int8_t *xc = x + (size_t)(t0 + t) * (size_t)w->k_pad + 4 * c;
+            acc[t] = _mm512_dpbusd_epi32(acc[t], bcast_u(xc), w0);
+            acc2[t] = _mm512_dpbusd_epi32(acc2[t], bcast_u(xc + 4), w1);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        store16(y + (size_t)(t0 + t) * (size_t)ldy, _mm512_add_epi32(acc[t], acc2[t]), w, g * 16, end, x_scale[t0 + t]);
+}
+
+// w: (m_pad, k_pad) Q8_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
+BN_VNNI void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
+                                   float *y, int32_t ldy, int32_t row_begin, int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m);
+    for (int32_t g = row_begin / 16; g * 16 < end; g++) {
+        int32_t t0 = 0;
+        for (; t0 + TILE_T <= n; t0 += TILE_T) tile(w, x, x_scale, y, ldy, g, t0, TILE_T, end);
+        for (; t0 < n; t0++) tile(w, x, x_scale, y, ldy, g, t0, 1, end);
+    }
+}
+#endif
