@@ -10,7 +10,7 @@ SWIFT ?= swift
 CC := $(shell command -v clang 2>/dev/null || echo cc)
 BUILD_DIR := build
 KERNEL_SRCS := $(wildcard CKernels/src/*.c CKernels/src/*/*.c)
-KERNEL_HDRS := $(wildcard CKernels/include/*.h CKernels/src/*.h)
+KERNEL_HDRS := $(wildcard CKernels/include/*.h CKernels/src/*.h) Tests/c/harness.h
 CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ICKernels/include -ICKernels/src
 ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch64-linux-gnu/include \
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \

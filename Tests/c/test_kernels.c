@@ -9,43 +9,8 @@
 #include <time.h>
 #include "bitnet_kernels.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        checks++;                                                          \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            if (failures < 30) {                                           \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-                fprintf(stderr, __VA_ARGS__);                              \
-                fputc('\n', stderr);                                       \
-            }                                                              \
-        }                                                                  \
-    } while (0)
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static float rnd_float(void) { return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
-
-#define GUARD 64
-static const uint8_t GUARD_BYTE = 0xA5;
-static void *guarded_alloc(size_t bytes) {
-    uint8_t *p = malloc(bytes + GUARD);
-    memset(p, 0xCD, bytes);
-    memset(p + bytes, GUARD_BYTE, GUARD);
-    return p;
-}
-static int guard_ok(const void *p, size_t bytes) {
-    const uint8_t *g = (const uint8_t *)p + bytes;
-    for (int i = 0; i < GUARD; i++)
-        if (g[i] != GUARD_BYTE) return 0;
-    return 1;
-}
+#define HARNESS_SEED 0x9E3779B97F4A7C15ull
+#include "harness.h"
 
 static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI,
                                   BN_ISA_NEON, BN_ISA_NEON_DOTPROD};
