@@ -84,6 +84,7 @@ BN_INLINE BN_AVX2 void tile(const bn_i2s_matrix *w, const int8_t *x, const float
     for (int32_t c = 0; c < nchunks; c++) {
         const __m256i v = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64));
         const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+#pragma clang loop unroll(full)
         for (int t = 0; t < T; t++)
             acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(dot4(v, xc + (size_t)t * (size_t)k_pad), ones));
     }

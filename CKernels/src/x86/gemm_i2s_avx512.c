@@ -98,7 +98,10 @@ BN_INLINE BN_AVX512VNNI void tile_vnni(const bn_i2s_matrix *w, const int8_t *x, 
         unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
         unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
         const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+        /* fully unrolled so the accumulators live in registers, not on the stack */
+#pragma clang loop unroll(full)
         for (int t = 0; t < T; t++)
+#pragma clang loop unroll(full)
             for (int s = 0; s < 4; s++) {
                 const __m512i b = bcast32(xc + (size_t)t * (size_t)k_pad + 4 * s);
                 acc0[t] = _mm512_dpbusd_epi32(acc0[t], w0[s], b);
@@ -190,6 +193,7 @@ BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const 
         unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
         unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
         const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+#pragma clang loop unroll(full)
         for (int t = 0; t < T; t++) {
             acc0[t] = _mm512_add_epi32(acc0[t], dot4_bw(w0, xc + (size_t)t * (size_t)k_pad, ones));
             acc1[t] = _mm512_add_epi32(acc1[t], dot4_bw(w1, xc + (size_t)t * (size_t)k_pad, ones));
