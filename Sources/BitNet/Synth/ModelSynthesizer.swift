@@ -5,11 +5,8 @@ import CKernels
 /// with the f32 scale tail, F16 embedding, metadata keys). Streams tensor by
 /// tensor, so a 100B-shaped file needs only a few MB of memory.
 public struct ModelSynthesizer {
-    public enum ProjectionType: Sendable {
-        case i2s
-        /// F16 latent weights, ternarized at load (exercises that path in tests).
-        case f16
-    }
+    /// Shared with the converter (`GGUFModelLayout`), so both write the same table.
+    public typealias ProjectionType = GGUFModelLayout.ProjectionType
 
     public var config: ModelConfig
     public var seed: UInt64
@@ -24,67 +21,15 @@ public struct ModelSynthesizer {
         self.seed = seed
     }
 
-    /// Every (name, rows M, cols K) ternary projection in file order.
-    private func projections(layer i: Int) -> [(String, Int, Int)] {
-        let c = config
-        return [(TensorName.attnQ, c.qDim, c.hiddenSize), (TensorName.attnK, c.kvDim, c.hiddenSize),
-                (TensorName.attnV, c.kvDim, c.hiddenSize), (TensorName.attnOutput, c.hiddenSize, c.qDim),
-                (TensorName.ffnGate, c.ffnSize, c.hiddenSize), (TensorName.ffnUp, c.ffnSize, c.hiddenSize),
-                (TensorName.ffnDown, c.hiddenSize, c.ffnSize)]
+    /// Keys and tensor table, exactly as `HFConverter` declares them for a checkpoint of this shape.
+    public var layout: GGUFModelLayout {
+        GGUFModelLayout(config: config, name: "bitnet.swift synthetic \(config.architectureName)",
+                        projectionType: projectionType)
     }
 
     /// The GGUF writer with every key and tensor declared (no data yet).
     public func declare() throws -> GGUFWriter {
-        let c = config, a = c.architectureName
-        var w = GGUFWriter(alignment: 32)
-        w.set("general.architecture", .string(a))
-        w.set("general.name", .string("bitnet.swift synthetic \(a)"))
-        w.set("general.file_type", .uint32(projectionType == .i2s ? 40 : 1)) // 40 = I2_S in bitnet.cpp's llama.h
-        w.set("general.quantization_version", .uint32(2))
-        w.set("\(a).vocab_size", .uint32(UInt32(c.vocabSize)))
-        w.set("\(a).context_length", .uint32(UInt32(c.contextLength)))
-        w.set("\(a).embedding_length", .uint32(UInt32(c.hiddenSize)))
-        w.set("\(a).block_count", .uint32(UInt32(c.layerCount)))
-        w.set("\(a).feed_forward_length", .uint32(UInt32(c.ffnSize)))
-        w.set("\(a).rope.dimension_count", .uint32(UInt32(c.headDim)))
-        w.set("\(a).attention.head_count", .uint32(UInt32(c.headCount)))
-        w.set("\(a).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
-        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(c.normEpsilon))
-        w.set("\(a).rope.freq_base", .float32(c.ropeTheta))
-        if c.activation != c.architecture.defaultActivation {
-            w.set("\(a).hidden_activation", .string(c.activation.rawValue))
-        }
-        for (key, value) in tokenizerMetadata { w.set(key, value) }
-
-        try w.addTensor(name: TensorName.tokenEmbedding, dims: [c.hiddenSize, c.vocabSize], type: .f16)
-        try w.addTensor(name: TensorName.outputNorm, dims: [c.hiddenSize], type: .f32)
-        if c.architecture == .llama {
-            try w.addTensor(name: TensorName.output, dims: [c.hiddenSize, c.vocabSize], type: .f16)
-        }
-        for i in 0..<c.layerCount {
-            let names = [TensorName.attnNorm, TensorName.attnQ, TensorName.attnK, TensorName.attnV,
-                         TensorName.attnOutput, TensorName.attnSubNorm, TensorName.ffnNorm, TensorName.ffnGate,
-                         TensorName.ffnUp, TensorName.ffnDown, TensorName.ffnSubNorm]
-            let shapes = Dictionary(uniqueKeysWithValues: projections(layer: i).map { ($0.0, ($0.1, $0.2)) })
-            for name in names {
-                let full = TensorName.layer(i, name)
-                if let (m, k) = shapes[name] {
-                    switch projectionType {
-                    case .i2s:
-                        try w.addTensor(name: full, dims: [k, m], type: .i2_s,
-                                        byteCount: TernaryMatrix.canonicalByteCount(rows: m, cols: k) + 32)
-                    case .f16:
-                        try w.addTensor(name: full, dims: [k, m], type: .f16)
-                    }
-                } else if name == TensorName.attnSubNorm || name == TensorName.ffnSubNorm {
-                    guard c.architecture.hasSubNorms else { continue }
-                    try w.addTensor(name: full, dims: [name == TensorName.attnSubNorm ? c.qDim : c.ffnSize], type: .f32)
-                } else {
-                    try w.addTensor(name: full, dims: [c.hiddenSize], type: .f32)
-                }
-            }
-        }
-        return w
+        try layout.declare(extraMetadata: tokenizerMetadata)
     }
 
     /// Writes the file (to a temporary name, renamed when complete).

@@ -1,0 +1,44 @@
+/// User choices for `HFConverter`, as the CLI spells them.
+public struct ConversionOptions: Sendable {
+    /// `--type`: how ternary projections are stored: `i2_s` (default, bitnet.cpp's
+    /// official format) or `f16` (t·s values). `tq2_0`, `tq1_0`, `tl1` and `tl2`
+    /// are recognised but not implemented yet.
+    public var projectionType = "i2_s"
+    /// `--embedding-type`: only `f16` (the official files' choice, and what the
+    /// engine loads) is implemented.
+    public var embeddingType = "f16"
+    /// `--pre`: overrides the detected `tokenizer.ggml.pre`.
+    public var preTokenizer: String?
+    /// `general.name`; defaults to the checkpoint's `_name_or_path` or folder name.
+    public var name: String?
+
+    public init(projectionType: String = "i2_s", embeddingType: String = "f16", preTokenizer: String? = nil,
+                name: String? = nil) {
+        self.projectionType = projectionType
+        self.embeddingType = embeddingType
+        self.preTokenizer = preTokenizer
+        self.name = name
+    }
+
+    /// The layout's projection type, or a clear error for the types not written yet.
+    func resolvedProjectionType() throws -> GGUFModelLayout.ProjectionType {
+        switch projectionType.lowercased() {
+        case "i2_s", "i2s": return .i2s
+        case "f16": return .f16
+        case "tq2_0", "tq1_0", "tl1", "tl2":
+            throw ConvertError.notSupported(what: "--type \(projectionType) (use i2_s or f16)")
+        default:
+            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: i2_s, f16)")
+        }
+    }
+
+    func checkEmbeddingType() throws {
+        switch embeddingType.lowercased() {
+        case "f16": return
+        case "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "f32", "bf16":
+            throw ConvertError.notSupported(what: "--embedding-type \(embeddingType) (the engine loads F16 embeddings; use f16)")
+        default:
+            throw ConvertError.notSupported(what: "--embedding-type '\(embeddingType)' (known: f16)")
+        }
+    }
+}
