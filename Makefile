@@ -16,7 +16,9 @@ ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
 	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
 
-.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift sanitize bench clean
+.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift test-capi sanitize bench install clean
+PREFIX ?= /usr/local
+SWIFT_RUNTIME := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n '/runtimeLibraryPaths/{n;s/[ ",]//g;p;}')
 
 all: build
 
@@ -88,7 +90,20 @@ test-swift: deps
 		tail -1 | awk '{ s = ($$2 == "" ? 0 : $$2); if (NF == 2) { f = $$2; s = 0 } else f = $$3; \
 			print "swift test: " ($$1 - s - f) " passed, " f " failed, " s " skipped" }'
 
-test: deps test-c test-arm64 test-swift
+# The engine's C API from a C program, on a tiny synthetic model with the Llama-3 tokenizer.
+test-capi: deps
+	$(SWIFT) build --product BitNetCAPI
+	$(SWIFT) build --product bitnet
+	@mkdir -p $(BUILD_DIR)
+	.build/debug/bitnet synth --arch bitnet-b1.58 --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ffn 256 \
+		--vocab-size 128256 --ctx 64 --vocab Tests/BitNetTests/Fixtures/tokenizers/ggml-vocab-llama-bpe.gguf \
+		-o $(BUILD_DIR)/capi-model.gguf
+	$(CC) -O1 -g -std=c11 -Wall -Wextra -Werror -ISources/BitNetC/include Tests/c/test_capi.c \
+		-L.build/debug -lBitNetCAPI -Wl,-rpath,$(CURDIR)/.build/debug -Wl,-rpath,$(SWIFT_RUNTIME) -lm \
+		-o $(BUILD_DIR)/test_capi
+	$(BUILD_DIR)/test_capi $(BUILD_DIR)/capi-model.gguf
+
+test: deps test-c test-arm64 test-capi test-swift
 
 sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan
 	$(BUILD_DIR)/test_kernels_asan
@@ -97,6 +112,20 @@ sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan
 
 bench: build
 	.build/release/bitnet bench kernels
+
+# Installs the C API: libBitNetCAPI.so (engine), libbitnet_kernels.a (kernels), the headers and
+# bitnet.pc (pkg-config). The library needs the Swift runtime at $(SWIFT_RUNTIME) (rpath).
+install: deps
+	$(SWIFT) build -c release --product BitNetCAPI
+	@mkdir -p $(BUILD_DIR)/kernels-obj $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	for f in $(KERNEL_SRCS); do $(CC) -O2 -fPIC -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels/src \
+		-c $$f -o $(BUILD_DIR)/kernels-obj/$$(echo $$f | tr / _).o || exit 1; done
+	ar rcs $(BUILD_DIR)/libbitnet_kernels.a $(BUILD_DIR)/kernels-obj/*.o
+	install -m 644 $(BUILD_DIR)/libbitnet_kernels.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 .build/release/libBitNetCAPI.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 Sources/BitNetC/include/bitnet.h CKernels/include/bitnet_kernels.h $(DESTDIR)$(PREFIX)/include/
+	sed 's|@PREFIX@|$(PREFIX)|; s|-Wl,-rpath,$${libdir}|-Wl,-rpath,$${libdir} -Wl,-rpath,$(SWIFT_RUNTIME)|' \
+		Sources/BitNetC/bitnet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitnet.pc
 
 clean:
 	rm -rf $(BUILD_DIR) .build .build-asan

@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "BitNet", targets: ["BitNet"]),
         .library(name: "CKernels", targets: ["CKernels"]),
         .executable(name: "bitnet", targets: ["BitNetCLI"]),
+        // The engine for C and C++ (Sources/BitNetC/include/bitnet.h; `make install` adds pkg-config).
+        .library(name: "BitNetCAPI", type: .dynamic, targets: ["BitNetC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +35,7 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "BitNet", dependencies: ["CKernels"]),
+        .target(name: "BitNetC", dependencies: ["BitNet"], exclude: ["include", "bitnet.pc.in"]),
         .executableTarget(
             name: "BitNetCLI",
             dependencies: [

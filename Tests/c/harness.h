@@ -25,25 +25,25 @@ static int failures = 0, checks = 0;
     } while (0)
 
 static uint64_t rng_state = HARNESS_SEED;
-static uint64_t rnd(void) {
+static inline uint64_t rnd(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return rng_state;
 }
 /* uniform in [-1, 1) */
-static float rnd_float(void) { return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+static inline float rnd_float(void) { return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
 
 #define GUARD 64
 static const uint8_t GUARD_BYTE = 0xA5;
 /* bytes filled with 0xCD (so untouched outputs are recognisable), then the guard */
-static void *guarded_alloc(size_t bytes) {
+static inline void *guarded_alloc(size_t bytes) {
     uint8_t *p = malloc(bytes + GUARD);
     memset(p, 0xCD, bytes);
     memset(p + bytes, GUARD_BYTE, GUARD);
     return p;
 }
-static int guard_ok(const void *p, size_t bytes) {
+static inline int guard_ok(const void *p, size_t bytes) {
     const uint8_t *g = (const uint8_t *)p + bytes;
     for (int i = 0; i < GUARD; i++)
         if (g[i] != GUARD_BYTE) return 0;
