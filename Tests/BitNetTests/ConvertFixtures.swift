@@ -33,9 +33,11 @@ struct TinyCheckpoint {
     var expectedFloats: [String: [Float]] = [:]
     var rng: SeededGenerator
 
-    init(family: Family, storage: Storage, seed: UInt64 = 11) {
+    init(family: Family, storage: Storage, seed: UInt64 = 11, hidden: Int = 64, ffn: Int = 96) {
         self.family = family
         self.storage = storage
+        self.hidden = hidden
+        self.ffn = ffn
         rng = SeededGenerator(seed: seed)
         if family == .oneBit { kvHeads = heads; vocab = 32 }
         build()

@@ -144,6 +144,24 @@ final class ConvertTests: XCTestCase {
         XCTAssertEqual(try GGUFFile(path: out).tensor(named: "blk.1.attn_q.weight")?.type, .f16)
     }
 
+    /// llama.cpp's TQ2_0/TQ1_0 output: the same ternary values, the scale in each block's f16 d.
+    func testTQOutputTypes() throws {
+        let ckpt = TinyCheckpoint(family: .b158, storage: .latent(.bf16), seed: 22, hidden: 256, ffn: 256)
+        for type in ["tq2_0", "tq1_0"] {
+            let (folder, out, _) = try convert(ckpt, name: "bf16-\(type)", options: ConversionOptions(projectionType: type))
+            defer { removeTree(folder) }
+            try check(ckpt, path: out, arch: .bitnetB158, f16Projections: true)
+            XCTAssertEqual(try GGUFFile(path: out).tensor(named: "blk.1.ffn_down.weight")?.type.name, type.uppercased())
+        }
+        // widths that are not whole 256-element blocks are a planning problem, not a broken file
+        let odd = TinyCheckpoint(family: .b158, storage: .latent(.bf16), seed: 23)
+        let folder = makeScratchFolder("tq-odd")
+        defer { removeTree(folder) }
+        try odd.write(to: folder)
+        let plan = try HFConverter(folder: folder, options: ConversionOptions(projectionType: "tq2_0")).plan
+        XCTAssertTrue(plan.problems.contains { "\($0)".contains("multiple of 256") }, "\(plan.problems)")
+    }
+
     /// (b) packed uint8 + weight_scale, AutoBitLinear: the scale multiplies.
     func testPackedAutoBitLinearMultipliesScale() throws {
         let ckpt = TinyCheckpoint(family: .b158, storage: .packed(multiply: true), seed: 13)
@@ -287,8 +305,8 @@ final class ConvertTests: XCTestCase {
                     return TinyCheckpoint.Tensor(name: x.name, dtype: x.dtype, shape: x.shape, data: d) }
                 try rewrite($0, tensors: t) }, { e, _ in
                 if case .invalidTensorData(_, let t, _) = e { return t == q }; return false }),
-            ("tq2_0", ConversionOptions(projectionType: "tq2_0"), { _ in }, { e, _ in
-                if case .notSupported(let w) = e { return w.contains("tq2_0") }; return false }),
+            ("tl2", ConversionOptions(projectionType: "tl2"), { _ in }, { e, _ in
+                if case .notSupported(let w) = e { return w.contains("tl2") }; return false }),
             ("q8_0-embedding", ConversionOptions(embeddingType: "q8_0"), { _ in }, { e, _ in
                 if case .notSupported(let w) = e { return w.contains("q8_0") }; return false }),
         ]

@@ -44,6 +44,14 @@ final class TernaryBlockTests: XCTestCase {
     func testBlockCodecsRoundTrip() throws {
         var rng = SeededGenerator(seed: 5)
         let t = (0..<(4 * 256)).map { _ in Int8(Int(rng.next() % 3) - 1) }
+        // the library's encoders (used by bitnet convert --type tq*) agree with these spec encoders
+        var lib2: [UInt8] = [], lib1: [UInt8] = []
+        t.withUnsafeBufferPointer {
+            TernaryBlockCodec.encodeTQ2($0, d: 0.25, into: &lib2)
+            TernaryBlockCodec.encodeTQ1($0, d: 0.25, into: &lib1)
+        }
+        XCTAssertEqual(lib2, Self.encodeTQ2(t, d: 0.25))
+        XCTAssertEqual(lib1, Self.encodeTQ1(t, d: 0.25))
         for type in [GGMLType.tq2_0, .tq1_0] {
             let bytes = type == .tq2_0 ? Self.encodeTQ2(t, d: 0.25) : Self.encodeTQ1(t, d: 0.25)
             let result = bytes.withUnsafeBytes { TernaryBlockCodec.decode($0, type: type, rows: 2, cols: 512) }

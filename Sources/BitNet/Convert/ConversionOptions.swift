@@ -1,8 +1,8 @@
 /// User choices for `HFConverter`, as the CLI spells them.
 public struct ConversionOptions: Sendable {
     /// `--type`: how ternary projections are stored: `i2_s` (default, bitnet.cpp's
-    /// official format) or `f16` (t·s values). `tq2_0`, `tq1_0`, `tl1` and `tl2`
-    /// are recognised but not implemented yet.
+    /// official format), `tq2_0` / `tq1_0` (llama.cpp's, K a multiple of 256) or
+    /// `f16` (t·s values). `tl1` and `tl2` are recognised but not written yet.
     public var projectionType = "i2_s"
     /// `--embedding-type`: only `f16` (the official files' choice, and what the
     /// engine loads) is implemented.
@@ -25,10 +25,12 @@ public struct ConversionOptions: Sendable {
         switch projectionType.lowercased() {
         case "i2_s", "i2s": return .i2s
         case "f16": return .f16
-        case "tq2_0", "tq1_0", "tl1", "tl2":
-            throw ConvertError.notSupported(what: "--type \(projectionType) (use i2_s or f16)")
+        case "tq2_0": return .tq2_0
+        case "tq1_0": return .tq1_0
+        case "tl1", "tl2":
+            throw ConvertError.notSupported(what: "--type \(projectionType) (use i2_s, tq2_0, tq1_0 or f16)")
         default:
-            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: i2_s, f16)")
+            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: i2_s, tq2_0, tq1_0, f16)")
         }
     }
 

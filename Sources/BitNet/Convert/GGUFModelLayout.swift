@@ -12,6 +12,9 @@ public struct GGUFModelLayout: Sendable {
         case i2s
         /// F16 values (t·s, or latent weights), ternarized again at load time.
         case f16
+        /// llama.cpp's ternary block formats (K must be a multiple of 256).
+        case tq2_0
+        case tq1_0
     }
 
     /// What a tensor of the table holds, so a writer can find its data.
@@ -50,8 +53,15 @@ public struct GGUFModelLayout: Sendable {
         self.hasOutput = hasOutput ?? (config.architecture == .llama)
     }
 
-    /// `general.file_type` values of bitnet.cpp's llama.h: 40 = I2_S, 1 = mostly F16.
-    public var fileType: UInt32 { projectionType == .i2s ? 40 : 1 }
+    /// `general.file_type` values of bitnet.cpp's llama.h: 40 = I2_S, 1 = mostly F16, 36/37 = TQ1_0/TQ2_0.
+    public var fileType: UInt32 {
+        switch projectionType {
+        case .i2s: return 40
+        case .f16: return 1
+        case .tq1_0: return 36
+        case .tq2_0: return 37
+        }
+    }
 
     /// The model's metadata, in file order (no tokenizer keys).
     public var metadata: [(String, GGUFValue)] {
@@ -120,6 +130,10 @@ public struct GGUFModelLayout: Sendable {
                                          byteCount: Self.i2sByteCount(rows: m, cols: k), role: role))
                     case .f16:
                         out.append(Entry(name: full, dims: [k, m], type: .f16, byteCount: m * k * 2, role: role))
+                    case .tq2_0, .tq1_0:
+                        let type: GGMLType = projectionType == .tq2_0 ? .tq2_0 : .tq1_0
+                        out.append(Entry(name: full, dims: [k, m], type: type,
+                                         byteCount: TernaryBlockCodec.byteCount(type: type, elements: m * k), role: role))
                     }
                 } else if name == TensorName.attnSubNorm || name == TensorName.ffnSubNorm {
                     guard c.architecture.hasSubNorms else { continue }

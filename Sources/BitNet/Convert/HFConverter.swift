@@ -94,6 +94,11 @@ public final class HFConverter: @unchecked Sendable {
         }
         let name = options.name ?? hf.nameOrPath.flatMap { $0.split(separator: "/").last.map(String.init) }
             ?? Self.folderName(folder)
+        if projectionType == .tq2_0 || projectionType == .tq1_0,
+           let odd = [config.hiddenSize, config.qDim, config.ffnSize].first(where: { $0 % 256 != 0 }) {
+            problems.append(.invalidConfig(path: configPath, key: "--type \(options.projectionType)",
+                                           reason: "TQ blocks need every input width to be a multiple of 256 (\(odd) is not); use i2_s"))
+        }
         let layout = GGUFModelLayout(config: config, name: name, projectionType: projectionType,
                                      hasOutput: architecture == .llama || !tied)
 

@@ -184,7 +184,7 @@ struct TensorEncoder {
     }
 
     /// Writes ternary rows as I2_S (canonical codes + 32-byte tail holding the
-    /// f32 scale) or as F16 values t·s. `fill(r, out)` writes output row r's
+    /// f32 scale), as TQ2_0/TQ1_0 blocks (f16 d = the scale), or as F16 values t·s. `fill(r, out)` writes output row r's
     /// `cols` values. Chunks hold whole 128-element I2_S blocks, so each is
     /// packed independently.
     private func emitTernary(rows: Int, cols: Int, scale: Float, entry: GGUFModelLayout.Entry,
@@ -195,9 +195,10 @@ struct TensorEncoder {
         let unit = 128 / g // rows per whole number of blocks
         let chunkRows = max(unit, Self.chunkElements / max(cols, 1) / unit * unit)
         var values = [Int8](repeating: 0, count: chunkRows * cols)
-        let i2s = entry.type == .i2_s
+        let i2s = entry.type == .i2_s, tq = entry.type == .tq2_0 || entry.type == .tq1_0
         var packed = [UInt8](repeating: 0, count: i2s ? TernaryMatrix.canonicalByteCount(rows: chunkRows, cols: cols) : 0)
-        var half = [UInt16](repeating: 0, count: i2s ? 0 : cols)
+        var half = [UInt16](repeating: 0, count: i2s || tq ? 0 : cols)
+        var blocks: [UInt8] = []
         let h0 = Float16(0).bitPattern, hp = Float16(scale).bitPattern, hn = Float16(-scale).bitPattern
         var r0 = 0
         while r0 < rows {
@@ -213,6 +214,18 @@ struct TensorEncoder {
                     }
                 }
                 try packed.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0..<bytes])) }
+            } else if tq {
+                // whole rows are whole 256-element blocks (checked when planning); d = the tensor scale
+                blocks.removeAll(keepingCapacity: true)
+                values.withUnsafeBufferPointer { v in
+                    let rowsValues = UnsafeBufferPointer(rebasing: v[0..<(n * cols)])
+                    if entry.type == .tq2_0 {
+                        TernaryBlockCodec.encodeTQ2(rowsValues, d: scale, into: &blocks)
+                    } else {
+                        TernaryBlockCodec.encodeTQ1(rowsValues, d: scale, into: &blocks)
+                    }
+                }
+                try sink.write(blocks)
             } else {
                 for r in 0..<n {
                     for c in 0..<cols {

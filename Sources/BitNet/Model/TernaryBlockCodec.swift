@@ -33,6 +33,39 @@ enum TernaryBlockCodec {
         return Float(Float16(bitPattern: UInt16(block[52]) | UInt16(block[53]) << 8))
     }
 
+    /// TQ2_0 bytes of ternary values (count a multiple of 256) with scale d in every block.
+    static func encodeTQ2(_ t: UnsafeBufferPointer<Int8>, d: Float, into out: inout [UInt8]) {
+        let bits = Float16(d).bitPattern
+        for b in stride(from: 0, to: t.count, by: blockSize) {
+            var qs = [UInt8](repeating: 0, count: 64)
+            for h in 0..<2 { for m in 0..<32 { for n in 0..<4 {
+                qs[32 * h + m] |= UInt8(Int(t[b + 128 * h + m + 32 * n]) + 1) << (2 * n)
+            } } }
+            out += qs
+            out += [UInt8(bits & 0xff), UInt8(bits >> 8)]
+        }
+    }
+
+    /// TQ1_0 bytes: five trits per byte in base 3, stored as ceil(v·256/243).
+    static func encodeTQ1(_ t: UnsafeBufferPointer<Int8>, d: Float, into out: inout [UInt8]) {
+        let bits = Float16(d).bitPattern
+        func pack(_ base: Int, _ stride: Int, _ count: Int) -> UInt8 {
+            var v = 0
+            for n in 0..<5 { v = v * 3 + (n < count ? Int(t[base + stride * n]) + 1 : 0) }
+            return UInt8((v * 256 + 242) / 243)
+        }
+        for b in stride(from: 0, to: t.count, by: blockSize) {
+            for m in 0..<32 { out.append(pack(b + m, 32, 5)) }
+            for m in 0..<16 { out.append(pack(b + 160 + m, 16, 5)) }
+            for j in 0..<4 { out.append(pack(b + 240 + j, 4, 4)) }
+            out += [UInt8(bits & 0xff), UInt8(bits >> 8)]
+        }
+    }
+
+    static func byteCount(type: GGMLType, elements: Int) -> Int {
+        elements / blockSize * (type == .tq2_0 ? 66 : 54)
+    }
+
     /// Decodes a whole (rows, cols) tensor; returns ternary values and the
     /// common scale, or a reason the tensor is not a per-tensor ternary matrix.
     static func decode(_ data: UnsafeRawBufferPointer, type: GGMLType, rows: Int, cols: Int)
