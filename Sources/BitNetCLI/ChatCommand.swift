@@ -58,7 +58,7 @@ struct ChatCommand: ParsableCommand {
         do {
             tokenizer = try Tokenizer(gguf: model.weights.file)
         } catch {
-            throw ValidationError("\(options.model) has no usable tokenizer metadata (\(error)): chat needs one")
+            throw ValidationError("\(model.weights.file.path) has no usable tokenizer metadata (\(error)): chat needs one")
         }
 
         let template: ChatTemplate

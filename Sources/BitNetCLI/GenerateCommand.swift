@@ -60,7 +60,7 @@ struct GenerateCommand: ParsableCommand {
             input = try parseTokenList(tokens)
         } else {
             guard let tokenizer else {
-                throw ValidationError("\(options.model) has no tokenizer metadata: give the prompt as --tokens 1,2,3")
+                throw ValidationError("\(model.weights.file.path) has no tokenizer metadata: give the prompt as --tokens 1,2,3")
             }
             input = tokenizer.encode(try readPrompt(text: prompt, file: file), parseSpecial: special)
         }

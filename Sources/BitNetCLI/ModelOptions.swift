@@ -3,8 +3,22 @@ import BitNet
 
 /// Options shared by every command that runs a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Model file (GGUF: I2_S as published for bitnet.cpp, or F16/F32 projections).")
-    var model: String
+    @Option(name: [.customShort("m"), .customLong("model")], help: ArgumentHelp(
+        "Model file (GGUF: I2_S as published for bitnet.cpp, TQ1_0/TQ2_0, or F16/F32 projections).",
+        discussion: "Default: $BITNET_MODEL, else the small Shakespeare model shipped with bitnet."))
+    var modelPath: String?
+
+    /// The model to load: -m, $BITNET_MODEL, or the shipped default.
+    var model: String {
+        get throws {
+            if let modelPath { return modelPath }
+            guard let path = DefaultModel.path() else {
+                throw ValidationError("no model given (-m FILE) and the default model \(DefaultModel.fileName) " +
+                                      "was not found next to the executable (set BITNET_MODEL or pass -m)")
+            }
+            return path
+        }
+    }
 
     @Option(name: [.customShort("t"), .long], help: "Threads (default: every online core).")
     var threads: Int?
@@ -38,7 +52,7 @@ struct ModelOptions: ParsableArguments {
     func load(quiet: Bool = false) throws -> (BitNetModel, Double) {
         let start = Stopwatch.now()
         let bar = quiet ? nil : ProgressBar(label: "loading", total: 1)
-        let weights = try ModelWeights(path: model) { done, total in bar?.update(Double(done) / Double(total)) }
+        let weights = try ModelWeights(path: try model) { done, total in bar?.update(Double(done) / Double(total)) }
         bar?.finish()
         let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
                                      batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16)

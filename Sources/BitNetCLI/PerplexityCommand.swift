@@ -24,7 +24,7 @@ struct PerplexityCommand: ParsableCommand {
         if opts.ctx == nil { opts.ctx = window }
         let (model, _) = try opts.load(quiet: json)
         guard let tokenizer = try? Tokenizer(gguf: model.weights.file) else {
-            throw ValidationError("\(options.model) has no tokenizer metadata")
+            throw ValidationError("\(model.weights.file.path) has no tokenizer metadata")
         }
         let text = try readPrompt(text: nil, file: file)
         let tokens = tokenizer.encode(text, addSpecial: !noBOS)
