@@ -69,15 +69,30 @@ $(BUILD_DIR)/test_ops_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_ops.c
 	@mkdir -p $(BUILD_DIR)
 	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_ops.c -lm -lpthread -o $@
 
-test-c: $(BUILD_DIR)/test_kernels $(BUILD_DIR)/test_ops
+$(BUILD_DIR)/test_tl: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_tl.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O2 -g $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_tl.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_tl_asan: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_tl.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		$(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_tl.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_tl_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_tl.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_tl.c -lm -lpthread -o $@
+
+test-c: $(BUILD_DIR)/test_kernels $(BUILD_DIR)/test_ops $(BUILD_DIR)/test_tl
 	$(BUILD_DIR)/test_kernels
 	$(BUILD_DIR)/test_ops
+	$(BUILD_DIR)/test_tl
 
 # Cross-compiles the C harness for arm64 (NEON and dotprod kernels) and runs it under qemu.
 test-arm64: deps-arm64
 	@if command -v qemu-aarch64 >/dev/null && [ -e /usr/aarch64-linux-gnu/lib/libc.a ]; then \
-		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 $(BUILD_DIR)/test_ops_arm64 && \
-		qemu-aarch64 $(BUILD_DIR)/test_kernels_arm64 && qemu-aarch64 $(BUILD_DIR)/test_ops_arm64; \
+		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 $(BUILD_DIR)/test_ops_arm64 $(BUILD_DIR)/test_tl_arm64 && \
+		qemu-aarch64 $(BUILD_DIR)/test_kernels_arm64 && qemu-aarch64 $(BUILD_DIR)/test_ops_arm64 && \
+		qemu-aarch64 $(BUILD_DIR)/test_tl_arm64; \
 	else echo "skipping arm64 kernel run: qemu-user / arm64 libc not available"; fi
 
 # XCTest only (the suite has no swift-testing tests), with a plain closing count line.
@@ -105,9 +120,10 @@ test-capi: deps
 
 test: deps test-c test-arm64 test-capi test-swift
 
-sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan
+sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan
 	$(BUILD_DIR)/test_kernels_asan
 	$(BUILD_DIR)/test_ops_asan
+	$(BUILD_DIR)/test_tl_asan
 	$(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 bench: build

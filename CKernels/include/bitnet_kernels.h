@@ -182,6 +182,87 @@ size_t bn_q8r16_bytes(int32_t m, int32_t k);
 /* w: (m, k) int8 → dst: bn_q8r16_bytes(m, k) bytes, row_sum: (roundup(m, 16),) */
 void bn_q8r16_pack(const int8_t *w, int32_t m, int32_t k, int8_t *dst, int32_t *row_sum);
 
+
+/* ---- lookup-table kernels (TL1, TL2) -------------------------------------- *
+ * Our own layouts (not bitnet.cpp's: no per-shape code generation, any M and
+ * K). A "slot" is a run of w consecutive columns, w = 2 (TL1) or 3 (TL2):
+ * slot s covers columns w·s .. w·s+w-1; weights past K are 0, and the table
+ * builder reads activations past k_pad as 0 (those past K are already 0),
+ * so a last slot that holds 1 or 2 real columns (K not a multiple of w) is
+ * the "short tail": same index format, a table built from fewer activations.
+ * s_pad = roundup(ceil(K/w), 8) slots; rows are padded to m_pad = roundup(M, 32)
+ * (same row alignment as I2_R16, so the same row ranges serve both).
+ *
+ *   TL1 index of a slot (w0, w1):     i = 3(w0+1) + (w1+1) ∈ 0..8,
+ *       table T1[i] = (i/3 - 1)·a0 + (i%3 - 1)·a1 (a = the slot's activations).
+ *   TL2 value of a slot (w0, w1, w2): v = 9w0 + 3w1 + w2 ∈ [-13, 13];
+ *       stored as magnitude |v| (4 bits) and sign bit (v < 0);
+ *       table T2[i] = d0·a0 + d1·a1 + d2·a2 for i = 9d0 + 3d1 + d2 read in
+ *       balanced ternary (i ∈ 0..13, leading digit ≥ 0); the slot adds
+ *       ±T2[|v|]. Entries 14, 15 (and 9..15 of T1) are 0.
+ *
+ * Byte layout: 32-row tiles, each a run of s_pad/8 groups of 8 slots; in a
+ * group, slot j (0..7) of tile row r (0..31) is in pair p = j/2:
+ *   index byte (p/2)·64 + (r/16)·32 + (p%2)·16 + r%16, low nibble for even j,
+ *   high nibble for odd j (so a 64-byte half of the group is 16-byte lanes
+ *   [pair 2h rows 0-15 | pair 2h+1 rows 0-15 | pair 2h rows 16-31 | pair
+ *   2h+1 rows 16-31]: every 16-byte lane indexes a single slot's table, the
+ *   shape of pshufb / vqtbl1q).
+ *   TL1 group: those 128 bytes. TL2 group (160 bytes): the 128 magnitude
+ *   bytes, then 32 bytes of sign bits: bit 16·(2·(r/16) + (j/2)%2) + r%16 of
+ *   the 8 bytes at 128 + 16·(j/4) + 8·(j%2) (little endian), i.e. one 64-bit
+ *   word per nibble vector of a 64-byte half, bit b = byte b's row/slot.
+ *   TL2 only, after the last tile: m_pad int32 row counts of negative slots
+ *   (SIMD kernels add ~T = -T - 1 for a negative slot: a byte-wise NOT or
+ *   masked 255 - b on both planes instead of a 16-bit negation; the count
+ *   restores the +1s).
+ *   Tile stride: TL1 16·s_pad bytes (2 bits/weight); TL2 20·s_pad bytes
+ *   (5 bits per 3 weights, 1.67 bits/weight: 0.84× the bytes of I2_R16 for
+ *   the 2B4T shapes).
+ *
+ * Tables are built per activation row and per block of slots (the "K block")
+ * from bn_quantize output, int16 entries split into a low-byte and a
+ * high-byte plane for byte-shuffle lookups (pshufb, vqtbl1q). Bounds relied
+ * on: |q| ≤ 128, so |T1| ≤ 256, |T2| ≤ 384 and |~T2| ≤ 385; lookups are
+ * summed in int16 over at most 64 slots per row (≤ 24,640 < 32,767) and then
+ * widened to int32; the int32 total is |Σ w·q| ≤ 128·K, exact for
+ * K ≤ bn_i2s_max_k(). Output: y = (float)Σ w·q · (w_scale / x_scale[t]), the
+ * I2_S rule, so TL results are bit-identical to the I2_S kernels' (x_sum is
+ * not needed and may be NULL).
+ *
+ * Tiling is run-time data (bn_tl_tiling in the descriptor, defaults from the
+ * cache sizes): slots per K block, 32-row tiles per pass, activation rows
+ * per table batch; it changes speed only, never the layout or the answer.
+ * The kernels keep their tables (≤ 144 KiB) and int32 partial sums (16 KiB)
+ * on the stack: call them from threads with at least 256 KiB of stack. */
+enum {
+    BN_TL_ROWS = 32,        /* rows per tile (= BN_ROW_ALIGN) */
+    BN_TL_GROUP_SLOTS = 8,  /* s_pad multiple */
+    BN_TL1_GROUP_BYTES = 128,
+    BN_TL2_GROUP_BYTES = 160
+};
+
+typedef struct {
+    int32_t block_slots; /* slots per K block (multiple of 8; the tables of one block stay in L1) */
+    int32_t chunk_tiles; /* 32-row tiles per pass over a block (int32 partial sums on the stack) */
+    int32_t token_block; /* activation rows whose tables are built together (GEMM) */
+} bn_tl_tiling;
+
+typedef struct {
+    const uint8_t *data; /* bn_tl_bytes(type, m, k) bytes, 4-byte aligned */
+    int32_t type;        /* 1 = TL1, 2 = TL2 */
+    int32_t m, k;
+    int32_t m_pad, k_pad; /* roundup(m, 32); k_pad = bn_pad_cols(k), the activation row length */
+    int32_t slots;        /* s_pad */
+    float scale;
+    bn_tl_tiling tiling;
+} bn_tl_matrix;
+
+/* Same contract as bn_i2s_gemm_fn (row_begin % 32 == 0, rows past m untouched). */
+typedef void (*bn_tl_gemm_fn)(const bn_tl_matrix *w, const int8_t *x, const float *x_scale,
+                              const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                              int32_t row_begin, int32_t row_end);
+
 typedef struct {
     bn_isa isa;
     const char *name;
@@ -200,6 +281,10 @@ typedef struct {
     bn_rope_fn rope;
     bn_attention_fn attention;
     bn_q8_gemm_fn q8_gemm;
+    bn_tl_gemm_fn tl1_gemv; /* n must be 1 */
+    bn_tl_gemm_fn tl1_gemm;
+    bn_tl_gemm_fn tl2_gemv; /* n must be 1 */
+    bn_tl_gemm_fn tl2_gemm;
 } bn_kernels;
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -265,6 +350,38 @@ void bn_pool_run_n(bn_pool *pool, bn_task_fn fn, void *ctx, int32_t nth);
 void bn_i2s_matmul(bn_pool *pool, const bn_kernels *k, const bn_i2s_matrix *w,
                    const int8_t *x, const float *x_scale, const int32_t *x_sum,
                    int32_t n, float *y, int32_t ldy);
+
+
+/* ---- TL1 / TL2 formats ------------------------------------------------------ */
+
+int32_t bn_tl_slots(int32_t type, int32_t k);       /* s_pad */
+size_t bn_tl_bytes(int32_t type, int32_t m, int32_t k);
+/* Ternary values w: (m, k) in {-1,0,1} → dst: bn_tl_bytes(type, m, k) bytes. */
+void bn_tl_pack(int32_t type, const int8_t *w, int32_t m, int32_t k, uint8_t *dst);
+/* I2_R16 (bn_i2s_matrix data) → TL. Code 3 (invalid) is read as weight +1;
+ * returns how many were seen (0 for a well-formed matrix). */
+int64_t bn_tl_from_i2r16(int32_t type, const uint8_t *i2r16, int32_t m, int32_t k, uint8_t *dst);
+/* Weight (-1, 0, 1) of element (r, c) in a TL matrix. */
+int bn_tl_weight(int32_t type, const uint8_t *data, int32_t m, int32_t k, int32_t r, int32_t c);
+/* Default tiling for this machine's caches and the shape (n = activation rows). */
+bn_tl_tiling bn_tl_default_tiling(int32_t type, int32_t m, int32_t k, int32_t n);
+/* Fills a descriptor (data, shape, scale, default tiling for n = 1). */
+bn_tl_matrix bn_tl_matrix_make(int32_t type, const uint8_t *data, int32_t m, int32_t k, float scale);
+
+/* Splits rows (in units of 32) over the pool and runs the kernel for w->type. */
+void bn_tl_matmul(bn_pool *pool, const bn_kernels *k, const bn_tl_matrix *w, const int8_t *x,
+                  const float *x_scale, int32_t n, float *y, int32_t ldy);
+/* The same split as a pool task (for callers that own a pool wrapper):
+ * ctx is a bn_tl_job. */
+typedef struct {
+    bn_tl_gemm_fn kernel;
+    const bn_tl_matrix *w;
+    const int8_t *x;
+    const float *x_scale;
+    int32_t n, ldy;
+    float *y;
+} bn_tl_job;
+void bn_tl_matmul_task(void *ctx, int32_t ith, int32_t nth);
 
 /* ---- micro-benchmarks (used by `bitnet bench kernels`) ------------------- */
 

@@ -131,6 +131,10 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .rope = bn_rope_scalar,
         .attention = bn_attention_scalar,
         .q8_gemm = bn_q8_gemm_scalar,
+        .tl1_gemv = bn_tl1_gemm_scalar,
+        .tl1_gemm = bn_tl1_gemm_scalar,
+        .tl2_gemv = bn_tl2_gemm_scalar,
+        .tl2_gemm = bn_tl2_gemm_scalar,
     },
 #if defined(__x86_64__) || defined(_M_X64)
     [BN_ISA_AVX2] = {
@@ -151,6 +155,10 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .rope = bn_rope_avx2,
         .attention = bn_attention_avx2,
         .q8_gemm = bn_q8_gemm_avx2,
+        .tl1_gemv = bn_tl1_gemm_avx2,
+        .tl1_gemm = bn_tl1_gemm_avx2,
+        .tl2_gemv = bn_tl2_gemm_avx2,
+        .tl2_gemm = bn_tl2_gemm_avx2,
     },
     [BN_ISA_AVX512] = {
         .isa = BN_ISA_AVX512,
@@ -170,6 +178,10 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .rope = bn_rope_avx512,
         .attention = bn_attention_avx512,
         .q8_gemm = bn_q8_gemm_avx2,
+        .tl1_gemv = bn_tl1_gemm_avx512,
+        .tl1_gemm = bn_tl1_gemm_avx512,
+        .tl2_gemv = bn_tl2_gemm_avx512,
+        .tl2_gemm = bn_tl2_gemm_avx512,
     },
     /* the float ops need nothing beyond AVX-512 F/BW/VL/DQ */
     [BN_ISA_AVX512_VNNI] = {
@@ -190,6 +202,10 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .rope = bn_rope_avx512,
         .attention = bn_attention_avx512,
         .q8_gemm = bn_q8_gemm_avx512vnni,
+        .tl1_gemv = bn_tl1_gemm_avx512,
+        .tl1_gemm = bn_tl1_gemm_avx512,
+        .tl2_gemv = bn_tl2_gemm_avx512,
+        .tl2_gemm = bn_tl2_gemm_avx512,
     },
 #endif
 #if defined(__aarch64__)
@@ -211,6 +227,10 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .rope = bn_rope_neon,
         .attention = bn_attention_neon,
         .q8_gemm = bn_q8_gemm_neon,
+        .tl1_gemv = bn_tl1_gemm_neon,
+        .tl1_gemm = bn_tl1_gemm_neon,
+        .tl2_gemv = bn_tl2_gemm_neon,
+        .tl2_gemm = bn_tl2_gemm_neon,
     },
     /* the float ops need no dot-product instructions */
     [BN_ISA_NEON_DOTPROD] = {
@@ -231,6 +251,10 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .rope = bn_rope_neon,
         .attention = bn_attention_neon,
         .q8_gemm = bn_q8_gemm_neon,
+        .tl1_gemv = bn_tl1_gemm_neon,
+        .tl1_gemm = bn_tl1_gemm_neon,
+        .tl2_gemv = bn_tl2_gemm_neon,
+        .tl2_gemm = bn_tl2_gemm_neon,
     },
 #endif
 };

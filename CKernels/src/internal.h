@@ -140,4 +140,78 @@ void bn_attention_neon(const float *q, const float *k, const float *v, int32_t k
                        float *out, int32_t head_begin, int32_t head_end);
 #endif
 
+
+/* ---- TL1 / TL2 (layout in bitnet_kernels.h) -------------------------------- */
+
+/* One ISA's pieces of the LUT kernels; bn_tl_drive (bn_formats_tl.c) does
+ * the tiling, the stack buffers and the epilogue for all of them.
+ *   build: tables of slots [s0, s0+ns) of one activation row into lut, in
+ *          this ISA's format (lut_slot_bytes per slot);
+ *   tile:  adds the dot products of one 32-row tile over slots [s0, s0+ns)
+ *          (s0, ns multiples of 8) to acc[0..31] (int32, natural row order).
+ *   xor_sign: the tile adds ~T for negative TL2 slots (bn_tl_drive then adds
+ *          the stored per-row counts). */
+typedef struct {
+    int32_t lut_slot_bytes;
+    int32_t xor_sign;
+    void (*build)(uint8_t *lut, const int8_t *x, int32_t k_pad, int32_t s0, int32_t ns, int32_t type);
+    void (*tile)(const uint8_t *tile, int32_t s0, int32_t ns, const uint8_t *lut, int32_t *acc, int32_t type);
+} bn_tl_ops;
+
+enum {
+    BN_TL_LUT_STACK = 144 * 1024, /* bytes of tables on the stack (GEMV: one block for K ≤ 9216 at 32 B/slot) */
+    BN_TL_ACC_STACK = 4096       /* int32 partial sums on the stack */
+};
+
+void bn_tl_drive(const bn_tl_ops *ops, const bn_tl_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
+                 float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+
+/* Balanced-ternary digits of table entry i (TL2) or pair entry i (TL1). */
+static inline void bn_tl_digits(int32_t type, int32_t i, int32_t d[3]) {
+    if (type == 1) {
+        d[0] = i < 9 ? i / 3 - 1 : 0;
+        d[1] = i < 9 ? i % 3 - 1 : 0;
+        d[2] = 0;
+        return;
+    }
+    if (i > 13) { d[0] = d[1] = d[2] = 0; return; }
+    int32_t v = i;
+    d[2] = ((v + 1) % 3) - 1; v = (v - d[2]) / 3;
+    d[1] = ((v + 1) % 3) - 1; v = (v - d[1]) / 3;
+    d[0] = v;
+}
+
+/* Activation c of a row of k_pad columns, 0 past the end (short last slot). */
+static inline int32_t bn_tl_act(const int8_t *x, int32_t k_pad, int32_t c) { return c < k_pad ? x[c] : 0; }
+
+static inline int32_t bn_tl_group_bytes(int32_t type) { return type == 1 ? BN_TL1_GROUP_BYTES : BN_TL2_GROUP_BYTES; }
+/* Byte of a group holding the index nibble (shift 4·(j&1)) of slot j (0..7), tile row r (0..31). */
+static inline int32_t bn_tl_index_byte(int32_t j, int32_t r) {
+    const int32_t p = j >> 1;
+    return (p >> 1) * 64 + (r >> 4) * 32 + (p & 1) * 16 + (r & 15);
+}
+/* Bit of a TL2 group (counted from its first byte) holding the sign of slot j, tile row r. */
+static inline int32_t bn_tl_sign_bit(int32_t j, int32_t r) {
+    return 8 * (128 + 16 * (j >> 2) + 8 * (j & 1)) + 16 * (2 * (r >> 4) + ((j >> 1) & 1)) + (r & 15);
+}
+
+void bn_tl1_gemm_scalar(const bn_tl_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_sum,
+                        int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+void bn_tl2_gemm_scalar(const bn_tl_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_sum,
+                        int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+#define BN_TL_DECL(isa)                                                                                         \
+    void bn_tl1_gemm_##isa(const bn_tl_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_sum, \
+                           int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);               \
+    void bn_tl2_gemm_##isa(const bn_tl_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_sum, \
+                           int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+#if defined(__x86_64__) || defined(_M_X64)
+/* the x86 table format, shared by the AVX2 and AVX-512 TL kernels */
+void bn_tl_x86_build(uint8_t *lut, const int8_t *x, int32_t k_pad, int32_t s0, int32_t ns, int32_t type);
+BN_TL_DECL(avx2)
+BN_TL_DECL(avx512)
+#endif
+#if defined(__aarch64__)
+BN_TL_DECL(neon)
+#endif
+
 #endif /* BN_INTERNAL_H */

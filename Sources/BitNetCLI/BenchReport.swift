@@ -124,6 +124,35 @@ struct BenchReport {
         }
     }
 
+    /// A TL1/TL2 row: same shape, threads and working set as the I2_S row
+    /// just printed, with its speed relative to that row (×I2_S > 1: faster).
+    mutating func tlRow(_ tl: Measurement, i2s: Measurement, ceiling: (gbps: Double, gops: Double), isa: ISA) {
+        let vsI2S = i2s.stats.median / tl.stats.median
+        let bwFraction = tl.weightGBps / ceiling.gbps
+        if json {
+            print(jsonLine([
+                ("kernel", .string(tl.kernel)), ("op", .string(tl.op)), ("m", .int(tl.m)), ("k", .int(tl.k)),
+                ("n", .int(tl.n)), ("threads", .int(tl.threads)), ("median_s", .double(tl.stats.median)),
+                ("weight_gbps", .double(tl.weightGBps)), ("min_s", .double(tl.stats.min)), ("gops", .double(tl.gops)),
+                ("cached", .bool(tl.cached)), ("samples", .int(tl.stats.count)), ("isa", .string(isa.description)),
+                ("vs_i2s", .double(vsI2S)), ("weight_bytes_vs_i2s", .double(Double(tl.weightBytes) / Double(i2s.weightBytes))),
+                ("read_bw_fraction", .double(bwFraction)),
+            ]))
+            return
+        }
+        print(pad(tl.kernel, 13) + " " + pad(tl.op, 5) + " " + pad("\(tl.m)×\(tl.k)", 12) + " " +
+              pad(String(tl.n), 4, right: true) + " " + pad(String(tl.threads), 4, right: true) + " " +
+              pad(tl.cached ? "L2/L3" : "DRAM", 5) +
+              String(format: " %10.4f %9.4f %8.1f %8.1f", tl.stats.median * 1e3, tl.stats.min * 1e3, tl.weightGBps, tl.gops) +
+              String(format: "   %.2f× I2_S", vsI2S) +
+              (tl.n == 1 ? String(format: ", %.0f%% readBW", bwFraction * 100) : ""))
+        if !tl.cached {
+            highlights.append("\(tl.kernel) \(tl.op) \(tl.m)×\(tl.k) N=\(tl.n) \(tl.threads)T: " +
+                              String(format: "%.2f× I2_S", vsI2S) +
+                              (tl.n == 1 ? String(format: ", %.0f%% of read bandwidth", bwFraction * 100) : ""))
+        }
+    }
+
     private func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, width - s.count))
         return right ? fill + s : s + fill

@@ -15,7 +15,7 @@ import Darwin
 struct KernelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
-        abstract: "Time I2_S GEMV/GEMM against OpenBLAS sgemv/sgemm, the scalar twin, read bandwidth and int8 peak.",
+        abstract: "Time I2_S (and TL1/TL2) GEMV/GEMM against OpenBLAS sgemv/sgemm, the scalar twin, read bandwidth and int8 peak.",
         discussion: """
         Weights are cycled through a working set larger than the last-level cache (as a \
         real model streams 30 layers); a cache-resident variant is reported separately. \
@@ -46,6 +46,9 @@ struct KernelBench: ParsableCommand {
 
     @Flag(help: "Skip the scalar twin (slow: it is the readable spec, not a fast path).")
     var noScalar = false
+
+    @Flag(name: .customLong("no-tl"), help: "Skip the TL1/TL2 lookup-table kernels.")
+    var noTL = false
 
     @Flag(help: "Skip the cache-resident variant.")
     var noCached = false
@@ -84,6 +87,12 @@ struct KernelBench: ParsableCommand {
                         let blas = bench.timeBLAS(n: n, threads: t, cached: cached, budget: budget)
                         let scalar = noScalar ? nil : try bench.timeScalar(n: n, pool: pools[t]!, cached: cached)
                         report.row(i2s: i2s, blas: blas, scalar: scalar, ceiling: ceilings[t]!, isa: kernels.isa)
+                        if !noTL {
+                            for type: Int32 in [1, 2] {
+                                let tl = try bench.timeTL(type: type, n: n, pool: pools[t]!, cached: cached, budget: budget)
+                                report.tlRow(tl, i2s: i2s, ceiling: ceilings[t]!, isa: kernels.isa)
+                            }
+                        }
                     }
                 }
             }

@@ -31,6 +31,10 @@ final class ShapeBench {
     private let x: UnsafeMutablePointer<Float> // (batch, k)
     private let y: UnsafeMutableBufferPointer<Float> // (batch, m)
     private let acts1: QuantizedActivations, acts2: QuantizedActivations, actsN: QuantizedActivations
+    /// TL1 / TL2 copies of the same weights (repacked from I2_R16), each cycled like `matrices`.
+    private var tlData: [Int32: [UnsafeMutableRawPointer]] = [:]
+    /// The activations the I2_S rows use, quantized again by the same ISA for the C TL kernels.
+    private let tlX: UnsafeMutablePointer<Int8>, tlScale: UnsafeMutablePointer<Float>, tlSum: UnsafeMutablePointer<Int32>
 
     init(m: Int, k: Int, batch: Int, workingSetBytes: Int, kernels: Kernels) throws {
         self.m = m
@@ -74,9 +78,35 @@ final class ShapeBench {
         try kernels.quantize(input, rows: 1, cols: k, into: acts1)
         try kernels.quantize(input, rows: min(2, batch), cols: k, into: acts2)
         try kernels.quantize(input, rows: batch, cols: k, into: actsN)
+
+        let kPad = Int(bn_pad_cols(Int32(k)))
+        tlX = .allocate(capacity: batch * kPad)
+        tlScale = .allocate(capacity: batch)
+        tlSum = .allocate(capacity: batch)
+        let table = bn_kernels_for(bn_isa(rawValue: UInt32(kernels.isa.rawValue)))!
+        table.pointee.quantize(x, Int32(batch), Int32(k), Int32(k), tlX, Int32(kPad), tlScale, tlSum)
+        for type: Int32 in [1, 2] {
+            let bytes = Int(bn_tl_bytes(type, Int32(m), Int32(k)))
+            let first = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            packed.withUnsafeBytes { raw in
+                _ = bn_tl_from_i2r16(type, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(m), Int32(k),
+                                     first.assumingMemoryBound(to: UInt8.self))
+            }
+            var all = [first]
+            for _ in 1..<max(1, (workingSetBytes + bytes - 1) / bytes) {
+                let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                copy.copyMemory(from: first, byteCount: bytes)
+                all.append(copy)
+            }
+            tlData[type] = all
+        }
     }
 
     deinit {
+        tlData.values.forEach { $0.forEach { $0.deallocate() } }
+        tlX.deallocate()
+        tlScale.deallocate()
+        tlSum.deallocate()
         weightsF32.forEach { $0.deallocate() }
         x.deallocate()
         y.deallocate()
@@ -92,6 +122,31 @@ final class ShapeBench {
         }
         return Measurement(kernel: "i2_s", op: n == 1 ? "gemv" : "gemm", m: m, k: k, n: n, threads: pool.threads,
                            cached: cached, stats: stats, weightBytes: i2sBytes)
+    }
+
+    /// TL1 (type 1) or TL2 (type 2) on the same weights and activations as
+    /// `timeI2S`, split over the pool's threads in 32-row units as I2_S is.
+    func timeTL(type: Int32, n: Int, pool: WorkerPool, cached: Bool, budget: Double) throws -> Measurement {
+        let table = bn_kernels_for(bn_isa(rawValue: UInt32(kernels.isa.rawValue)))!.pointee
+        let set = cached ? [tlData[type]![0]] : tlData[type]!
+        let kernel = type == 1 ? (n == 1 ? table.tl1_gemv : table.tl1_gemm) : (n == 1 ? table.tl2_gemv : table.tl2_gemm)
+        let descriptors = UnsafeMutablePointer<bn_tl_matrix>.allocate(capacity: set.count)
+        defer { descriptors.deallocate() }
+        for (i, data) in set.enumerated() {
+            var w = bn_tl_matrix_make(type, data.assumingMemoryBound(to: UInt8.self), Int32(m), Int32(k), 0.7)
+            w.tiling = bn_tl_default_tiling(type, Int32(m), Int32(k), Int32(n))
+            descriptors[i] = w
+        }
+        var job = bn_tl_job(kernel: kernel, w: descriptors, x: tlX, x_scale: tlScale, n: Int32(n), ldy: Int32(m),
+                            y: y.baseAddress!)
+        let units = Int(bn_pad_rows(Int32(m))) / 32
+        let stats = try sample(count: set.count, budget: budget) { i in
+            job.w = UnsafePointer(descriptors + i)
+            withUnsafeMutablePointer(to: &job) { pool.run(threads: min(pool.threads, units), bn_tl_matmul_task, context: $0) }
+        }
+        return Measurement(kernel: type == 1 ? "tl1" : "tl2", op: n == 1 ? "gemv" : "gemm", m: m, k: k, n: n,
+                           threads: pool.threads, cached: cached, stats: stats,
+                           weightBytes: Int(bn_tl_bytes(type, Int32(m), Int32(k))))
     }
 
     func timeScalar(n: Int, pool: WorkerPool, cached: Bool) throws -> Measurement {

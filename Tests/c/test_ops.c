@@ -112,7 +112,8 @@ static void test_tables(void) {
         printf("  testing %s\n", kt->name);
         CHECK(kt->isa == all_isas[ii] && kt->name && kt->quantize && kt->i2s_gemv && kt->i2s_gemm, "%s: header fields", kt->name);
         CHECK(kt->rmsnorm && kt->f16_gemm && kt->f16_to_f32 && kt->dot && kt->axpy && kt->add && kt->softmax &&
-                  kt->gate_relu2 && kt->gate_silu && kt->rope && kt->attention,
+                  kt->gate_relu2 && kt->gate_silu && kt->rope && kt->attention && kt->q8_gemm && kt->tl1_gemv &&
+                  kt->tl1_gemm && kt->tl2_gemv && kt->tl2_gemm,
               "%s: a float op is missing from the table", kt->name);
     }
 }
