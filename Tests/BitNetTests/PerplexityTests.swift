@@ -43,3 +43,30 @@ final class PerplexityTests: XCTestCase {
         XCTAssertThrowsError(try Perplexity.evaluate(model: model, tokens: tokens, window: 8, stride: 9))
     }
 }
+
+extension PerplexityTests {
+    /// BOS windows: every token scored once, each chunk after a BOS, as the golden data defines it.
+    func testBOSWindowsScoreEveryTokenOnce() throws {
+        let config = ModelTests.tinyConfig(.llama)
+        let path = try ModelTests.writeModel(config, name: "ppl-bos")
+        defer { unlink(path) }
+        let weights = try ModelWeights(path: path)
+        let model = try BitNetModel(weights: weights, contextLength: 12, threads: 1)
+        var rng = SeededGenerator(seed: 29)
+        let text = (0..<25).map { _ in Int32(1 + rng.next() % UInt64(config.vocabSize - 1)) }
+        let got = try Perplexity.evaluate(model: model, text: text, bos: 0, window: 12)
+        XCTAssertEqual(got.scoredTokens, 25)
+        XCTAssertEqual(got.windows, 3) // 11 + 11 + 3
+        let reference = ReferenceModel(weights: weights)
+        var nll = 0.0
+        for start in stride(from: 0, to: text.count, by: 11) {
+            let chunk = Array(text[start..<min(text.count, start + 11)])
+            let logits = reference.logits(tokens: [0] + chunk)
+            for (i, t) in chunk.enumerated() {
+                let row = logits[i].map(Double.init), m = row.max()!
+                nll += log(row.map { exp($0 - m) }.reduce(0, +)) - (row[Int(t)] - m)
+            }
+        }
+        XCTAssertEqual(got.negativeLogLikelihood, nll, accuracy: 1e-3)
+    }
+}

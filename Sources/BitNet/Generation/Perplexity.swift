@@ -4,8 +4,10 @@ import Glibc
 import Darwin
 #endif
 
-/// Perplexity of a token sequence with fixed-length windows, the recipe of
-/// Hugging Face's "perplexity of fixed-length models": windows of `window`
+/// Perplexity of a token sequence in fixed-length windows, two ways: BOS
+/// windows (every token scored once; the default of `bitnet perplexity` and
+/// the golden data's windowing), or Hugging Face's "perplexity of
+/// fixed-length models" sliding windows (`--stride`): windows of `window`
 /// tokens start every `stride` tokens; each window is evaluated from an
 /// empty cache, and only the tokens not scored by an earlier window count
 /// (the first token of the text is never scored). stride == window gives
@@ -19,6 +21,49 @@ public struct Perplexity: Sendable {
     public var meanNLL: Double { scoredTokens > 0 ? negativeLogLikelihood / Double(scoredTokens) : .nan }
 
     public init() {}
+
+    /// Every token scored exactly once: the text (tokenized without BOS) is cut
+    /// into non-overlapping chunks of `window - 1` tokens, each evaluated as
+    /// [BOS] + chunk from an empty cache, the logits at position i scoring
+    /// chunk[i] (BOS predicts the chunk's first token); the last partial chunk
+    /// counts. This is the windowing of tools/train/make_golden.py.
+    public static func evaluate(model: BitNetModel, text tokens: [Int32], bos: Int32, window: Int,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> Perplexity {
+        guard window >= 2 else {
+            throw ModelError.invalidHyperparameter(path: "perplexity", key: "window", value: "\(window)",
+                                                   reason: "need window ≥ 2")
+        }
+        guard window <= model.cache.capacity else {
+            throw ModelError.contextOverflow(needed: window, contextLength: model.cache.capacity)
+        }
+        var result = Perplexity()
+        let vocab = model.config.vocabSize
+        var start = 0
+        while start < tokens.count {
+            let chunk = Array(tokens[start..<min(tokens.count, start + window - 1)])
+            model.cache.reset()
+            let logits = try model.forward([bos] + chunk, allLogits: true)
+            for (i, target) in chunk.enumerated() {
+                result.negativeLogLikelihood += negativeLogLikelihood(logits, row: i, vocab: vocab, target: Int(target))
+                result.scoredTokens += 1
+            }
+            result.windows += 1
+            progress?(result.scoredTokens, tokens.count)
+            start += chunk.count
+        }
+        model.cache.reset()
+        return result
+    }
+
+    /// −log softmax(logits[row])[target], in Double.
+    static func negativeLogLikelihood(_ logits: [Float], row: Int, vocab: Int, target: Int) -> Double {
+        let base = row * vocab
+        var maxLogit = -Float.infinity
+        for i in 0..<vocab { maxLogit = max(maxLogit, logits[base + i]) }
+        var sum = 0.0
+        for i in 0..<vocab { sum += exp(Double(logits[base + i] - maxLogit)) }
+        return log(sum) - Double(logits[base + target] - maxLogit)
+    }
 
     /// `progress(done, total)` counts tokens scored.
     public static func evaluate(model: BitNetModel, tokens: [Int32], window: Int, stride: Int,
@@ -43,13 +88,8 @@ public struct Perplexity: Sendable {
                 let logits = try model.forward(slice, allLogits: true)
                 for position in (end - begin - targetCount)..<(end - begin) {
                     // logits at position-1 predict token at position
-                    let row = (position - 1) * vocab
-                    var maxLogit = -Float.infinity
-                    for i in 0..<vocab { maxLogit = max(maxLogit, logits[row + i]) }
-                    var sum = 0.0
-                    for i in 0..<vocab { sum += exp(Double(logits[row + i] - maxLogit)) }
-                    let target = Int(slice[position])
-                    result.negativeLogLikelihood += log(sum) - Double(logits[row + target] - maxLogit)
+                    result.negativeLogLikelihood += negativeLogLikelihood(logits, row: position - 1, vocab: vocab,
+                                                                          target: Int(slice[position]))
                     result.scoredTokens += 1
                 }
                 result.windows += 1
