@@ -16,7 +16,7 @@ ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
 	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
 
-.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift test-capi sanitize bench install clean
+.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift test-capi test-golden demo sanitize bench install clean
 PREFIX ?= /usr/local
 SWIFT_RUNTIME := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n '/runtimeLibraryPaths/{n;s/[ ",]//g;p;}')
 
@@ -118,7 +118,16 @@ test-capi: deps
 		-o $(BUILD_DIR)/test_capi
 	$(BUILD_DIR)/test_capi $(BUILD_DIR)/capi-model.gguf
 
-test: deps test-c test-arm64 test-capi test-swift
+# The shipped model's whole held-out perplexity (release CLI) against the reference's golden value.
+test-golden: deps
+	$(SWIFT) build -c release --product bitnet
+	tools/check_golden_perplexity.sh .build/release/bitnet
+
+# The README's first command: generate with the embedded default model.
+demo: build
+	.build/release/bitnet generate -p "KING HENRY." -n 120 --temp 0.8 --seed 7
+
+test: deps test-c test-arm64 test-capi test-golden test-swift
 
 sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan
 	$(BUILD_DIR)/test_kernels_asan

@@ -41,7 +41,9 @@ let package = Package(
             dependencies: [
                 "BitNet", "CKernels", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // the small Shakespeare model trained by tools/train: the default when no -m is given
+            resources: [.copy("Resources/bitnet-shakespeare-i2_s.gguf")]
         ),
         // Fixtures are read from the source tree (#filePath), so they are not bundled.
         .testTarget(name: "BitNetTests", dependencies: ["BitNet", "CKernels"], exclude: ["Fixtures"]),

@@ -1,3 +1,4 @@
+import Foundation
 import BitNet
 
 #if canImport(Glibc)
@@ -39,13 +40,6 @@ func jsonLine(_ pairs: [(String, JSONValue)]) -> String {
     "{" + pairs.map { "\(JSONValue.string($0.0).text): \($0.1.text)" }.joined(separator: ", ") + "}"
 }
 
-extension String {
-    init(format: String, _ args: CVarArg...) {
-        var buffer = [CChar](repeating: 0, count: 512)
-        _ = withVaList(args) { vsnprintf(&buffer, buffer.count, format, $0) }
-        self = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
 
 /// Prints `bitnet bench kernels` results as a table or as JSON lines.
 struct BenchReport {

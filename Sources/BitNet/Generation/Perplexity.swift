@@ -55,14 +55,16 @@ public struct Perplexity: Sendable {
         return result
     }
 
-    /// −log softmax(logits[row])[target], in Double.
+    /// −log softmax(logits[row])[target]: log Σ exp in Double over f32 logits.
     static func negativeLogLikelihood(_ logits: [Float], row: Int, vocab: Int, target: Int) -> Double {
-        let base = row * vocab
-        var maxLogit = -Float.infinity
-        for i in 0..<vocab { maxLogit = max(maxLogit, logits[base + i]) }
-        var sum = 0.0
-        for i in 0..<vocab { sum += exp(Double(logits[base + i] - maxLogit)) }
-        return log(sum) - Double(logits[base + target] - maxLogit)
+        logits.withUnsafeBufferPointer { all in
+            let r = UnsafeBufferPointer(rebasing: all[(row * vocab)..<((row + 1) * vocab)])
+            var maxLogit = -Float.infinity
+            for v in r where v > maxLogit { maxLogit = v }
+            var sum = 0.0
+            for v in r { sum += Double(expf(v - maxLogit)) }
+            return log(sum) - Double(r[target] - maxLogit)
+        }
     }
 
     /// `progress(done, total)` counts tokens scored.
