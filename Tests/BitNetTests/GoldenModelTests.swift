@@ -11,7 +11,8 @@ import XCTest
 /// tokens long (the reference's own f32 and f64 runs differ by up to 0.06 on
 /// this model): logits within 0.15, the same top-1 wherever the reference's
 /// margin is ≥ 0.1, greedy continuations identical over the prefix on which
-/// the reference agrees with itself (f32, f64, KV cache), held-out perplexity
+/// the reference agrees with itself (f32, f64, KV cache: all 32 tokens for
+/// three of the four prompts), held-out perplexity
 /// within 0.5%. The same tests run with the dispatch forced to scalar and AVX2.
 final class GoldenModelTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -27,6 +28,8 @@ final class GoldenModelTests: XCTestCase {
             let greedy_ids: [Int32]
             let greedy_margins: [Float]
             let greedy_stable_prefix: Int
+            /// How many greedy tokens the reference's f32 run shares with its f64 and KV-cache runs.
+            let greedy_agreement: [String: Int]
             let logits_input_ids: [Int32]
             let top20: [Top]
         }
@@ -94,7 +97,9 @@ final class GoldenModelTests: XCTestCase {
                     generated.append($0)
                     return true
                 }
-                let n = p.greedy_stable_prefix
+                // identical wherever the reference agrees with itself (f32 vs f64 vs KV cache):
+                // 32 of 32 tokens for three prompts, 23 for "ROMEO:", whose margins are ~0.001
+                let n = p.greedy_agreement.values.min() ?? p.greedy_stable_prefix
                 XCTAssertEqual(Array(generated.prefix(n)), Array(p.greedy_ids.prefix(n)), "\(isa) greedy '\(p.text)'")
             }
             XCTAssertLessThan(worst, 0.15, "\(isa): largest top-20 logit difference")
