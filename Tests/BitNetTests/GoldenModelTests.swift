@@ -9,7 +9,7 @@ import XCTest
 /// Tolerances: every projection rounds its input to int8, so two correct f32
 /// implementations drift apart by one rounding flip once a sequence is a few
 /// tokens long (the reference's own f32 and f64 runs differ by up to 0.06 on
-/// this model): logits within 0.15, the same top-1 wherever the reference's
+/// this model; measured here: 0.011): logits within 0.05, the same top-1 wherever the reference's
 /// margin is ≥ 0.1, greedy continuations identical over the prefix on which
 /// the reference agrees with itself (f32, f64, KV cache: all 32 tokens for
 /// three of the four prompts), held-out perplexity
@@ -102,7 +102,7 @@ final class GoldenModelTests: XCTestCase {
                 let n = p.greedy_agreement.values.min() ?? p.greedy_stable_prefix
                 XCTAssertEqual(Array(generated.prefix(n)), Array(p.greedy_ids.prefix(n)), "\(isa) greedy '\(p.text)'")
             }
-            XCTAssertLessThan(worst, 0.15, "\(isa): largest top-20 logit difference")
+            XCTAssertLessThan(worst, 0.05, "\(isa): largest top-20 logit difference")
         }
     }
 
