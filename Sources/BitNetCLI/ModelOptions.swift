@@ -35,7 +35,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Output head: f16 (exact, default) or q8 (int8 per-row requantized at load: faster, logits shift slightly).")
     var head: String = "f16"
 
+    @Option(help: "Decode kernel: auto (fastest per matrix shape, measured once per machine and cached), i2_s, tl1 or tl2.")
+    var kernel = "auto"
+
     func validate() throws {
+        guard KernelSelection(name: kernel) != nil else { throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2") }
         guard BitNetModel.HeadPrecision(rawValue: head) != nil else { throw ValidationError("--head must be f16 or q8") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024") }
         if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive") }
@@ -55,7 +59,8 @@ struct ModelOptions: ParsableArguments {
         let weights = try ModelWeights(path: try model) { done, total in bar?.update(Double(done) / Double(total)) }
         bar?.finish()
         let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
-                                     batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16)
+                                     batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16,
+                                     kernel: KernelSelection(name: kernel) ?? .auto)
         return (loaded, Stopwatch.now() - start)
     }
 }

@@ -193,3 +193,33 @@ final class ModelTests: XCTestCase {
 func NSTemporaryDirectoryPath() -> String {
     ProcessInfo.processInfo.environment["TMPDIR"].map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "/tmp"
 }
+
+extension ModelTests {
+    /// TL1/TL2 change speed, not answers: decoding with each kernel gives bit-identical logits.
+    func testEveryDecodeKernelGivesIdenticalLogits() throws {
+        let config = ModelConfig(architecture: .bitnetB158, vocabSize: 64, contextLength: 32, hiddenSize: 96,
+                                 layerCount: 2, ffnSize: 160, headCount: 3, kvHeadCount: 1)
+        let path = try Self.writeModel(config, name: "tl-kernels")
+        defer { unlink(path) }
+        let weights = try ModelWeights(path: path)
+        let input: [Int32] = [5, 9, 2, 33, 17, 8]
+        var reference: [[Float]] = []
+        for kernel in MatrixKernel.allCases {
+            let model = try BitNetModel(weights: weights, contextLength: 16, threads: 2, kernel: .fixed(kernel))
+            let steps = try input.map { try model.forward([$0]) }
+            if kernel == .i2s { reference = steps } else { XCTAssertEqual(steps, reference, "\(kernel)") }
+            for layer in weights.layers { XCTAssertEqual(layer.gate.decodeKernel, kernel) }
+        }
+        // auto: one measured choice per distinct shape, remembered in the cache file
+        let dir = "\(Self.tmp)/bitnet-tune-\(getpid())"
+        setenv("BITNET_CACHE_DIR", dir, 1)
+        defer { unsetenv("BITNET_CACHE_DIR"); unlink(dir + "/tune-v1.txt"); rmdir(dir) }
+        let auto = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
+        XCTAssertEqual(Set(auto.kernelChoices.map(\.shape)), ["96x96", "32x96", "160x96", "96x160"])
+        XCTAssertTrue(auto.kernelChoices.allSatisfy { $0.timings.count == 3 })
+        XCTAssertEqual(try auto.forward([5]), reference[0])
+        let cached = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
+        XCTAssertTrue(cached.kernelChoices.allSatisfy { $0.timings.isEmpty }, "second load reads the cache")
+        XCTAssertEqual(cached.kernelChoices.map(\.kernel), auto.kernelChoices.map(\.kernel))
+    }
+}

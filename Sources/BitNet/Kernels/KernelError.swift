@@ -7,6 +7,7 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
     case dimensionMismatch(what: String, expected: Int, actual: Int)
     case invalidTernaryValue(index: Int, value: Int8)
     case threadPoolUnavailable(threads: Int)
+    case invalidCodes(count: Int)
 
     public var description: String {
         switch self {
@@ -20,6 +21,8 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
             return "\(what): expected \(expected), got \(actual)"
         case .invalidTernaryValue(let index, let value):
             return "ternary weight \(index) is \(value); only -1, 0 and 1 are allowed"
+        case .invalidCodes(let count):
+            return "the weights hold \(count) invalid I2_S codes (3); only the I2_S kernels reproduce them"
         case .threadPoolUnavailable(let threads):
             return "could not start a worker pool of \(threads) threads"
         }

@@ -53,6 +53,13 @@ public struct Kernels: @unchecked Sendable {
         guard y.count >= x.rows * w.rows, let out = y.baseAddress else {
             throw KernelError.bufferSize(what: "matmul output", expected: x.rows * w.rows, actual: y.count)
         }
+        if x.rows == 1, w.decodeKernel != .i2s {
+            let done: Void? = w.withTLDescriptor { descriptor in
+                bn_tl_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,
+                             x.scales.typed(Float.self).baseAddress, 1, out, Int32(w.rows))
+            }
+            if done != nil { return }
+        }
         w.withDescriptor { descriptor in
             bn_i2s_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,
                           x.scales.typed(Float.self).baseAddress, x.sums.typed(Int32.self).baseAddress,

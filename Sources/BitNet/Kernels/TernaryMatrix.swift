@@ -12,6 +12,11 @@ public final class TernaryMatrix: @unchecked Sendable {
     /// Per-tensor weight scale s_w: y = (Σ w·q) · s_w / s_x.
     public let scale: Float
     let storage: AlignedBuffer // (paddedRows/16, paddedCols/16, 64) I2_R16 packed
+    /// The kernel family used for single-row (decode) products.
+    public private(set) var decodeKernel: MatrixKernel = .i2s
+    /// TL1/TL2 copy of the weights when `decodeKernel` is a lookup-table kernel
+    /// (the I2_R16 copy stays: prompts use the I2_S GEMM).
+    private var tlStorage: AlignedBuffer? // bn_tl_bytes(type, m, k)
 
     public static var maxColumns: Int { Int(bn_i2s_max_k()) }
 
@@ -74,6 +79,31 @@ public final class TernaryMatrix: @unchecked Sendable {
 
     /// Packed bytes (I2_R16), e.g. to write a pre-repacked cache file.
     public var packedBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage.bytes) }
+
+    /// Repacks the weights for `kernel` (once) and uses it for decoding.
+    public func useForDecoding(_ kernel: MatrixKernel) throws {
+        guard let type = kernel.tlType else {
+            decodeKernel = .i2s
+            tlStorage = nil
+            return
+        }
+        if decodeKernel == kernel { return }
+        let buffer = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        let invalid = bn_tl_from_i2r16(type, storage.pointer.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols),
+                                       buffer.pointer.assumingMemoryBound(to: UInt8.self))
+        guard invalid == 0 else {
+            throw KernelError.invalidCodes(count: Int(invalid))
+        }
+        tlStorage = buffer
+        decodeKernel = kernel
+    }
+
+    func withTLDescriptor<R>(_ body: (UnsafePointer<bn_tl_matrix>) throws -> R) rethrows -> R? {
+        guard let type = decodeKernel.tlType, let tlStorage else { return nil }
+        var d = bn_tl_matrix_make(type, UnsafePointer(tlStorage.pointer.assumingMemoryBound(to: UInt8.self)),
+                                  Int32(rows), Int32(cols), scale)
+        return try withUnsafePointer(to: &d) { try body($0) }
+    }
 
     func withDescriptor<R>(_ body: (UnsafePointer<bn_i2s_matrix>) throws -> R) rethrows -> R {
         var descriptor = bn_i2s_matrix(

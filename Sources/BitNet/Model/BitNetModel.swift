@@ -33,7 +33,8 @@ public final class BitNetModel: @unchecked Sendable {
     ///   - threads: worker threads (default: every online core).
     ///   - batchSize: prompt tokens per forward chunk.
     public init(weights: ModelWeights, contextLength: Int? = nil, threads: Int? = nil, kernels: Kernels = .best,
-                batchSize: Int = 128, headPrecision: HeadPrecision = .f16) throws {
+                batchSize: Int = 128, headPrecision: HeadPrecision = .f16,
+                kernel: KernelSelection = .fixed(.i2s), tuneCache: Bool = true) throws {
         self.weights = weights
         self.kernels = kernels
         let c = weights.config
@@ -48,7 +49,20 @@ public final class BitNetModel: @unchecked Sendable {
         cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim)
         state = try RunState(config: c, batchCapacity: self.batchSize, contextLength: ctx, threads: pool.threads)
         q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
+        let matrices = weights.layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+        switch kernel {
+        case .fixed(let k):
+            for m in matrices { try m.useForDecoding(k) }
+            kernelChoices = []
+        case .auto:
+            var tuner = KernelTuner(kernels: kernels, pool: pool)
+            tuner.useCache = tuneCache
+            kernelChoices = try tuner.apply(to: matrices)
+        }
     }
+
+    /// The decode kernel chosen per matrix shape (empty when one was fixed).
+    public private(set) var kernelChoices: [KernelTuner.Choice] = []
 
     /// Bytes read per generated token with this model's head.
     public var bytesPerToken: Int {
