@@ -19,6 +19,7 @@ struct EndToEndBench: ParsableCommand {
     @Option(help: "Prompt tokens per batch.") var batch = 128
     @Option(help: "Kernel level (may only lower the detected one).") var isa: String?
     @Option(help: "Output head: f16 (exact) or q8 (int8, opt-in).") var head = "f16"
+    @Option(help: "Decode kernel: auto, i2_s, tl1 or tl2.") var kernel = "auto"
     @Flag(help: "One JSON object per thread count.") var json = false
 
     func run() throws {
@@ -40,6 +41,9 @@ struct EndToEndBench: ParsableCommand {
         let weights = try ModelWeights(path: model)
         let loadSeconds = Stopwatch.now() - loadStart
         let c = weights.config
+        guard let kernelSelection = KernelSelection(name: kernel) else {
+            throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2")
+        }
         guard let headPrecision = BitNetModel.HeadPrecision(rawValue: head) else {
             throw ValidationError("--head must be f16 or q8")
         }
@@ -54,7 +58,8 @@ struct EndToEndBench: ParsableCommand {
         let decode = (0..<genTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         for t in counts {
             let m = try BitNetModel(weights: weights, contextLength: promptTokens + genTokens + 1, threads: t,
-                                    kernels: kernels, batchSize: batch, headPrecision: headPrecision)
+                                    kernels: kernels, batchSize: batch, headPrecision: headPrecision,
+                                    kernel: kernelSelection)
             var pp: [Double] = [], tg: [Double] = []
             _ = try m.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
             for _ in 0..<repetitions {
@@ -70,7 +75,7 @@ struct EndToEndBench: ParsableCommand {
                 print(jsonLine([("model", .string(name)), ("threads", .int(t)), ("pp_tok_s", .double(ppMedian)),
                                 ("tg_tok_s", .double(tgMedian)), ("bytes_per_token", .int(bytesPerToken)),
                                 ("read_bandwidth_gbps", .double(bandwidth)), ("roofline_fraction", .double(tgMedian / roofline)),
-                                ("head", .string(head)), ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("isa", .string(kernels.isa.description))]))
+                                ("head", .string(head)), ("kernel", .string(kernel)), ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("isa", .string(kernels.isa.description))]))
             } else {
                 print(String(format: "threads %d: pp%d %.1f tok/s | tg%d %.2f tok/s = %.0f%% of roofline (%.1f GB/s read → %.1f tok/s)",
                              t, promptTokens, ppMedian, genTokens, tgMedian, tgMedian / roofline * 100, bandwidth, roofline))

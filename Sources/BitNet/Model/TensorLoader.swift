@@ -114,6 +114,14 @@ struct TensorLoader {
             case .failure(let e):
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.reason)
             }
+        case .tl1, .tl2:
+            // bitnet.cpp's TL layouts are permuted for kernels generated per model shape with
+            // tiling parameters the file does not record
+            throw ModelError.unsupportedTensorType(
+                path: path, tensor: full, type: t.type.description,
+                reason: "bitnet.cpp TL1/TL2 files depend on the kernels generated for them (their tiling is not " +
+                        "in the file); use the model's I2_S file (ggml-model-i2_s.gguf) or convert the Hugging Face " +
+                        "checkpoint with `bitnet convert` — this engine picks TL kernels itself (--kernel)")
         default:
             throw ModelError.unsupportedTensorType(path: path, tensor: full, type: t.type.description,
                                                    reason: "ternary projections must be I2_S, TQ1_0, TQ2_0, F32, F16 or BF16")
