@@ -133,7 +133,8 @@ sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD
 	$(BUILD_DIR)/test_kernels_asan
 	$(BUILD_DIR)/test_ops_asan
 	$(BUILD_DIR)/test_tl_asan
-	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp BITNET_SANITIZER=address \
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 bench: build
 	.build/release/bitnet bench kernels

@@ -42,7 +42,7 @@ final class ShapeBench {
         self.batch = batch
         self.kernels = kernels
         scalar = try Kernels(isa: .scalar)
-        var rng = SplitMix64(seed: UInt64(m * 1_000_003 + k))
+        var rng = SeededGenerator(seed: UInt64(m * 1_000_003 + k))
 
         // Random valid I2_R16 bytes: four 2-bit codes in {0, 1, 2} each.
         let packedBytes = Int(bn_i2r16_bytes(Int32(m), Int32(k)))
@@ -58,7 +58,7 @@ final class ShapeBench {
         let f32Bytes = m * k * 4
         let f32Copies = max(2, (workingSetBytes + f32Bytes - 1) / f32Bytes)
         let first = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
-        for i in 0..<(m * k) { first[i] = rng.nextFloat() }
+        for i in 0..<(m * k) { first[i] = rng.nextSigned() }
         var all = [first]
         for _ in 1..<f32Copies {
             let copy = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
@@ -68,7 +68,7 @@ final class ShapeBench {
         weightsF32 = all
 
         x = .allocate(capacity: batch * k)
-        for i in 0..<(batch * k) { x[i] = rng.nextFloat() * 2 }
+        for i in 0..<(batch * k) { x[i] = rng.nextSigned() * 2 }
         y = .allocate(capacity: batch * m)
         y.initialize(repeating: 0)
         acts1 = try QuantizedActivations(capacity: 1, cols: k)
@@ -196,19 +196,4 @@ final class ShapeBench {
         }
         return TimingStats(samples)
     }
-}
-
-/// A small deterministic generator for benchmark data.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    mutating func nextFloat() -> Float { Float(Double(next() >> 11) / Double(1 << 52) - 1.0) }
 }

@@ -155,7 +155,7 @@ final class GGUFTests: XCTestCase {
 
     func testTensorTableAndDataRoundTripAtAlignments32And64() throws {
         for alignment in [32, 64] {
-            var rng = SplitMix64(seed: UInt64(alignment))
+            var rng = SeededGenerator(seed: UInt64(alignment))
             let specs: [(String, [Int], GGMLType)] = [
                 ("token_embd.weight", [64, 10], .f16),
                 ("output_norm.weight", [64], .f32),
@@ -423,7 +423,7 @@ final class GGUFTests: XCTestCase {
     func testRandomCorruptionNeverCrashes() throws {
         let full = smallValidFile().bytes
         let file = path("fuzz.gguf")
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         var accepted = 0
         for _ in 0..<2000 {
             var bytes = full
@@ -667,7 +667,7 @@ final class GGUFTests: XCTestCase {
 
         // Upstream gguf-py knows neither I2_S nor TL1/TL2, so only upstream types here.
         let metadata = Self.everyValue.filter { $0.0 != "t.array.nested" }  // gguf-py cannot print nested arrays
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         let tensors: [(name: String, dims: [Int], type: GGMLType, data: [UInt8])] = try [
             ("token_embd.weight", [64, 6], GGMLType.f16),
             ("output_norm.weight", [64], .f32),
@@ -750,7 +750,7 @@ final class GGUFTests: XCTestCase {
     }
 
     static func writeVocabularyFile(to file: String) throws {
-        var rng = SplitMix64(seed: 1)
+        var rng = SeededGenerator(seed: 1)
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzĠĊ▁éü你好".unicodeScalars)
         func word() -> String {
             var s = String.UnicodeScalarView()
@@ -913,15 +913,3 @@ private struct RawGGUF {
     }
 }
 
-/// Deterministic test data (splitmix64).
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -19,22 +19,33 @@ enum FileBytes {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// Opens a regular file read-only; the caller closes the descriptor.
     /// `what` describes the file for the "not found" message (e.g. "config.json").
-    static func contents(path: String, what: String) throws -> [UInt8] {
+    static func openRegular(path: String, what: String) throws -> (fd: Int32, size: Int) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { throw ConvertError.missingFile(path: path, what: what) }
             throw ConvertError.io(path: path, operation: "open", errno: code)
         }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ConvertError.io(path: path, operation: "fstat", errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw ConvertError.io(path: path, operation: "read (not a regular file)", errno: EISDIR)
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw ConvertError.io(path: path, operation: "fstat", errno: code)
         }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw ConvertError.io(path: path, operation: "open (not a regular file)", errno: EISDIR)
+        }
+        return (fd, Int(st.st_size))
+    }
+
+    static func contents(path: String, what: String) throws -> [UInt8] {
+        let (fd, size) = try openRegular(path: path, what: what)
+        defer { close(fd) }
         // st_size is only a hint: /proc files report 0
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
+        var bytes = [UInt8](repeating: 0, count: size + 1)
         var done = 0
         while true {
             if done == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(4096, bytes.count))) }

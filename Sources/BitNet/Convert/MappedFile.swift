@@ -17,19 +17,9 @@ final class MappedFile: @unchecked Sendable {
 
     init(path: String, what: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            if code == ENOENT { throw ConvertError.missingFile(path: path, what: what) }
-            throw ConvertError.io(path: path, operation: "open", errno: code)
-        }
+        let (fd, size) = try FileBytes.openRegular(path: path, what: what)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ConvertError.io(path: path, operation: "fstat", errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw ConvertError.io(path: path, operation: "open (not a regular file)", errno: EISDIR)
-        }
-        size = Int(st.st_size)
+        self.size = size
         if size == 0 { base = nil; return }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else { throw ConvertError.io(path: path, operation: "mmap", errno: errno) }
