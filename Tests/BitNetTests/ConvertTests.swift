@@ -162,6 +162,19 @@ final class ConvertTests: XCTestCase {
         XCTAssertTrue(plan.problems.contains { "\($0)".contains("multiple of 256") }, "\(plan.problems)")
     }
 
+    /// This engine's TL1/TL2 layouts written offline: the same ternary values and f32 scale come back.
+    func testTLOutputTypes() throws {
+        let ckpt = TinyCheckpoint(family: .b158, storage: .latent(.bf16), seed: 24)
+        for type in ["tl1", "tl2"] {
+            let (folder, out, _) = try convert(ckpt, name: "bf16-\(type)", options: ConversionOptions(projectionType: type))
+            defer { removeTree(folder) }
+            try check(ckpt, path: out, arch: .bitnetB158)
+            let file = try GGUFFile(path: out)
+            XCTAssertEqual(file.tensor(named: "blk.0.attn_q.weight")?.type.name, "BN_\(type.uppercased())")
+            XCTAssertEqual(try file.integer("general.file_type"), type == "tl1" ? 1017 : 1018)
+        }
+    }
+
     /// (b) packed uint8 + weight_scale, AutoBitLinear: the scale multiplies.
     func testPackedAutoBitLinearMultipliesScale() throws {
         let ckpt = TinyCheckpoint(family: .b158, storage: .packed(multiply: true), seed: 13)
@@ -305,8 +318,8 @@ final class ConvertTests: XCTestCase {
                     return TinyCheckpoint.Tensor(name: x.name, dtype: x.dtype, shape: x.shape, data: d) }
                 try rewrite($0, tensors: t) }, { e, _ in
                 if case .invalidTensorData(_, let t, _) = e { return t == q }; return false }),
-            ("tl2", ConversionOptions(projectionType: "tl2"), { _ in }, { e, _ in
-                if case .notSupported(let w) = e { return w.contains("tl2") }; return false }),
+            ("tl3", ConversionOptions(projectionType: "tl3"), { _ in }, { e, _ in
+                if case .notSupported(let w) = e { return w.contains("tl3") }; return false }),
             ("q8_0-embedding", ConversionOptions(embeddingType: "q8_0"), { _ in }, { e, _ in
                 if case .notSupported(let w) = e { return w.contains("q8_0") }; return false }),
         ]

@@ -2,7 +2,8 @@
 public struct ConversionOptions: Sendable {
     /// `--type`: how ternary projections are stored: `i2_s` (default, bitnet.cpp's
     /// official format), `tq2_0` / `tq1_0` (llama.cpp's, K a multiple of 256) or
-    /// `f16` (t·s values). `tl1` and `tl2` are recognised but not written yet.
+    /// `f16` (t·s values), or `tl1` / `tl2` (this engine's lookup-table layouts,
+    /// types BN_TL1 / BN_TL2: bitnet.cpp cannot read them).
     public var projectionType = "i2_s"
     /// `--embedding-type`: only `f16` (the official files' choice, and what the
     /// engine loads) is implemented.
@@ -27,10 +28,10 @@ public struct ConversionOptions: Sendable {
         case "f16": return .f16
         case "tq2_0": return .tq2_0
         case "tq1_0": return .tq1_0
-        case "tl1", "tl2":
-            throw ConvertError.notSupported(what: "--type \(projectionType) (use i2_s, tq2_0, tq1_0 or f16)")
+        case "tl1": return .tl1
+        case "tl2": return .tl2
         default:
-            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: i2_s, tq2_0, tq1_0, f16)")
+            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: i2_s, tq2_0, tq1_0, tl1, tl2, f16)")
         }
     }
 

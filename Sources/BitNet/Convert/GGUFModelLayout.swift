@@ -15,6 +15,9 @@ public struct GGUFModelLayout: Sendable {
         /// llama.cpp's ternary block formats (K must be a multiple of 256).
         case tq2_0
         case tq1_0
+        /// This engine's lookup-table layouts (types BN_TL1 / BN_TL2).
+        case tl1
+        case tl2
     }
 
     /// What a tensor of the table holds, so a writer can find its data.
@@ -60,6 +63,8 @@ public struct GGUFModelLayout: Sendable {
         case .f16: return 1
         case .tq1_0: return 36
         case .tq2_0: return 37
+        case .tl1: return 1017 // our own, like the tensor type ids
+        case .tl2: return 1018
         }
     }
 
@@ -130,6 +135,10 @@ public struct GGUFModelLayout: Sendable {
                                          byteCount: Self.i2sByteCount(rows: m, cols: k), role: role))
                     case .f16:
                         out.append(Entry(name: full, dims: [k, m], type: .f16, byteCount: m * k * 2, role: role))
+                    case .tl1, .tl2:
+                        let type: GGMLType = projectionType == .tl1 ? .bnTL1 : .bnTL2
+                        let bytes = (try? type.byteCount(dims: [k, m])) ?? 0
+                        out.append(Entry(name: full, dims: [k, m], type: type, byteCount: bytes, role: role))
                     case .tq2_0, .tq1_0:
                         let type: GGMLType = projectionType == .tq2_0 ? .tq2_0 : .tq1_0
                         out.append(Entry(name: full, dims: [k, m], type: type,

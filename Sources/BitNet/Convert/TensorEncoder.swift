@@ -190,6 +190,24 @@ struct TensorEncoder {
     private func emitTernary(rows: Int, cols: Int, scale: Float, entry: GGUFModelLayout.Entry,
                              to sink: inout GGUFWriter.Sink, written: (Int) -> Void,
                              fill: (Int, UnsafeMutablePointer<Int8>) throws -> Void) throws {
+        if let tlType = entry.type.lookupTableType {
+            // TL layouts tile 32 rows × all columns, with per-row data after the tiles:
+            // pack the whole matrix at once (M·K bytes of ternary values)
+            var values = [Int8](repeating: 0, count: rows * cols)
+            try values.withUnsafeMutableBufferPointer { v in
+                for r in 0..<rows { try fill(r, v.baseAddress! + r * cols) }
+            }
+            var packed = [UInt8](repeating: 0, count: Int(bn_tl_bytes(tlType, Int32(rows), Int32(cols))))
+            values.withUnsafeBufferPointer { v in
+                packed.withUnsafeMutableBufferPointer { bn_tl_pack(tlType, v.baseAddress!, Int32(rows), Int32(cols), $0.baseAddress!) }
+            }
+            try sink.write(packed)
+            var tail = [UInt8](repeating: 0, count: 32)
+            withUnsafeBytes(of: scale.bitPattern.littleEndian) { tail.replaceSubrange(0..<4, with: $0) }
+            try sink.write(tail)
+            written(sink.written)
+            return
+        }
         var g = 128, k = cols
         while k != 0 { (g, k) = (k, g % k) } // gcd(cols, 128)
         let unit = 128 / g // rows per whole number of blocks

@@ -1,3 +1,4 @@
+import CKernels
 /// A ggml tensor type id as stored in a GGUF tensor-info record.
 ///
 /// A struct rather than an enum: files carry ids we do not know (new upstream
@@ -62,6 +63,21 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     /// every fork id we know of, so no ggml reader can mistake it for a real
     /// type: they reject the file instead of misreading it.
     public static let i2r16 = GGMLType(rawValue: 1016)
+    /// This engine's TL1 / TL2 lookup-table layouts (bitnet_kernels.h, "TL1 / TL2"),
+    /// written by `bitnet convert --type tl1|tl2`: `bn_tl_bytes(type, M, K)` bytes and
+    /// the same 32-byte f32 scale tail as I2_S. Not bitnet.cpp's TL1/TL2 (ids 38/39),
+    /// whose layouts depend on kernels generated per model.
+    public static let bnTL1 = GGMLType(rawValue: 1017)
+    public static let bnTL2 = GGMLType(rawValue: 1018)
+
+    /// 1 or 2 for this engine's TL types (bn_tl_matrix.type), else nil.
+    public var lookupTableType: Int32? {
+        switch rawValue {
+        case 1017: return 1
+        case 1018: return 2
+        default: return nil
+        }
+    }
 
     /// Elements per block and bytes per block, for types whose size follows
     /// ggml's traits (`bytes = elements / blockSize * typeSize`). nil for types
@@ -107,7 +123,7 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public var typeSize: Int? { blockLayout?.typeSize }
 
     /// Whether `byteCount(dims:)` can compute a size for this type.
-    public var hasKnownSize: Bool { blockLayout != nil || self == .i2_s || self == .i2r16 }
+    public var hasKnownSize: Bool { blockLayout != nil || self == .i2_s || self == .i2r16 || lookupTableType != nil }
 
     /// ggml's spelling (upper case), or `type(<id>)` for ids we do not know.
     public var name: String {
@@ -148,6 +164,8 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
         case 38: return "TL1"
         case 39: return "TL2"
         case 1016: return "I2_R16"
+        case 1017: return "BN_TL1"
+        case 1018: return "BN_TL2"
         default: return "type(\(rawValue))"
         }
     }
@@ -176,6 +194,14 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
             let (product, o3) = kPad.multipliedReportingOverflow(by: mPad)
             if o1 || o2 || o3 { throw GGUFError.sizeOverflow(path: "", tensor: "", dims: dims) }
             return try Self.checked(product / 4, plus: 32, dims: dims)
+        }
+        if let type = lookupTableType {
+            let k = dims.first ?? 1
+            let m = k > 0 ? elements / k : 0
+            guard k >= 1, k <= Int(bn_i2s_max_k()), m >= 1, m <= Int(Int32.max) - 32 else {
+                throw GGUFError.sizeOverflow(path: "", tensor: "", dims: dims)
+            }
+            return try Self.checked(Int(bn_tl_bytes(type, Int32(m), Int32(k))), plus: 32, dims: dims)
         }
         guard let (blockSize, typeSize) = blockLayout else {
             throw GGUFError.unknownTypeSize(path: "", tensor: "", type: self)
