@@ -93,7 +93,8 @@ struct GenerateCommand: ParsableCommand {
         }
         if decoder != nil { print(decoder!.finish(), terminator: "") }
         print("")
-        let summary = Summary(load: loadSeconds, stats: stats, threads: model.pool.threads, isa: model.kernels.isa)
+        let summary = Summary(load: loadSeconds, stats: stats, threads: model.pool.threads, isa: model.kernels.isa,
+                              decodeKernels: Summary.describe(model))
         note(json ? summary.json : summary.text)
     }
 }
@@ -139,17 +140,27 @@ struct Summary {
     let stats: GenerationStats
     let threads: Int
     let isa: ISA
+    /// "i2_s", or the per-shape choices when they differ ("2560x2560 tl2, 640x2560 i2_s").
+    let decodeKernels: String
+
+    static func describe(_ model: BitNetModel) -> String {
+        let kinds = Set(model.weights.layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+            .map(\.decodeKernel))
+        if kinds.count == 1, let only = kinds.first { return only.rawValue }
+        return model.kernelChoices.map { "\($0.shape) \($0.kernel)" }.joined(separator: ", ")
+    }
 
     var text: String {
         String(format: "load %.2f s | prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s",
                load, stats.promptTokens, stats.promptTokensPerSecond, stats.generatedTokens,
-               stats.generatedTokensPerSecond) + " | stop: \(stats.stopReason.rawValue) | \(threads) threads, \(isa)"
+               stats.generatedTokensPerSecond) + " | stop: \(stats.stopReason.rawValue) | \(threads) threads, \(isa), " +
+            "\(decodeKernels) decoding"
     }
 
     var json: String {
         jsonLine([("load_s", .double(load)), ("prompt_tokens", .int(stats.promptTokens)),
                   ("prompt_tok_s", .double(stats.promptTokensPerSecond)), ("generated_tokens", .int(stats.generatedTokens)),
                   ("gen_tok_s", .double(stats.generatedTokensPerSecond)), ("stop", .string(stats.stopReason.rawValue)),
-                  ("threads", .int(threads)), ("isa", .string(isa.description))])
+                  ("threads", .int(threads)), ("isa", .string(isa.description)), ("decode_kernels", .string(decodeKernels))])
     }
 }
