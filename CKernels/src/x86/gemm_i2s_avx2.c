@@ -13,7 +13,7 @@
 /* pmaddubsw of codes ≤ 3 with int8: int16 lanes of magnitude ≤ 768. Up to
  * 8 chunks × 4 planes = 32 of them (≤ 24,576) are summed in int16 before
  * pmaddwd widens, so nothing saturates. */
-enum { CHUNKS_PER_WIDEN = 8, TILE_T = 4 };
+enum { CHUNKS_PER_WIDEN = 8, TILE_T = 4, GEMV_PREFETCH = 4096 /* see gemm_i2s_avx512.c */ };
 
 BN_INLINE BN_AVX2 __m256i bcast32(const int8_t *p) {
     int32_t v;
@@ -59,6 +59,7 @@ BN_AVX2 void bn_i2s_gemv_avx2(const bn_i2s_matrix *w, const int8_t *x, const flo
             const int32_t c1 = bn_min_i32(nchunks, c0 + CHUNKS_PER_WIDEN);
             __m256i slo = _mm256_setzero_si256(), shi = slo; /* int16 partial sums */
             for (int32_t c = c0; c < c1; c++) {
+                _mm_prefetch((const char *)(p + (size_t)c * 64 + GEMV_PREFETCH), _MM_HINT_T0);
                 const int8_t *xc = x + c * BN_I2R16_CHUNK_COLS;
                 slo = _mm256_add_epi16(slo, dot4(_mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64)), xc));
                 shi = _mm256_add_epi16(shi, dot4(_mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64 + 32)), xc));
