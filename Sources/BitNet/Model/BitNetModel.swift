@@ -43,6 +43,14 @@ public final class BitNetModel: @unchecked Sendable {
             throw ModelError.invalidHyperparameter(path: weights.file.path, key: "--ctx", value: String(ctx),
                                                    reason: "context length must be in 1...16777216")
         }
+        // an explicit --ctx larger than memory would fail late (or be killed) while filling the cache
+        let pages = Int(sysconf(Int32(_SC_PHYS_PAGES))), pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let needed = KVCache.byteCount(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim) + ctx * c.headDim * 4
+        guard pages <= 0 || needed <= pages * pageSize / 2 else {
+            throw ModelError.invalidHyperparameter(
+                path: weights.file.path, key: "--ctx", value: String(ctx),
+                reason: "the KV cache would need \(needed >> 20) MiB, more than half of this machine's \((pages * pageSize) >> 20) MiB")
+        }
         let threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         pool = try WorkerPool(threads: max(1, threadCount))
         self.batchSize = max(1, batchSize)
