@@ -37,6 +37,18 @@ struct InspectCommand: ParsableCommand {
                                        kvDim: c.kvDim)
             print("kernels: I2_S → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for prompts); F16 head; " +
                   "KV cache f32, \(ProgressBar.bytes(Double(kv))) at the default context")
+            // what --kernel auto will use per shape, when this machine measured it before
+            let threads = cpuCount()
+            let shapes = [(c.qDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
+                          (c.ffnSize, c.hiddenSize), (c.hiddenSize, c.ffnSize)]
+            var seen = Set<String>()
+            let choices = shapes.compactMap { (m, k) -> String? in
+                guard seen.insert("\(m)x\(k)").inserted else { return nil }
+                let kernel = KernelTuner.cachedChoice(rows: m, cols: k, isa: Kernels.best.isa, threads: threads)
+                return "\(m)x\(k) \(kernel?.rawValue ?? "not measured yet")"
+            }
+            print("decode kernels (--kernel auto, \(threads) threads): " + choices.joined(separator: ", ") +
+                  " (bitnet tune measures them)")
         } catch {
             print("model: not runnable here: \(error)")
         }

@@ -60,6 +60,12 @@ public struct KernelTuner {
         return choices
     }
 
+    /// The cached decode kernel for one shape on this machine, if `bitnet tune` or an
+    /// `--kernel auto` load measured it before.
+    public static func cachedChoice(rows: Int, cols: Int, isa: ISA, threads: Int) -> MatrixKernel? {
+        readCache()["\(machineKey)|\(isa)|t\(threads)|\(rows)x\(cols)"].flatMap(MatrixKernel.init(rawValue:))
+    }
+
     /// Stores measured choices in the cache file (what `bitnet tune` does after measuring).
     public func remember(_ choices: [Choice]) {
         var cache = Self.readCache()
