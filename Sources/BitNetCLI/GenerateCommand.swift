@@ -144,7 +144,7 @@ struct Summary {
     let decodeKernels: String
 
     static func describe(_ model: BitNetModel) -> String {
-        let kinds = Set(model.weights.layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+        let kinds = Set(model.weights.layers.flatMap(\.projections)
             .map(\.decodeKernel))
         if kinds.count == 1, let only = kinds.first { return only.rawValue }
         return model.kernelChoices.map { "\($0.shape) \($0.kernel)" }.joined(separator: ", ")

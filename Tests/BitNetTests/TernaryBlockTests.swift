@@ -97,7 +97,7 @@ final class TernaryBlockTests: XCTestCase {
             try GGUFWriter.write(to: path, metadata: meta, tensors: tensors)
             let loaded = try ModelWeights(path: path)
             let a = loaded.layers[0], b = reference.layers[0]
-            for (x, y) in zip([a.q, a.k, a.v, a.o, a.gate, a.up, a.down], [b.q, b.k, b.v, b.o, b.gate, b.up, b.down]) {
+            for (x, y) in zip(a.projections, b.projections) {
                 XCTAssertEqual(Array(x.packedBytes), Array(y.packedBytes), "\(type) ternary values")
                 XCTAssertEqual(x.scale, Float(Float16(y.scale)), "\(type) scale")
             }

@@ -97,12 +97,13 @@ public struct KernelTuner {
                 timings[kernel] = samples.sorted()[samples.count / 2]
             }
         }
-        for m in sample { try m.useForDecoding(.i2s) }
         let i2s = timings[.i2s] ?? .infinity
         var best = MatrixKernel.i2s
         for kernel in [MatrixKernel.tl1, .tl2] where (timings[kernel] ?? .infinity) < 0.95 * min(i2s, timings[best] ?? .infinity) {
             best = kernel
         }
+        // leave the sample on the winner: apply(to:) then repacks only the other matrices
+        for m in sample { try m.useForDecoding(best) }
         return Choice(rows: sample[0].rows, cols: cols, kernel: best, timings: timings)
     }
 

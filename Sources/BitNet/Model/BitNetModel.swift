@@ -57,7 +57,7 @@ public final class BitNetModel: @unchecked Sendable {
         cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim)
         state = try RunState(config: c, batchCapacity: self.batchSize, contextLength: ctx, threads: pool.threads)
         q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
-        let matrices = weights.layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+        let matrices = weights.layers.flatMap(\.projections)
         switch kernel {
         case .fixed(let k):
             for m in matrices { try m.useForDecoding(k) }

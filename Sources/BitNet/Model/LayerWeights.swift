@@ -11,4 +11,7 @@ public struct LayerWeights: @unchecked Sendable {
     public let up: TernaryMatrix // (ffn, hidden)
     public let ffnSubNorm: [Float]? // (ffn,), bitnet graphs only
     public let down: TernaryMatrix // (hidden, ffn)
+
+    /// The seven ternary projections, in file order.
+    public var projections: [TernaryMatrix] { [q, k, v, o, gate, up, down] }
 }

@@ -68,7 +68,7 @@ public final class ModelWeights: @unchecked Sendable {
     public var bytesPerToken: Int {
         var total = output.rows * output.cols * 2
         for l in layers {
-            for m in [l.q, l.k, l.v, l.o, l.gate, l.up, l.down] { total += m.packedBytes.count }
+            for m in l.projections { total += m.packedBytes.count }
         }
         return total
     }
