@@ -361,6 +361,10 @@ void bn_tl_pack(int32_t type, const int8_t *w, int32_t m, int32_t k, uint8_t *ds
 /* I2_R16 (bn_i2s_matrix data) → TL. Code 3 (invalid) is read as weight +1;
  * returns how many were seen (0 for a well-formed matrix). */
 int64_t bn_tl_from_i2r16(int32_t type, const uint8_t *i2r16, int32_t m, int32_t k, uint8_t *dst);
+/* TL → I2_R16 (dst: bn_i2r16_bytes(m, k)), e.g. to load a TL file. An index
+ * no packer writes (TL1 > 8, TL2 > 13) is read as weights 0; returns how many
+ * were seen (0 for a well-formed matrix). Padding slots and rows are ignored. */
+int64_t bn_tl_to_i2r16(int32_t type, const uint8_t *data, int32_t m, int32_t k, uint8_t *dst);
 /* Weight (-1, 0, 1) of element (r, c) in a TL matrix. */
 int bn_tl_weight(int32_t type, const uint8_t *data, int32_t m, int32_t k, int32_t r, int32_t c);
 /* Default tiling for this machine's caches and the shape (n = activation rows). */

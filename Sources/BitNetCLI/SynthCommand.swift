@@ -36,7 +36,10 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Context length.") var ctx: Int?
     @Option(name: .customLong("rope-theta"), help: "RoPE base.") var ropeTheta: Float?
     @Option(help: "FFN activation override: relu2 or silu.") var activation: String?
-    @Flag(name: .customLong("f16-projections"), help: "Store projections as F16 latent weights instead of I2_S.")
+    @Option(name: .customLong("type"),
+            help: "Projection storage: i2_s (default), tq2_0, tq1_0 (K a multiple of 256), tl1, tl2 or f16 (latent weights).")
+    var projectionType = "i2_s"
+    @Flag(name: .customLong("f16-projections"), help: "Same as --type f16.")
     var f16Projections = false
 
     func run() throws {
@@ -65,8 +68,14 @@ struct SynthCommand: ParsableCommand {
         guard config.hiddenSize % config.headCount == 0 else {
             throw ValidationError("--hidden (\(config.hiddenSize)) must be a multiple of --heads (\(config.headCount))")
         }
+        guard let type = ModelSynthesizer.ProjectionType(name: f16Projections ? "f16" : projectionType) else {
+            throw ValidationError("unknown --type '\(projectionType)'; known: \(ModelSynthesizer.ProjectionType.names)")
+        }
+        if type == .tq2_0 || type == .tq1_0, config.hiddenSize % 256 != 0 || config.ffnSize % 256 != 0 || config.qDim % 256 != 0 {
+            throw ValidationError("--type \(projectionType) needs every projection's input size to be a multiple of 256")
+        }
         var synth = ModelSynthesizer(config: config, seed: seed)
-        if f16Projections { synth.projectionType = .f16 }
+        synth.projectionType = type
         if let vocab {
             let file = try GGUFFile(path: vocab)
             synth.tokenizerMetadata = file.metadataKeys.filter { $0.hasPrefix("tokenizer.") }.compactMap { key in

@@ -109,6 +109,13 @@ static void check_type(problem *p, int type, const float *yref, const char *what
         for (int c = 0; c < k; c += 1 + k / 9)
             CHECK(bn_tl_weight(type, tl, m, k, r, c) == p->tern[(size_t)r * k + c], "%s TL%d weight (%d,%d)", what,
                   type, r, c);
+    /* and back: the I2_R16 bytes, padding included, must be rebuilt exactly */
+    const size_t i2bytes = bn_i2r16_bytes(m, k);
+    uint8_t *back = guarded_alloc(i2bytes);
+    const int64_t invalid = bn_tl_to_i2r16(type, tl, m, k, back);
+    CHECK(invalid == 0 && memcmp(back, p->i2r16, i2bytes) == 0 && guard_ok(back, i2bytes),
+          "%s TL%d -> I2_R16 round trip (m=%d k=%d)", what, type, m, k);
+    free(back);
     bn_tl_matrix w = bn_tl_matrix_make(type, tl, m, k, 0.37f);
     CHECK(w.slots % 8 == 0 && w.slots * (type == 1 ? 2 : 3) >= k, "TL%d slots", type);
     /* three tilings: the defaults, tiny blocks / single-tile chunks / 3-row
@@ -228,6 +235,36 @@ static void test_code3(void) {
     free(tl);
 }
 
+/* Indices no packer writes (TL1 9..15, TL2 14, 15: a malformed file) are
+ * counted and read as weights 0; the other slots keep their values. */
+static void test_invalid_index(void) {
+    const int m = 33, k = 50;
+    int8_t *w = malloc((size_t)m * k);
+    for (int i = 0; i < m * k; i++) w[i] = (int8_t)(i % 3 - 1);
+    for (int type = 1; type <= 2; type++) {
+        uint8_t *tl = malloc(bn_tl_bytes(type, m, k)), *i2 = malloc(bn_i2r16_bytes(m, k));
+        bn_tl_pack(type, w, m, k, tl);
+        /* (header layout) row 0, slot 0: byte 0, low nibble; row 17, slot 3 (pair 1):
+         * byte 0·64 + 1·32 + 1·16 + 1 = 49, high nibble */
+        tl[0] = (uint8_t)((tl[0] & 0xF0) | 15);
+        tl[49] = (uint8_t)((tl[49] & 0x0F) | (type == 1 ? 9 : 14) << 4);
+        const int64_t bad = bn_tl_to_i2r16(type, tl, m, k, i2);
+        CHECK(bad == 2, "TL%d invalid-index count %lld", type, (long long)bad);
+        const int width = type == 1 ? 2 : 3;
+        int wrong = 0;
+        for (int r = 0; r < m; r++)
+            for (int c = 0; c < k; c++) {
+                const int hit = (r == 0 && c / width == 0) || (r == 17 && c / width == 3);
+                const int want = hit ? 0 : w[r * k + c];
+                wrong += bn_i2r16_code(i2, bn_pad_cols(k), r, c) - 1 != want;
+            }
+        CHECK(wrong == 0, "TL%d invalid indices decode as 0, others unchanged (%d wrong)", type, wrong);
+        free(tl);
+        free(i2);
+    }
+    free(w);
+}
+
 static void test_pool(void) {
     problem p = make_problem(300, 2560, 3, W_RANDOM, X_RANDOM);
     for (int type = 1; type <= 2; type++) {
@@ -270,6 +307,7 @@ static void test_sizes(void) {
 int main(void) {
     test_sizes();
     test_code3();
+    test_invalid_index();
     test_shapes();
     test_adversarial();
     test_pool();

@@ -21,18 +21,12 @@ public struct ConversionOptions: Sendable {
         self.name = name
     }
 
-    /// The layout's projection type, or a clear error for the types not written yet.
+    /// The layout's projection type, or a clear error naming the known ones.
     func resolvedProjectionType() throws -> GGUFModelLayout.ProjectionType {
-        switch projectionType.lowercased() {
-        case "i2_s", "i2s": return .i2s
-        case "f16": return .f16
-        case "tq2_0": return .tq2_0
-        case "tq1_0": return .tq1_0
-        case "tl1": return .tl1
-        case "tl2": return .tl2
-        default:
-            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: i2_s, tq2_0, tq1_0, tl1, tl2, f16)")
+        guard let type = GGUFModelLayout.ProjectionType(name: projectionType) else {
+            throw ConvertError.notSupported(what: "--type '\(projectionType)' (known: \(GGUFModelLayout.ProjectionType.names))")
         }
+        return type
     }
 
     func checkEmbeddingType() throws {

@@ -18,6 +18,21 @@ public struct GGUFModelLayout: Sendable {
         /// This engine's lookup-table layouts (types BN_TL1 / BN_TL2).
         case tl1
         case tl2
+
+        /// From the CLI spelling (`--type` of convert and synth).
+        public init?(name: String) {
+            switch name.lowercased() {
+            case "i2_s", "i2s": self = .i2s
+            case "f16": self = .f16
+            case "tq2_0": self = .tq2_0
+            case "tq1_0": self = .tq1_0
+            case "tl1": self = .tl1
+            case "tl2": self = .tl2
+            default: return nil
+            }
+        }
+
+        public static let names = "i2_s, tq2_0, tq1_0, tl1, tl2, f16"
     }
 
     /// What a tensor of the table holds, so a writer can find its data.

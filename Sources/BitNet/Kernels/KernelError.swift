@@ -8,6 +8,7 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
     case invalidTernaryValue(index: Int, value: Int8)
     case threadPoolUnavailable(threads: Int)
     case invalidCodes(count: Int)
+    case invalidTableIndices(count: Int)
 
     public var description: String {
         switch self {
@@ -23,6 +24,8 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
             return "ternary weight \(index) is \(value); only -1, 0 and 1 are allowed"
         case .invalidCodes(let count):
             return "the weights hold \(count) invalid I2_S codes (3); only the I2_S kernels reproduce them"
+        case .invalidTableIndices(let count):
+            return "the weights hold \(count) TL table indices that no packer writes (TL1 > 8, TL2 > 13)"
         case .threadPoolUnavailable(let threads):
             return "could not start a worker pool of \(threads) threads"
         }

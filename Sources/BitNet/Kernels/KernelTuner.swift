@@ -43,6 +43,7 @@ public struct KernelTuner {
         }
         var cache = useCache ? Self.readCache() : [:]
         var choices: [Choice] = []
+        var jobs: [(TernaryMatrix, MatrixKernel)] = []
         for key in order {
             let group = groups[key]!
             let cacheKey = "\(Self.machineKey)|\(kernels.isa)|t\(pool.threads)|\(key)"
@@ -53,9 +54,10 @@ public struct KernelTuner {
                 choice = try measure(group)
                 cache[cacheKey] = choice.kernel.rawValue
             }
-            for m in group { try m.useForDecoding(choice.kernel) }
+            jobs += group.map { ($0, choice.kernel) }
             choices.append(choice)
         }
+        try TernaryMatrix.useForDecoding(jobs, pool: pool)
         if useCache { Self.writeCache(cache) }
         return choices
     }
@@ -85,7 +87,7 @@ public struct KernelTuner {
         var y = [Float](repeating: 0, count: sample[0].rows)
         var timings: [MatrixKernel: Double] = [:]
         for kernel in MatrixKernel.allCases {
-            for m in sample { try m.useForDecoding(kernel) }
+            try TernaryMatrix.useForDecoding(sample.map { ($0, kernel) }, pool: pool)
             try y.withUnsafeMutableBufferPointer { out in
                 for m in sample { try kernels.matmul(m, acts, into: out, pool: pool) } // warm-up
                 var samples: [Double] = []
@@ -103,7 +105,7 @@ public struct KernelTuner {
             best = kernel
         }
         // leave the sample on the winner: apply(to:) then repacks only the other matrices
-        for m in sample { try m.useForDecoding(best) }
+        try TernaryMatrix.useForDecoding(sample.map { ($0, best) }, pool: pool)
         return Choice(rows: sample[0].rows, cols: cols, kernel: best, timings: timings)
     }
 

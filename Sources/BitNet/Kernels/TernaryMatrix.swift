@@ -63,6 +63,20 @@ public final class TernaryMatrix: @unchecked Sendable {
         }
     }
 
+    /// From one of this engine's TL1/TL2 layouts (`type` 1 or 2, bitnet_kernels.h), e.g. a
+    /// `bitnet convert --type tl2` file. Throws if a slot holds an index no packer writes.
+    public convenience init(lookupTable type: Int32, bytes: UnsafeRawBufferPointer, rows: Int, cols: Int,
+                            scale: Float) throws {
+        try self.init(rows: rows, cols: cols, scale: scale)
+        let needed = bn_tl_bytes(type, Int32(rows), Int32(cols))
+        guard bytes.count >= needed, let base = bytes.baseAddress else {
+            throw KernelError.bufferSize(what: "TL\(type) data", expected: needed, actual: bytes.count)
+        }
+        let invalid = bn_tl_to_i2r16(type, base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols),
+                                     storage.pointer.assumingMemoryBound(to: UInt8.self))
+        guard invalid == 0 else { throw KernelError.invalidTableIndices(count: Int(invalid)) }
+    }
+
     /// From bytes already in the I2_R16 layout (a repacked cache file, or a benchmark's random weights).
     public convenience init(packedI2R16 bytes: UnsafeRawBufferPointer, rows: Int, cols: Int, scale: Float) throws {
         try self.init(rows: rows, cols: cols, scale: scale)
@@ -98,6 +112,34 @@ public final class TernaryMatrix: @unchecked Sendable {
         decodeKernel = kernel
     }
 
+    /// Switches many matrices at once, repacking on every thread of `pool`
+    /// (2B4T's 210 matrices take ~1.4 s on one core): the largest matrices are
+    /// dealt first, each to the thread with the least work so far.
+    public static func useForDecoding(_ jobs: [(TernaryMatrix, MatrixKernel)], pool: WorkerPool) throws {
+        let pending = jobs.filter { $0.0.decodeKernel != $0.1 }
+        guard pool.threads > 1, pending.count > 1 else {
+            for (m, k) in pending { try m.useForDecoding(k) }
+            return
+        }
+        var plan = [[Int]](repeating: [], count: pool.threads)
+        var load = [Int](repeating: 0, count: pool.threads)
+        for i in pending.indices.sorted(by: { pending[$0].0.storage.byteCount > pending[$1].0.storage.byteCount }) {
+            let t = load.indices.min { load[$0] < load[$1] }!
+            plan[t].append(i)
+            load[t] += pending[i].0.storage.byteCount
+        }
+        let work = RepackWork(jobs: pending, plan: plan)
+        let context = Unmanaged.passRetained(work)
+        defer { context.release() }
+        pool.run({ ctx, ith, _ in
+            let work = Unmanaged<RepackWork>.fromOpaque(ctx!).takeUnretainedValue()
+            for i in work.plan[Int(ith)] {
+                do { try work.jobs[i].0.useForDecoding(work.jobs[i].1) } catch { work.errors[i] = error }
+            }
+        }, context: context.toOpaque())
+        if let error = work.errors.lazy.compactMap({ $0 }).first { throw error }
+    }
+
     func withTLDescriptor<R>(_ body: (UnsafePointer<bn_tl_matrix>) throws -> R) rethrows -> R? {
         guard let type = decodeKernel.tlType, let tlStorage else { return nil }
         var d = bn_tl_matrix_make(type, UnsafePointer(tlStorage.pointer.assumingMemoryBound(to: UInt8.self)),
@@ -118,5 +160,22 @@ extension TernaryMatrix {
     /// per-projection output scale into the kernel's epilogue).
     public func rescaled(by factor: Float) throws -> TernaryMatrix {
         try TernaryMatrix(packedI2R16: packedBytes, rows: rows, cols: cols, scale: scale * factor)
+    }
+}
+
+/// One parallel repack: each thread writes only the error slots of its own jobs.
+private final class RepackWork: @unchecked Sendable {
+    let jobs: [(TernaryMatrix, MatrixKernel)]
+    let plan: [[Int]]
+    let errors: UnsafeMutableBufferPointer<Error?>
+    init(jobs: [(TernaryMatrix, MatrixKernel)], plan: [[Int]]) {
+        self.jobs = jobs
+        self.plan = plan
+        errors = .allocate(capacity: jobs.count)
+        errors.initialize(repeating: nil)
+    }
+    deinit {
+        _ = errors.deinitialize()
+        errors.deallocate()
     }
 }

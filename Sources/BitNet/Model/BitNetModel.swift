@@ -60,7 +60,7 @@ public final class BitNetModel: @unchecked Sendable {
         let matrices = weights.layers.flatMap(\.projections)
         switch kernel {
         case .fixed(let k):
-            for m in matrices { try m.useForDecoding(k) }
+            try TernaryMatrix.useForDecoding(matrices.map { ($0, k) }, pool: pool)
             kernelChoices = []
         case .auto:
             var tuner = KernelTuner(kernels: kernels, pool: pool)

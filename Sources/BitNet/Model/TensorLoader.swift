@@ -116,8 +116,8 @@ struct TensorLoader {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.reason)
             }
         case .bnTL1, .bnTL2:
-            // our own lookup-table files: unpack to ternary values (the model keeps I2_R16 for
-            // prompts and picks its decode kernel with --kernel, as for any other file)
+            // our own lookup-table files: decoded to I2_R16 (prompts use the I2_S GEMM; the decode
+            // kernel is then picked with --kernel, as for any other file)
             let type = t.type.lookupTableType ?? 1
             let packed = Int(bn_tl_bytes(type, Int32(rows), Int32(cols)))
             let d = try data(t, bytes: packed + 4)
@@ -125,12 +125,13 @@ struct TensorLoader {
             guard scale.isFinite, scale >= 0 else {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: "\(t.type) scale is \(scale)")
             }
-            let base = d.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            var values = [Int8](repeating: 0, count: rows * cols)
-            for r in 0..<rows {
-                for c in 0..<cols { values[r * cols + c] = Int8(bn_tl_weight(type, base, Int32(rows), Int32(cols), Int32(r), Int32(c))) }
+            do {
+                matrix = try TernaryMatrix(lookupTable: type, bytes: UnsafeRawBufferPointer(rebasing: d[0..<packed]),
+                                           rows: rows, cols: cols, scale: scale)
+            } catch let e as KernelError {
+                throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.description)
             }
-            matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+            release(d)
         case .tl1, .tl2:
             // bitnet.cpp's TL layouts are permuted for kernels generated per model shape with
             // tiling parameters the file does not record

@@ -59,6 +59,29 @@ public struct ModelSynthesizer {
                 let scale = 1 / Float(k).squareRoot()
                 withUnsafeBytes(of: scale.bitPattern.littleEndian) { tail.replaceSubrange(0..<4, with: $0) }
                 try sink.write(tail)
+            } else if tensor.type.lookupTableType != nil || tensor.type == .tq2_0 || tensor.type == .tq1_0 {
+                // whole matrix of random ternary values, encoded like the converter does
+                let m = tensor.rows, k = tensor.cols
+                let values = (0..<(m * k)).map { _ in Int8(Int(rng.next() % 3) - 1) }
+                let scale = 1 / Float(k).squareRoot()
+                var bytes: [UInt8] = []
+                if let type = tensor.type.lookupTableType {
+                    bytes = [UInt8](repeating: 0, count: Int(bn_tl_bytes(type, Int32(m), Int32(k))))
+                    values.withUnsafeBufferPointer { v in
+                        bytes.withUnsafeMutableBufferPointer { bn_tl_pack(type, v.baseAddress!, Int32(m), Int32(k), $0.baseAddress!) }
+                    }
+                    bytes += [UInt8](repeating: 0, count: 32)
+                    withUnsafeBytes(of: scale.bitPattern.littleEndian) { bytes.replaceSubrange((bytes.count - 32)..<(bytes.count - 28), with: $0) }
+                } else {
+                    values.withUnsafeBufferPointer { v in
+                        if tensor.type == .tq2_0 {
+                            TernaryBlockCodec.encodeTQ2(v, d: scale, into: &bytes)
+                        } else {
+                            TernaryBlockCodec.encodeTQ1(v, d: scale, into: &bytes)
+                        }
+                    }
+                }
+                try sink.write(bytes)
             } else if tensor.type == .f16 {
                 let count = tensor.elementCount
                 let scale: Float = name == TensorName.tokenEmbedding || name == TensorName.output
