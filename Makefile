@@ -122,6 +122,7 @@ test-capi: deps
 test-golden: deps
 	$(SWIFT) build -c release --product bitnet
 	tools/check_golden_perplexity.sh .build/release/bitnet
+	tools/check_bitnetcpp_tl.sh .build/release/bitnet
 
 # The README's first command: generate with the embedded default model.
 demo: build

@@ -29,12 +29,11 @@ static void i2r16_fill_zero_weights(uint8_t *dst, int32_t m, int32_t k) {
     memset(dst, 0x55, bn_i2r16_bytes(m, k));
 }
 
-static inline void i2r16_set(uint8_t *dst, int32_t k_pad, int32_t r, int32_t c, int code) {
-    const int32_t cc = c % BN_I2R16_CHUNK_COLS;
-    const size_t off = bn_i2r16_chunk_offset(k_pad, r / BN_I2R16_ROWS, c / BN_I2R16_CHUNK_COLS) +
-                       (size_t)((r % BN_I2R16_ROWS) * 4 + cc % 4);
-    const int shift = 2 * (cc / 4);
-    dst[off] = (uint8_t)((dst[off] & ~(3 << shift)) | (code << shift));
+/* One row's 16 columns of a chunk (its 4 bytes at row·4): byte i holds the
+ * codes of columns i, 4+i, 8+i, 12+i in bit planes 0..3. */
+static inline void i2r16_put_chunk(uint8_t *out, const uint8_t codes[BN_I2R16_CHUNK_COLS]) {
+    for (int32_t i = 0; i < 4; i++)
+        out[i] = (uint8_t)(codes[i] | codes[4 + i] << 2 | codes[8 + i] << 4 | codes[12 + i] << 6);
 }
 
 /* Fast path for k % 128 == 0 (every official file): each row is whole
@@ -71,20 +70,40 @@ void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *
         repack_aligned_rows(src, m, k, dst);
         return;
     }
-    /* blocks straddle rows (e.g. K = 8640): element by element */
-    for (int32_t r = 0; r < m; r++)
-        for (int32_t c = 0; c < k; c++)
-            i2r16_set(dst, k_pad, r, c, bn_i2s_canonical_code(src, k, r, c));
+    /* blocks straddle rows (e.g. K = 8640): 16 columns at a time, walking the
+     * flattened index e = r·k + c incrementally */
+    for (int32_t r = 0; r < m; r++) {
+        uint8_t *grp = dst + bn_i2r16_chunk_offset(k_pad, r / BN_I2R16_ROWS, 0) + (size_t)(r % BN_I2R16_ROWS) * 4;
+        size_t e = (size_t)r * (size_t)k;
+        for (int32_t c0 = 0; c0 < k; c0 += BN_I2R16_CHUNK_COLS) {
+            const int32_t n = bn_min_i32(BN_I2R16_CHUNK_COLS, k - c0);
+            uint8_t codes[BN_I2R16_CHUNK_COLS];
+            for (int32_t i = 0; i < n; i++, e++) {
+                const size_t j = e % BN_I2S_BLOCK;
+                codes[i] = (uint8_t)((src[e / BN_I2S_BLOCK * BN_I2S_BLOCK_BYTES + j % 32] >> (6 - 2 * (j / 32))) & 3);
+            }
+            for (int32_t i = n; i < BN_I2R16_CHUNK_COLS; i++) codes[i] = 1;
+            i2r16_put_chunk(grp + (size_t)(c0 / BN_I2R16_CHUNK_COLS) * BN_I2R16_CHUNK_BYTES, codes);
+        }
+    }
 }
 
+/* Each row's 16 columns of a chunk are written at once as 4 bytes (one per
+ * column mod 4, the four bit planes), from codes computed without branches. */
 void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {
     const int32_t k_pad = bn_pad_cols(k);
     i2r16_fill_zero_weights(dst, m, k);
-    for (int32_t r = 0; r < m; r++)
-        for (int32_t c = 0; c < k; c++) {
-            const int8_t v = w[(size_t)r * (size_t)k + (size_t)c];
-            i2r16_set(dst, k_pad, r, c, v > 0 ? 2 : (v < 0 ? 0 : 1));
+    for (int32_t r = 0; r < m; r++) {
+        const int8_t *row = w + (size_t)r * (size_t)k;
+        uint8_t *grp = dst + bn_i2r16_chunk_offset(k_pad, r / BN_I2R16_ROWS, 0) + (size_t)(r % BN_I2R16_ROWS) * 4;
+        for (int32_t c0 = 0; c0 < k; c0 += BN_I2R16_CHUNK_COLS) {
+            const int32_t n = bn_min_i32(BN_I2R16_CHUNK_COLS, k - c0);
+            uint8_t codes[BN_I2R16_CHUNK_COLS];
+            for (int32_t i = 0; i < n; i++) codes[i] = (uint8_t)(1 + (row[c0 + i] > 0) - (row[c0 + i] < 0));
+            for (int32_t i = n; i < BN_I2R16_CHUNK_COLS; i++) codes[i] = 1;
+            i2r16_put_chunk(grp + (size_t)(c0 / BN_I2R16_CHUNK_COLS) * BN_I2R16_CHUNK_BYTES, codes);
         }
+    }
 }
 
 void bn_i2s_canonical_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {

@@ -21,7 +21,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output GGUF path (not needed with --dry-run).")
     var output: String?
 
-    @Option(name: .customLong("type"), help: "Projection storage: i2_s (default, bitnet.cpp's format), tq2_0 / tq1_0 (llama.cpp's), tl1 / tl2 (this engine's lookup-table layouts) or f16.")
+    @Option(name: .customLong("type"), help: "Projection storage: i2_s (default, bitnet.cpp's format), tq2_0 / tq1_0 (llama.cpp's), tl1 / tl2 (this engine's lookup-table layouts), f16, or bitnetcpp-tl1 / bitnetcpp-tl2 (bitnet.cpp's TL layouts, for the shapes it publishes kernels for).")
     var projectionType = "i2_s"
 
     @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (q8_0, q6_k...: not supported yet).")

@@ -35,7 +35,10 @@ struct InspectCommand: ParsableCommand {
                   "ffn activation \(c.activation.rawValue)")
             let kv = KVCache.byteCount(capacity: BitNetModel.defaultContextLength(config: c), layerCount: c.layerCount,
                                        kvDim: c.kvDim)
-            print("kernels: I2_S → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for prompts); F16 head; " +
+            // the projections' storage in the file (all share one type in files this engine writes)
+            let stored = Set(file.tensors.filter { $0.name.hasSuffix("attn_q.weight") }.map(\.type.description))
+                .sorted().joined(separator: "/")
+            print("kernels: \(stored.isEmpty ? "?" : stored) → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for prompts); F16 head; " +
                   "KV cache f32, \(ProgressBar.bytes(Double(kv))) at the default context")
             // what --kernel auto will use per shape, when this machine measured it before
             let threads = cpuCount()

@@ -4,7 +4,7 @@ import BitNet
 /// Options shared by every command that runs a model.
 struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .customLong("model")], help: ArgumentHelp(
-        "Model file (GGUF: I2_S as published for bitnet.cpp, TQ1_0/TQ2_0, or F16/F32 projections).",
+        "Model file (GGUF: I2_S as published for bitnet.cpp, bitnet.cpp TL1/TL2 of its published shapes, our TL1/TL2, TQ1_0/TQ2_0, or F16/F32/BF16 projections).",
         discussion: "Default: $BITNET_MODEL, else the small Shakespeare model shipped with bitnet."))
     var modelPath: String?
 

@@ -37,7 +37,7 @@ struct SynthCommand: ParsableCommand {
     @Option(name: .customLong("rope-theta"), help: "RoPE base.") var ropeTheta: Float?
     @Option(help: "FFN activation override: relu2 or silu.") var activation: String?
     @Option(name: .customLong("type"),
-            help: "Projection storage: i2_s (default), tq2_0, tq1_0 (K a multiple of 256), tl1, tl2 or f16 (latent weights).")
+            help: "Projection storage: i2_s (default), tq2_0, tq1_0 (K a multiple of 256), tl1, tl2, f16 (latent weights), or bitnetcpp-tl1 / bitnetcpp-tl2 (bitnet.cpp's layouts; large, 3b and 8b shapes only).")
     var projectionType = "i2_s"
     @Flag(name: .customLong("f16-projections"), help: "Same as --type f16.")
     var f16Projections = false
@@ -76,6 +76,7 @@ struct SynthCommand: ParsableCommand {
         }
         var synth = ModelSynthesizer(config: config, seed: seed)
         synth.projectionType = type
+        if let problem = synth.layout.unsupportedShapes { throw ValidationError("--type \(projectionType): \(problem)") }
         if let vocab {
             let file = try GGUFFile(path: vocab)
             synth.tokenizerMetadata = file.metadataKeys.filter { $0.hasPrefix("tokenizer.") }.compactMap { key in

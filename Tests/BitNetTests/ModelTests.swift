@@ -136,9 +136,10 @@ final class ModelTests: XCTestCase {
     }
 
     /// Writes a copy of a tiny model with one tensor changed (or dropped).
-    private func variant(_ name: String, edit: (inout [(name: String, dims: [Int], type: GGMLType, data: [UInt8])],
-                                                 inout [(String, GGUFValue)]) -> Void) throws -> String {
-        let source = try Self.writeModel(Self.tinyConfig(.bitnetB158), name: "src-\(name)")
+    func variant(_ name: String, projections: ModelSynthesizer.ProjectionType = .i2s,
+                 edit: (inout [(name: String, dims: [Int], type: GGMLType, data: [UInt8])],
+                        inout [(String, GGUFValue)]) -> Void) throws -> String {
+        let source = try Self.writeModel(Self.tinyConfig(.bitnetB158), name: "src-\(name)", projections: projections)
         defer { unlink(source) }
         let file = try GGUFFile(path: source)
         var meta = file.metadataKeys.map { ($0, file.metadata[$0]!) }
@@ -221,5 +222,58 @@ extension ModelTests {
         let cached = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
         XCTAssertTrue(cached.kernelChoices.allSatisfy { $0.timings.isEmpty }, "second load reads the cache")
         XCTAssertEqual(cached.kernelChoices.map(\.kernel), auto.kernelChoices.map(\.kernel))
+    }
+}
+
+extension ModelTests {
+    /// Some bitnet.cpp converter versions wrote an F32 embedding: converted to F16 at
+    /// load, the model is the same (the synthetic F16 values are exact in F32).
+    func testF32EmbeddingLoadsAsF16() throws {
+        let source = try Self.writeModel(Self.tinyConfig(.bitnetB158), name: "f16-embd")
+        defer { unlink(source) }
+        let wide = try variant("f32-embd") { t, _ in
+            let i = t.firstIndex { $0.name == TensorName.tokenEmbedding }!
+            var out: [UInt8] = []
+            for j in stride(from: 0, to: t[i].data.count, by: 2) {
+                let h = Float16(bitPattern: UInt16(t[i].data[j]) | UInt16(t[i].data[j + 1]) << 8)
+                withUnsafeBytes(of: Float(h).bitPattern.littleEndian) { out += $0 }
+            }
+            t[i].type = .f32
+            t[i].data = out
+        }
+        defer { unlink(wide) }
+        let a = try BitNetModel(weights: try ModelWeights(path: source), contextLength: 8, threads: 1, kernel: .fixed(.i2s))
+        let b = try BitNetModel(weights: try ModelWeights(path: wide), contextLength: 8, threads: 1, kernel: .fixed(.i2s))
+        XCTAssertEqual(try a.forward([3, 1, 4]), try b.forward([3, 1, 4]))
+    }
+
+    /// bitnet.cpp TL files of shapes without a published tiling are refused with the
+    /// reason and a pointer to the I2_S file; bad table indices in our own TL files
+    /// are reported with the tensor, never read as zeros.
+    func testLookupTableFileErrors() throws {
+        let q = "blk.0.attn_q.weight"
+        let unknownShape = try variant("bitnetcpp-tl2") { t, _ in
+            let i = t.firstIndex { $0.name == q }!
+            t[i].type = .tl2
+        }
+        defer { unlink(unknownShape) }
+        XCTAssertThrowsError(try ModelWeights(path: unknownShape)) { error in
+            guard case .unsupportedTensorType(_, let name, let type, let reason)? = error as? ModelError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertEqual(name, q)
+            XCTAssertEqual(type, "TL2")
+            XCTAssertTrue(reason.contains("64×64") && reason.contains("ggml-model-i2_s.gguf"), reason)
+        }
+        let badIndex = try variant("bad-tl1", projections: .tl1) { t, _ in
+            let i = t.firstIndex { $0.name == q }!
+            t[i].data[5] = 0xFF // nibbles 15: no TL1 packer writes an index above 8
+        }
+        defer { unlink(badIndex) }
+        XCTAssertThrowsError(try ModelWeights(path: badIndex)) { error in
+            guard case .invalidTensorData(_, let name, let reason)? = error as? ModelError else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, q)
+            XCTAssertTrue(reason.contains("2 TL table indices"), reason)
+        }
     }
 }

@@ -18,6 +18,10 @@ public struct GGUFModelLayout: Sendable {
         /// This engine's lookup-table layouts (types BN_TL1 / BN_TL2).
         case tl1
         case tl2
+        /// bitnet.cpp's own TL1 / TL2 layouts (ggml types 38 / 39) for the shapes it
+        /// publishes a tiling for (`BitNetCppTLLayout`), with the hidden scale slot.
+        case bitnetcppTL1
+        case bitnetcppTL2
 
         /// From the CLI spelling (`--type` of convert and synth).
         public init?(name: String) {
@@ -28,11 +32,18 @@ public struct GGUFModelLayout: Sendable {
             case "tq1_0": self = .tq1_0
             case "tl1": self = .tl1
             case "tl2": self = .tl2
+            case "bitnetcpp-tl1": self = .bitnetcppTL1
+            case "bitnetcpp-tl2": self = .bitnetcppTL2
             default: return nil
             }
         }
 
-        public static let names = "i2_s, tq2_0, tq1_0, tl1, tl2, f16"
+        /// bitnet.cpp's layout kind, for the two types written in its TL layouts.
+        public var bitnetCppKind: BitNetCppTLLayout.Kind? {
+            self == .bitnetcppTL1 ? .tl1 : (self == .bitnetcppTL2 ? .tl2 : nil)
+        }
+
+        public static let names = "i2_s, tq2_0, tq1_0, tl1, tl2, f16, bitnetcpp-tl1, bitnetcpp-tl2"
     }
 
     /// What a tensor of the table holds, so a writer can find its data.
@@ -80,6 +91,8 @@ public struct GGUFModelLayout: Sendable {
         case .tq2_0: return 37
         case .tl1: return 1017 // our own, like the tensor type ids
         case .tl2: return 1018
+        case .bitnetcppTL1: return 38 // bitnet.cpp's llama.h
+        case .bitnetcppTL2: return 39
         }
     }
 
@@ -118,6 +131,17 @@ public struct GGUFModelLayout: Sendable {
                 (TensorName.ffnDown, c.hiddenSize, c.ffnSize)]
     }
 
+    /// Why this projection type cannot store the model's projections (nil when it can):
+    /// bitnet.cpp's TL layouts exist only for the shapes it publishes a tiling for.
+    public var unsupportedShapes: String? {
+        guard let kind = projectionType.bitnetCppKind else { return nil }
+        let missing = projections().filter { BitNetCppTLLayout.tiling(type: kind, rows: $0.1, cols: $0.2) == nil }
+        guard !missing.isEmpty else { return nil }
+        let shapes = Set(missing.map { "\($0.1)×\($0.2)" }).sorted().joined(separator: ", ")
+        return "bitnet.cpp publishes no \(kind) tiling for \(shapes) (only the shapes of bitnet_b1_58-large, " +
+               "bitnet_b1_58-3B and Llama3-8B-1.58 have one)"
+    }
+
     /// Byte count of an I2_S projection: canonical codes plus the 32-byte scale tail (FORMATS.md §3).
     public static func i2sByteCount(rows: Int, cols: Int) -> Int {
         TernaryMatrix.canonicalByteCount(rows: rows, cols: cols) + 32
@@ -154,6 +178,13 @@ public struct GGUFModelLayout: Sendable {
                         let type: GGMLType = projectionType == .tl1 ? .bnTL1 : .bnTL2
                         let bytes = (try? type.byteCount(dims: [k, m])) ?? 0
                         out.append(Entry(name: full, dims: [k, m], type: type, byteCount: bytes, role: role))
+                    case .bitnetcppTL1, .bitnetcppTL2:
+                        // planned only for published shapes (checked by `unsupportedShapes`); 0 bytes otherwise
+                        let kind = projectionType.bitnetCppKind!
+                        let bytes = BitNetCppTLLayout.tiling(type: kind, rows: m, cols: k).map {
+                            BitNetCppTLLayout.tensorByteCount(type: kind, rows: m, cols: k, tiling: $0)
+                        } ?? 0
+                        out.append(Entry(name: full, dims: [k, m], type: kind.ggmlType, byteCount: bytes, role: role))
                     case .tq2_0, .tq1_0:
                         let type: GGMLType = projectionType == .tq2_0 ? .tq2_0 : .tq1_0
                         out.append(Entry(name: full, dims: [k, m], type: type,
@@ -180,7 +211,8 @@ public struct GGUFModelLayout: Sendable {
         for (key, value) in metadata { w.set(key, value) }
         for (key, value) in extraMetadata { w.set(key, value) }
         for e in tensors {
-            try w.addTensor(name: e.name, dims: e.dims, type: e.type, byteCount: e.type == .i2_s ? e.byteCount : nil)
+            let explicit = e.type == .i2_s || e.type == .tl1 || e.type == .tl2 // sizes ggml's traits get wrong
+            try w.addTensor(name: e.name, dims: e.dims, type: e.type, byteCount: explicit ? e.byteCount : nil)
         }
         return w
     }

@@ -101,6 +101,9 @@ public final class HFConverter: @unchecked Sendable {
         }
         let layout = GGUFModelLayout(config: config, name: name, projectionType: projectionType,
                                      hasOutput: architecture == .llama || !tied)
+        if let problem = layout.unsupportedShapes {
+            problems.append(.invalidConfig(path: configPath, key: "--type \(options.projectionType)", reason: problem + "; use i2_s"))
+        }
 
         // one step per GGUF tensor
         var used = Set<String>()

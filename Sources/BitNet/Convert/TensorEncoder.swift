@@ -190,6 +190,20 @@ struct TensorEncoder {
     private func emitTernary(rows: Int, cols: Int, scale: Float, entry: GGUFModelLayout.Entry,
                              to sink: inout GGUFWriter.Sink, written: (Int) -> Void,
                              fill: (Int, UnsafeMutablePointer<Int8>) throws -> Void) throws {
+        if let kind = BitNetCppTLLayout.Kind(entry.type) {
+            // bitnet.cpp's layouts permute whole BM-row tiles: the whole matrix at once
+            guard let tiling = BitNetCppTLLayout.tiling(type: kind, rows: rows, cols: cols) else {
+                throw ConvertError.notSupported(what: "bitnet.cpp \(kind) for a \(rows)×\(cols) matrix")
+            }
+            var values = [Int8](repeating: 0, count: rows * cols)
+            try values.withUnsafeMutableBufferPointer { v in
+                for r in 0..<rows { try fill(r, v.baseAddress! + r * cols) }
+            }
+            try sink.write(BitNetCppTLLayout.tensorBytes(values, type: kind, rows: rows, cols: cols, tiling: tiling,
+                                                         scale: scale))
+            written(sink.written)
+            return
+        }
         if let tlType = entry.type.lookupTableType {
             // TL layouts tile 32 rows × all columns, with per-row data after the tiles:
             // pack the whole matrix at once (M·K bytes of ternary values)

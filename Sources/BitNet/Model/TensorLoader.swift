@@ -58,19 +58,36 @@ struct TensorLoader {
         return values
     }
 
-    /// An F16 matrix used in place from the map.
+    /// An F16 matrix: used in place from the map, or converted once from F32 /
+    /// BF16 (bitnet.cpp's converters have written F32 embeddings in some versions).
     func half(_ name: String, rows: Int, cols: Int) throws -> HalfMatrix {
         let t = try info(name, dims: [cols, rows])
-        guard t.type == .f16 else {
+        switch t.type {
+        case .f16:
+            let d = try data(t, bytes: rows * cols * 2)
+            guard let base = d.baseAddress, Int(bitPattern: base) % 2 == 0 else {
+                throw ModelError.invalidTensorData(path: path, tensor: name, reason: "misaligned F16 data")
+            }
+            prefault(UnsafeRawBufferPointer(rebasing: d[0..<(rows * cols * 2)]))
+            return HalfMatrix(rows: rows, cols: cols, pointer: base.assumingMemoryBound(to: UInt16.self), owner: file)
+        case .f32, .bf16:
+            let wide = t.type == .f32
+            let d = try data(t, bytes: rows * cols * (wide ? 4 : 2))
+            let buffer = AlignedBuffer(byteCount: rows * cols * 2)
+            let out = buffer.typed(UInt16.self)
+            for i in 0..<(rows * cols) {
+                let v = wide ? d.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+                    : Float(bitPattern: UInt32(d.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+                guard v.isFinite else {
+                    throw ModelError.invalidTensorData(path: path, tensor: name, reason: "element \(i) is \(v)")
+                }
+                out[i] = Float16(v).bitPattern
+            }
+            return HalfMatrix(rows: rows, cols: cols, pointer: UnsafePointer(out.baseAddress!), owner: buffer)
+        default:
             throw ModelError.unsupportedTensorType(path: path, tensor: name, type: t.type.description,
-                                                   reason: "the embedding/output head must be F16 (as in the official files)")
+                                                   reason: "the embedding/output head must be F16, F32 or BF16")
         }
-        let d = try data(t, bytes: rows * cols * 2)
-        guard let base = d.baseAddress, Int(bitPattern: base) % 2 == 0 else {
-            throw ModelError.invalidTensorData(path: path, tensor: name, reason: "misaligned F16 data")
-        }
-        prefault(UnsafeRawBufferPointer(rebasing: d[0..<(rows * cols * 2)]))
-        return HalfMatrix(rows: rows, cols: cols, pointer: base.assumingMemoryBound(to: UInt16.self), owner: file)
     }
 
     /// Maps the head's pages now, so the first generated token does not pay
@@ -133,16 +150,34 @@ struct TensorLoader {
             }
             release(d)
         case .tl1, .tl2:
-            // bitnet.cpp's TL layouts are permuted for kernels generated per model shape with
-            // tiling parameters the file does not record
-            throw ModelError.unsupportedTensorType(
-                path: path, tensor: full, type: t.type.description,
-                reason: "bitnet.cpp TL1/TL2 files depend on the kernels generated for them (their tiling is not " +
-                        "in the file); use the model's I2_S file (ggml-model-i2_s.gguf) or convert the Hugging Face " +
-                        "checkpoint with `bitnet convert` — this engine picks TL kernels itself (--kernel)")
+            // bitnet.cpp's own TL layouts are permuted for kernels generated per shape; the file does
+            // not record the tiling, so only the shapes bitnet.cpp publishes one for can be read
+            let kind = BitNetCppTLLayout.Kind(t.type)!
+            guard let tiling = BitNetCppTLLayout.tiling(type: kind, rows: rows, cols: cols) else {
+                throw ModelError.unsupportedTensorType(
+                    path: path, tensor: full, type: t.type.description,
+                    reason: "bitnet.cpp lays out \(kind) for the kernels it generated for this model, and publishes " +
+                            "their tiling only for the shapes of bitnet_b1_58-large, bitnet_b1_58-3B and " +
+                            "Llama3-8B-1.58 (\(rows)×\(cols) is not one of them); use the model's I2_S file " +
+                            "(ggml-model-i2_s.gguf) or `bitnet convert` the Hugging Face checkpoint — this engine " +
+                            "picks TL kernels itself (--kernel)")
+            }
+            let d = file.data(for: t)
+            do {
+                let scale = try BitNetCppTLLayout.scale(d, type: kind, rows: rows, cols: cols, tiling: tiling,
+                                                        alignment: file.alignment)
+                guard scale.isFinite, scale >= 0 else {
+                    throw ModelError.invalidTensorData(path: path, tensor: full, reason: "\(kind) scale is \(scale)")
+                }
+                let values = try BitNetCppTLLayout.decode(d, type: kind, rows: rows, cols: cols, tiling: tiling)
+                matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+            } catch let e as BitNetCppTLError {
+                throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.description)
+            }
+            release(d)
         default:
             throw ModelError.unsupportedTensorType(path: path, tensor: full, type: t.type.description,
-                                                   reason: "ternary projections must be I2_S, TQ1_0, TQ2_0, F32, F16 or BF16")
+                                                   reason: "ternary projections must be I2_S, TL1, TL2, TQ1_0, TQ2_0, F32, F16 or BF16")
         }
         // 1bitLLM files may scale each projection's output by an extra F32 [1] tensor
         let scaleName = TensorName.layerScale(layer, name)

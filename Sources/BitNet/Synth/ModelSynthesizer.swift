@@ -59,13 +59,17 @@ public struct ModelSynthesizer {
                 let scale = 1 / Float(k).squareRoot()
                 withUnsafeBytes(of: scale.bitPattern.littleEndian) { tail.replaceSubrange(0..<4, with: $0) }
                 try sink.write(tail)
-            } else if tensor.type.lookupTableType != nil || tensor.type == .tq2_0 || tensor.type == .tq1_0 {
+            } else if tensor.type.lookupTableType != nil || tensor.type == .tq2_0 || tensor.type == .tq1_0
+                        || BitNetCppTLLayout.Kind(tensor.type) != nil {
                 // whole matrix of random ternary values, encoded like the converter does
                 let m = tensor.rows, k = tensor.cols
                 let values = (0..<(m * k)).map { _ in Int8(Int(rng.next() % 3) - 1) }
                 let scale = 1 / Float(k).squareRoot()
                 var bytes: [UInt8] = []
-                if let type = tensor.type.lookupTableType {
+                if let kind = BitNetCppTLLayout.Kind(tensor.type),
+                   let tiling = BitNetCppTLLayout.tiling(type: kind, rows: m, cols: k) {
+                    bytes = BitNetCppTLLayout.tensorBytes(values, type: kind, rows: m, cols: k, tiling: tiling, scale: scale)
+                } else if let type = tensor.type.lookupTableType {
                     bytes = [UInt8](repeating: 0, count: Int(bn_tl_bytes(type, Int32(m), Int32(k))))
                     values.withUnsafeBufferPointer { v in
                         bytes.withUnsafeMutableBufferPointer { bn_tl_pack(type, v.baseAddress!, Int32(m), Int32(k), $0.baseAddress!) }
