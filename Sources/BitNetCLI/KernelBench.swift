@@ -83,16 +83,17 @@ struct KernelBench: ParsableCommand {
             for cached in noCached ? [false] : [false, true] {
                 for t in threadCounts {
                     for n in [1, batch] {
+                        // OpenBLAS last: its threads keep spinning after a multi-threaded call and
+                        // would take a core from the next measurement (it halved the 2-thread TL rows)
                         let i2s = try bench.timeI2S(n: n, pool: pools[t]!, cached: cached, budget: budget)
-                        let blas = bench.timeBLAS(n: n, threads: t, cached: cached, budget: budget)
-                        let scalar = noScalar ? nil : try bench.timeScalar(n: n, pool: pools[t]!, cached: cached)
-                        report.row(i2s: i2s, blas: blas, scalar: scalar, ceiling: ceilings[t]!, isa: kernels.isa)
-                        if !noTL {
-                            for type: Int32 in [1, 2] {
-                                let tl = try bench.timeTL(type: type, n: n, pool: pools[t]!, cached: cached, budget: budget)
-                                report.tlRow(tl, i2s: i2s, ceiling: ceilings[t]!, isa: kernels.isa)
-                            }
+                        let tls = try (noTL ? [] : [Int32(1), 2]).map {
+                            try bench.timeTL(type: $0, n: n, pool: pools[t]!, cached: cached, budget: budget)
                         }
+                        let scalar = noScalar ? nil : try bench.timeScalar(n: n, pool: pools[t]!, cached: cached)
+                        let blas = bench.timeBLAS(n: n, threads: t, cached: cached, budget: budget)
+                        report.row(i2s: i2s, blas: blas, scalar: scalar, ceiling: ceilings[t]!, isa: kernels.isa)
+                        for tl in tls { report.tlRow(tl, i2s: i2s, ceiling: ceilings[t]!, isa: kernels.isa) }
+                        if t > 1 { usleep(300_000) } // let OpenBLAS's threads go back to sleep
                     }
                 }
             }
