@@ -365,6 +365,10 @@ int64_t bn_tl_from_i2r16(int32_t type, const uint8_t *i2r16, int32_t m, int32_t 
  * no packer writes (TL1 > 8, TL2 > 13) is read as weights 0; returns how many
  * were seen (0 for a well-formed matrix). Padding slots and rows are ignored. */
 int64_t bn_tl_to_i2r16(int32_t type, const uint8_t *data, int32_t m, int32_t k, uint8_t *dst);
+/* Copies TL data made by a packer (e.g. a file checked by bn_tl_to_i2r16)
+ * into dst, recomputing TL2's per-row negative-slot counts from the sign
+ * bits instead of trusting the source's. */
+void bn_tl_adopt(int32_t type, const uint8_t *src, int32_t m, int32_t k, uint8_t *dst);
 /* Weight (-1, 0, 1) of element (r, c) in a TL matrix. */
 int bn_tl_weight(int32_t type, const uint8_t *data, int32_t m, int32_t k, int32_t r, int32_t c);
 /* Default tiling for this machine's caches and the shape (n = activation rows). */

@@ -219,6 +219,37 @@ int64_t bn_tl_to_i2r16(int32_t type, const uint8_t *data, int32_t m, int32_t k, 
     return bad;
 }
 
+void bn_tl_adopt(int32_t type, const uint8_t *src, int32_t m, int32_t k, uint8_t *dst) {
+    const int32_t m_pad = bn_pad_rows(m), s_pad = bn_tl_slots(type, k);
+    const size_t tiles = (size_t)(m_pad / BN_TL_ROWS) * tile_stride(type, s_pad);
+    memcpy(dst, src, tiles);
+    if (type != 2) return;
+    /* the per-row counts of negative slots, from the sign words (a file's own tail is not trusted) */
+    const int32_t groups = s_pad / BN_TL_GROUP_SLOTS;
+    int32_t *negcount = (int32_t *)(dst + tiles);
+    for (int32_t row0 = 0; row0 < m_pad; row0 += BN_TL_ROWS) {
+        const uint8_t *tile = dst + (size_t)(row0 / BN_TL_ROWS) * tile_stride(type, s_pad);
+        int32_t negs[BN_TL_ROWS] = {0};
+        for (int32_t g = 0; g < groups; g++) {
+            const uint8_t *signs = tile + (size_t)g * BN_TL2_GROUP_BYTES + 128;
+            for (int32_t wi = 0; wi < 4; wi++) {
+                uint64_t word = 0;
+                for (int32_t b = 0; b < 8; b++) word |= (uint64_t)signs[8 * wi + b] << (8 * b);
+                /* bit 16·(2·(rr/16) + q) + rr%16 (q = 0, 1) belongs to row rr */
+                for (int32_t half = 0; half < 2; half++)
+                    for (int32_t q = 0; q < 2; q++) {
+                        uint32_t bits = (uint32_t)(word >> (16 * (2 * half + q))) & 0xFFFFu;
+                        while (bits) {
+                            negs[16 * half + __builtin_ctz(bits)]++;
+                            bits &= bits - 1;
+                        }
+                    }
+            }
+        }
+        memcpy(&negcount[row0], negs, sizeof negs);
+    }
+}
+
 int bn_tl_weight(int32_t type, const uint8_t *data, int32_t m, int32_t k, int32_t r, int32_t c) {
     (void)m;
     const int32_t s_pad = bn_tl_slots(type, k), width = slot_width(type);

@@ -277,3 +277,26 @@ extension ModelTests {
         }
     }
 }
+
+extension ModelTests {
+    /// A TL2 file decodes to the same model as a TL1 file of the same weights, and
+    /// every decode kernel agrees on it — including TL2, which adopts the file's
+    /// bytes (with its negative-slot counts recomputed) instead of repacking.
+    func testLookupTableFilesDecodeAndAdoptExactly() throws {
+        let config = Self.tinyConfig(.bitnetB158)
+        let tl1 = try Self.writeModel(config, name: "adopt-tl1", projections: .tl1)
+        let tl2 = try Self.writeModel(config, name: "adopt-tl2", projections: .tl2)
+        defer { unlink(tl1); unlink(tl2) }
+        let input: [Int32] = [4, 8, 15, 16, 23]
+        func run(_ path: String, _ kernel: MatrixKernel) throws -> [[Float]] {
+            let model = try BitNetModel(weights: try ModelWeights(path: path), contextLength: 8, threads: 2,
+                                        kernel: .fixed(kernel))
+            return try input.map { try model.forward([$0]) }
+        }
+        let reference = try run(tl1, .i2s)
+        for kernel in MatrixKernel.allCases {
+            XCTAssertEqual(try run(tl2, kernel), reference, "TL2 file, \(kernel) decoding")
+        }
+        XCTAssertEqual(try run(tl1, .tl1), reference, "TL1 file, adopted")
+    }
+}

@@ -109,6 +109,16 @@ static void check_type(problem *p, int type, const float *yref, const char *what
         for (int c = 0; c < k; c += 1 + k / 9)
             CHECK(bn_tl_weight(type, tl, m, k, r, c) == p->tern[(size_t)r * k + c], "%s TL%d weight (%d,%d)", what,
                   type, r, c);
+    /* adopting packed bytes whose TL2 count tail was clobbered restores it exactly */
+    {
+        uint8_t *src = guarded_alloc(bytes), *adopted = guarded_alloc(bytes);
+        memcpy(src, tl, bytes);
+        if (type == 2) memset(src + bytes - sizeof(int32_t) * (size_t)bn_pad_rows(m), 0x5A, sizeof(int32_t) * (size_t)bn_pad_rows(m));
+        bn_tl_adopt(type, src, m, k, adopted);
+        CHECK(memcmp(adopted, tl, bytes) == 0 && guard_ok(adopted, bytes), "%s TL%d adopt (m=%d k=%d)", what, type, m, k);
+        free(src);
+        free(adopted);
+    }
     /* and back: the I2_R16 bytes, padding included, must be rebuilt exactly */
     const size_t i2bytes = bn_i2r16_bytes(m, k);
     uint8_t *back = guarded_alloc(i2bytes);

@@ -17,6 +17,9 @@ public final class TernaryMatrix: @unchecked Sendable {
     /// TL1/TL2 copy of the weights when `decodeKernel` is a lookup-table kernel
     /// (the I2_R16 copy stays: prompts use the I2_S GEMM).
     private var tlStorage: AlignedBuffer? // bn_tl_bytes(type, m, k)
+    /// The TL bytes this matrix was decoded from (a TL file in a live mapping):
+    /// choosing that kernel copies them instead of repacking.
+    private var tlSource: (type: Int32, bytes: UnsafeRawBufferPointer, owner: AnyObject)?
 
     public static var maxColumns: Int { Int(bn_i2s_max_k()) }
 
@@ -65,8 +68,10 @@ public final class TernaryMatrix: @unchecked Sendable {
 
     /// From one of this engine's TL1/TL2 layouts (`type` 1 or 2, bitnet_kernels.h), e.g. a
     /// `bitnet convert --type tl2` file. Throws if a slot holds an index no packer writes.
+    /// `owner` keeps `bytes` alive (e.g. the file's mapping): then choosing that TL kernel
+    /// for decoding copies them instead of repacking.
     public convenience init(lookupTable type: Int32, bytes: UnsafeRawBufferPointer, rows: Int, cols: Int,
-                            scale: Float) throws {
+                            scale: Float, owner: AnyObject? = nil) throws {
         try self.init(rows: rows, cols: cols, scale: scale)
         let needed = bn_tl_bytes(type, Int32(rows), Int32(cols))
         guard bytes.count >= needed, let base = bytes.baseAddress else {
@@ -75,6 +80,7 @@ public final class TernaryMatrix: @unchecked Sendable {
         let invalid = bn_tl_to_i2r16(type, base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols),
                                      storage.pointer.assumingMemoryBound(to: UInt8.self))
         guard invalid == 0 else { throw KernelError.invalidTableIndices(count: Int(invalid)) }
+        if let owner { tlSource = (type, UnsafeRawBufferPointer(rebasing: bytes[0..<needed]), owner) }
     }
 
     /// From bytes already in the I2_R16 layout (a repacked cache file, or a benchmark's random weights).
@@ -103,6 +109,13 @@ public final class TernaryMatrix: @unchecked Sendable {
         }
         if decodeKernel == kernel { return }
         let buffer = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        if let source = tlSource, source.type == type, let base = source.bytes.baseAddress {
+            bn_tl_adopt(type, base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols),
+                        buffer.pointer.assumingMemoryBound(to: UInt8.self))
+            tlStorage = buffer
+            decodeKernel = kernel
+            return
+        }
         let invalid = bn_tl_from_i2r16(type, storage.pointer.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols),
                                        buffer.pointer.assumingMemoryBound(to: UInt8.self))
         guard invalid == 0 else {

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -36,32 +37,40 @@ public final class ModelWeights: @unchecked Sendable {
             output = tokenEmbedding
             headIsTied = true
         }
-        var layers: [LayerWeights] = []
-        for i in 0..<config.layerCount {
-            let sub = config.architecture.hasSubNorms
-            func norm(_ name: String, _ n: Int, required: Bool) throws -> [Float]? {
-                let full = TensorName.layer(i, name)
-                if !required && file.tensor(named: full) == nil { return nil }
-                return try loader.vector(full, count: n)
-            }
-            func tern(_ name: String, _ rows: Int, _ cols: Int) throws -> TernaryMatrix {
-                try loader.ternary(layer: i, name: name, rows: rows, cols: cols)
-            }
-            layers.append(LayerWeights(
-                attnNorm: try norm(TensorName.attnNorm, h, required: true)!,
-                q: try tern(TensorName.attnQ, config.qDim, h),
-                k: try tern(TensorName.attnK, config.kvDim, h),
-                v: try tern(TensorName.attnV, config.kvDim, h),
-                attnSubNorm: try norm(TensorName.attnSubNorm, config.qDim, required: sub),
-                o: try tern(TensorName.attnOutput, h, config.qDim),
-                ffnNorm: try norm(TensorName.ffnNorm, h, required: true)!,
-                gate: try tern(TensorName.ffnGate, config.ffnSize, h),
-                up: try tern(TensorName.ffnUp, config.ffnSize, h),
-                ffnSubNorm: try norm(TensorName.ffnSubNorm, config.ffnSize, required: sub),
-                down: try tern(TensorName.ffnDown, h, config.ffnSize)))
-            progress?(i + 1, config.layerCount)
+        // layers load concurrently (repacking dominates: ~0.5 s for 2B4T on one core); the
+        // first error in layer order is the one reported, as a serial load would report it
+        let state = ParallelLoad(count: config.layerCount, progress: progress)
+        DispatchQueue.concurrentPerform(iterations: config.layerCount) { i in
+            state.finish(i, Result { try Self.loadLayer(i, config: config, file: file, loader: loader) })
         }
+        let layers = try state.results.map { try $0!.get() }
         self.layers = layers
+    }
+
+    private static func loadLayer(_ i: Int, config: ModelConfig, file: GGUFFile, loader: TensorLoader) throws
+        -> LayerWeights {
+        let h = config.hiddenSize
+        let sub = config.architecture.hasSubNorms
+        func norm(_ name: String, _ n: Int, required: Bool) throws -> [Float]? {
+            let full = TensorName.layer(i, name)
+            if !required && file.tensor(named: full) == nil { return nil }
+            return try loader.vector(full, count: n)
+        }
+        func tern(_ name: String, _ rows: Int, _ cols: Int) throws -> TernaryMatrix {
+            try loader.ternary(layer: i, name: name, rows: rows, cols: cols)
+        }
+        return LayerWeights(
+            attnNorm: try norm(TensorName.attnNorm, h, required: true)!,
+            q: try tern(TensorName.attnQ, config.qDim, h),
+            k: try tern(TensorName.attnK, config.kvDim, h),
+            v: try tern(TensorName.attnV, config.kvDim, h),
+            attnSubNorm: try norm(TensorName.attnSubNorm, config.qDim, required: sub),
+            o: try tern(TensorName.attnOutput, h, config.qDim),
+            ffnNorm: try norm(TensorName.ffnNorm, h, required: true)!,
+            gate: try tern(TensorName.ffnGate, config.ffnSize, h),
+            up: try tern(TensorName.ffnUp, config.ffnSize, h),
+            ffnSubNorm: try norm(TensorName.ffnSubNorm, config.ffnSize, required: sub),
+            down: try tern(TensorName.ffnDown, h, config.ffnSize))
     }
 
     /// Bytes one decoded token reads: every ternary matrix plus the head rows.
@@ -71,5 +80,27 @@ public final class ModelWeights: @unchecked Sendable {
             for m in l.projections { total += m.packedBytes.count }
         }
         return total
+    }
+}
+
+/// Results of the concurrent layer loads, and progress reported under one lock
+/// (the caller's progress bar is not thread-safe).
+private final class ParallelLoad: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var results: [Result<LayerWeights, Error>?]
+    private var done = 0
+    private let progress: ((Int, Int) -> Void)?
+
+    init(count: Int, progress: ((Int, Int) -> Void)?) {
+        results = Array(repeating: nil, count: count)
+        self.progress = progress
+    }
+
+    func finish(_ i: Int, _ result: Result<LayerWeights, Error>) {
+        lock.lock()
+        defer { lock.unlock() }
+        results[i] = result
+        done += 1
+        progress?(done, results.count)
     }
 }

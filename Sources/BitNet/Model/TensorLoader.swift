@@ -144,11 +144,11 @@ struct TensorLoader {
             }
             do {
                 matrix = try TernaryMatrix(lookupTable: type, bytes: UnsafeRawBufferPointer(rebasing: d[0..<packed]),
-                                           rows: rows, cols: cols, scale: scale)
+                                           rows: rows, cols: cols, scale: scale, owner: file)
             } catch let e as KernelError {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.description)
             }
-            release(d)
+            release(d) // a matching --kernel reads them again (from the page cache) to copy them
         case .tl1, .tl2:
             // bitnet.cpp's own TL layouts are permuted for kernels generated per shape; the file does
             // not record the tiling, so only the shapes bitnet.cpp publishes one for can be read
