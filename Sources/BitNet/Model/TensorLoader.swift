@@ -59,7 +59,9 @@ struct TensorLoader {
     }
 
     /// An F16 matrix: used in place from the map, or converted once from F32 /
-    /// BF16 (bitnet.cpp's converters have written F32 embeddings in some versions).
+    /// BF16 (bitnet.cpp's converters have written F32 embeddings in some versions)
+    /// or dequantized once from llama.cpp's block types (Q4_0 ... Q6_K, IQ4_NL, IQ4_XS:
+    /// bitnet.cpp's --quant-embd, llama-quantize's embeddings and heads).
     func half(_ name: String, rows: Int, cols: Int) throws -> HalfMatrix {
         let t = try info(name, dims: [cols, rows])
         switch t.type {
@@ -78,15 +80,35 @@ struct TensorLoader {
             for i in 0..<(rows * cols) {
                 let v = wide ? d.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
                     : Float(bitPattern: UInt32(d.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
-                guard v.isFinite else {
-                    throw ModelError.invalidTensorData(path: path, tensor: name, reason: "element \(i) is \(v)")
+                let h = BlockDequantizer.halfBits(v)
+                guard h & 0x7C00 != 0x7C00 else { // not finite, or beyond F16's range
+                    throw ModelError.invalidTensorData(path: path, tensor: name,
+                                                       reason: "element \(i) is \(v), not representable as F16")
                 }
-                out[i] = Float16(v).bitPattern
+                out[i] = h
             }
             return HalfMatrix(rows: rows, cols: cols, pointer: UnsafePointer(out.baseAddress!), owner: buffer)
+        case let type where BlockDequantizer.supports(type):
+            // llama.cpp block types (--quant-embd, llama-quantize): dequantized once to F16
+            let need: Int
+            do { need = try BlockDequantizer.byteCount(type, rows: rows, cols: cols) } catch {
+                throw ModelError.invalidTensorData(path: path, tensor: name, reason: "\(error)")
+            }
+            let d = try data(t, bytes: need)
+            let buffer = AlignedBuffer(byteCount: rows * cols * 2)
+            do {
+                try BlockDequantizer.dequantizeToHalf(type, UnsafeRawBufferPointer(rebasing: d[0..<need]), rows: rows,
+                                                      cols: cols, into: buffer.typed(UInt16.self).baseAddress!)
+            } catch {
+                throw ModelError.invalidTensorData(path: path, tensor: name, reason: "\(error)")
+            }
+            release(UnsafeRawBufferPointer(rebasing: d[0..<need])) // the F16 copy replaces the file's bytes
+            return HalfMatrix(rows: rows, cols: cols, pointer: UnsafePointer(buffer.typed(UInt16.self).baseAddress!),
+                              owner: buffer)
         default:
-            throw ModelError.unsupportedTensorType(path: path, tensor: name, type: t.type.description,
-                                                   reason: "the embedding/output head must be F16, F32 or BF16")
+            throw ModelError.unsupportedTensorType(
+                path: path, tensor: name, type: t.type.description,
+                reason: "the embedding/output head must be F16, F32, BF16 or \(BlockDequantizer.supportedNames)")
         }
     }
 
