@@ -55,29 +55,7 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         let (model, loadSeconds) = try options.load()
-        let tokenizer: Tokenizer
-        do {
-            tokenizer = try Tokenizer(gguf: model.weights.file)
-        } catch {
-            throw ValidationError("\(model.weights.file.path) has no usable tokenizer metadata (\(error)): chat needs one")
-        }
-
-        let template: ChatTemplate
-        if let name = chatTemplate, let chosen = ChatTemplate(name: name) {
-            template = chosen
-            note("chat template: \(chosen.name) (--chat-template)")
-        } else {
-            let detection = ChatTemplate.detect(gguf: model.weights.file, tokenizer: tokenizer)
-            template = detection.template
-            note("chat template: \(detection.template.name): \(detection.reason)")
-        }
-        let formatter: ChatFormatter
-        do {
-            formatter = try template.formatter(tokenizer: tokenizer)
-        } catch {
-            note("\(error); using plain completion mode instead")
-            formatter = try ChatTemplate.none.formatter(tokenizer: tokenizer)
-        }
+        let (tokenizer, formatter) = try ChatSetup.formatter(for: model, chatTemplate: chatTemplate, command: "chat")
 
         var session = ChatSession(command: self, model: model, tokenizer: tokenizer, formatter: formatter)
         let interactive = isatty(0) != 0
