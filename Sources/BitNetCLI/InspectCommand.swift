@@ -72,6 +72,19 @@ struct InspectCommand: ParsableCommand {
                   String(bytes))
         }
         print("total tensor bytes: \(total) (\(ProgressBar.bytes(Double(total))))")
+        // bitnet.cpp TL files: the tiling is not in the file; say which one will be assumed
+        var tilings: [String: String] = [:]
+        for t in file.tensors {
+            guard let kind = BitNetCppTLLayout.Kind(t.type), t.dims.count >= 2 else { continue }
+            let (m, k) = (t.dims[1], t.dims[0])
+            let entry = BitNetCppTLLayout.published.first { $0.kind == kind && $0.rows == m && $0.cols == k }
+            tilings["\(kind) \(m)×\(k)"] = entry.map { "\($0.tiling) (bitnet.cpp setup_env, \($0.model))" }
+                ?? "no published tiling: this file cannot be loaded (use the model's I2_S file)"
+        }
+        if !tilings.isEmpty {
+            print("\nbitnet.cpp TL layouts (the tiling is not stored in the file):")
+            for (shape, tiling) in tilings.sorted(by: { $0.key < $1.key }) { print("  \(shape.padding(22)) \(tiling)") }
+        }
     }
 }
 
