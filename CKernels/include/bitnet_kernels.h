@@ -316,6 +316,9 @@ size_t bn_i2s_canonical_bytes(int32_t m, int32_t k);  /* ceil(m*k/128)*32, no sc
 void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *dst);
 /* Ternary values w: (m, k) in {-1,0,1} → I2_R16 dst. */
 void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst);
+/* I2_R16 → ternary values w: (m, k) row-major (the inverse of bn_i2r16_pack;
+ * the invalid code 3 reads as +1, as the kernels compute it). */
+void bn_i2r16_unpack(const uint8_t *i2r16, int32_t m, int32_t k, int8_t *w);
 /* Ternary values → canonical I2_S bytes (no scale tail); codes past m*k in the
  * last block are 1 (weight 0). */
 void bn_i2s_canonical_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst);

@@ -106,6 +106,22 @@ void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {
     }
 }
 
+void bn_i2r16_unpack(const uint8_t *i2r16, int32_t m, int32_t k, int8_t *w) {
+    const int32_t k_pad = bn_pad_cols(k);
+    for (int32_t r = 0; r < m; r++) {
+        const uint8_t *grp = i2r16 + bn_i2r16_chunk_offset(k_pad, r / BN_I2R16_ROWS, 0) + (size_t)(r % BN_I2R16_ROWS) * 4;
+        int8_t *row = w + (size_t)r * (size_t)k;
+        for (int32_t c0 = 0; c0 < k; c0 += BN_I2R16_CHUNK_COLS) {
+            const uint8_t *b = grp + (size_t)(c0 / BN_I2R16_CHUNK_COLS) * BN_I2R16_CHUNK_BYTES;
+            const int32_t n = bn_min_i32(BN_I2R16_CHUNK_COLS, k - c0);
+            for (int32_t i = 0; i < n; i++) {
+                const int code = (b[i & 3] >> (2 * (i >> 2))) & 3;
+                row[c0 + i] = (int8_t)(code == 3 ? 1 : code - 1);
+            }
+        }
+    }
+}
+
 void bn_i2s_canonical_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {
     const size_t n = (size_t)m * (size_t)k;
     memset(dst, 0x55, bn_i2s_canonical_bytes(m, k));

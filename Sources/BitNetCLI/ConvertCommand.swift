@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import BitNet
 
@@ -12,10 +13,14 @@ struct ConvertCommand: ParsableCommand {
         ternarized per tensor; packed uint8 + weight_scale checkpoints (bitnet-b1.58-2B-4T, Llama3-8B-1.58, \
         Falcon3-1.58bit) are unpacked. Llama-family models get the Q/K row permutation for adjacent-pair RoPE. \
         The file is written under a temporary name, re-read and checked, and only then renamed to -o.
+
+        Given a GGUF file instead of a folder, convert re-encodes its ternary projections with --type \
+        (e.g. a llama.cpp TQ2_0 or bitnet.cpp TL2 file → I2_S, or I2_S → TQ2_0 for llama.cpp) and copies \
+        every other tensor and key.
         """
     )
 
-    @Argument(help: "The Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer files).")
+    @Argument(help: "The Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer files), or a GGUF model to re-encode with another --type.")
     var folder: String
 
     @Option(name: .shortAndLong, help: "Output GGUF path (not needed with --dry-run).")
@@ -41,6 +46,10 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         guard dryRun || output != nil else { throw ValidationError("give -o <out.gguf>, or --dry-run") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return try reencode()
+        }
         let options = ConversionOptions(projectionType: projectionType, embeddingType: embeddingType,
                                         preTokenizer: pre, name: name)
         let start = Stopwatch.now()
@@ -77,6 +86,39 @@ struct ConvertCommand: ParsableCommand {
              "\(ProgressBar.bytes(Double(report.fileBytes))) in \(format2(seconds)) s; checked by re-reading")
         note("peak memory (VmHWM): \(peak.map { ProgressBar.bytes(Double($0)) } ?? "unknown"); largest source tensor " +
              ProgressBar.bytes(Double(plan.largestSourceBytes)))
+    }
+
+    /// A GGUF model in, the same model with its projections in --type out.
+    private func reencode() throws {
+        guard let type = GGUFModelLayout.ProjectionType(name: projectionType) else {
+            throw ValidationError("unknown --type '\(projectionType)'; known: \(GGUFModelLayout.ProjectionType.names)")
+        }
+        for (flag, given) in [("--pre", pre != nil), ("--name", name != nil), ("--embedding-type", embeddingType != "f16")] where given {
+            throw ValidationError("\(flag) applies to Hugging Face checkpoints; a GGUF input keeps its tokenizer, name and embedding")
+        }
+        let start = Stopwatch.now()
+        let reencoder = try GGUFReencoder(source: try GGUFFile(path: folder), projectionType: type)
+        let c = reencoder.config
+        if dryRun {
+            note("\(folder): \(c.architectureName), \(c.layerCount) layers; projections would be written as \(type.name)")
+            return
+        }
+        guard let output else { return }
+        var bar: ProgressBar?
+        try reencoder.write(to: output) { done, total in
+            if bar == nil { bar = ProgressBar(label: "convert", total: Double(total), unit: ProgressBar.bytes) }
+            bar?.update(Double(done))
+        }
+        bar?.finish()
+        _ = try ModelWeights(path: output) // re-read: every tensor must load back
+        let bytes = (try? GGUFFile(path: output).fileSize) ?? 0
+        let seconds = Stopwatch.now() - start
+        if json {
+            print(Self.object([("output", Self.string(output)), ("bytes", String(bytes)), ("type", Self.string(type.name)),
+                               ("seconds", String(format2(seconds)))]))
+        }
+        note("wrote \(output): \(c.architectureName), projections \(type.name), \(ProgressBar.bytes(Double(bytes))) " +
+             "in \(format2(seconds)) s; checked by re-reading")
     }
 
     private func format2(_ x: Double) -> String { String(Double(Int(x * 100)) / 100) }

@@ -95,8 +95,16 @@ static problem make_problem(int m, int k, int n, int wkind, int xkind) {
     p.tern = malloc((size_t)m * (size_t)k);
     for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
         p.tern[i] = wkind == W_RANDOM ? (int8_t)((int)(rnd() % 3) - 1) : wkind == W_PLUS ? 1 : wkind == W_MINUS ? -1 : 0;
-    p.packed = malloc(bn_i2r16_bytes(m, k));
+    p.packed = guarded_alloc(bn_i2r16_bytes(m, k));
     bn_i2r16_pack(p.tern, m, k, p.packed);
+    CHECK(guard_ok(p.packed, bn_i2r16_bytes(m, k)), "I2_R16 pack overran (m=%d k=%d)", m, k);
+    {   /* the unpacked values are the packed ones, exactly */
+        int8_t *back = guarded_alloc((size_t)m * (size_t)k);
+        bn_i2r16_unpack(p.packed, m, k, back);
+        CHECK(memcmp(back, p.tern, (size_t)m * (size_t)k) == 0 && guard_ok(back, (size_t)m * (size_t)k),
+              "I2_R16 unpack round trip (m=%d k=%d)", m, k);
+        free(back);
+    }
     p.canon = malloc(bn_i2s_canonical_bytes(m, k));
     bn_i2s_canonical_pack(p.tern, m, k, p.canon);
     p.x = calloc((size_t)n * (size_t)p.k_pad, 1);

@@ -38,6 +38,20 @@ public struct GGUFModelLayout: Sendable {
             }
         }
 
+        /// The CLI spelling.
+        public var name: String {
+            switch self {
+            case .i2s: return "i2_s"
+            case .f16: return "f16"
+            case .tq2_0: return "tq2_0"
+            case .tq1_0: return "tq1_0"
+            case .tl1: return "tl1"
+            case .tl2: return "tl2"
+            case .bitnetcppTL1: return "bitnetcpp-tl1"
+            case .bitnetcppTL2: return "bitnetcpp-tl2"
+            }
+        }
+
         /// bitnet.cpp's layout kind, for the two types written in its TL layouts.
         public var bitnetCppKind: BitNetCppTLLayout.Kind? {
             self == .bitnetcppTL1 ? .tl1 : (self == .bitnetcppTL2 ? .tl2 : nil)

@@ -138,7 +138,7 @@ struct TensorEncoder {
         let source = Self.rowMap(rows: rows, permuteHeads: permuteHeads)
 
         // pass 2: codes, row by row in output order
-        try emitTernary(rows: rows, cols: cols, scale: scale, entry: entry, to: &sink, written: written) { r, out in
+        try Self.emitTernary(rows: rows, cols: cols, scale: scale, entry: entry, to: &sink, written: written) { r, out in
             buffer.withUnsafeMutableBufferPointer {
                 Self.load(bytes, dtype: t.dtype, start: source(r) * cols, count: cols, into: $0.baseAddress!)
             }
@@ -168,7 +168,7 @@ struct TensorEncoder {
         }
         let quarter = rows / 4
         let source = Self.rowMap(rows: rows, permuteHeads: permuteHeads)
-        try emitTernary(rows: rows, cols: cols, scale: scale, entry: entry, to: &sink, written: written) { r, out in
+        try Self.emitTernary(rows: rows, cols: cols, scale: scale, entry: entry, to: &sink, written: written) { r, out in
             let s = source(r)
             let row = base + (s % quarter) * cols
             let shift = UInt8(2 * (s / quarter))
@@ -187,7 +187,7 @@ struct TensorEncoder {
     /// f32 scale), as TQ2_0/TQ1_0 blocks (f16 d = the scale), or as F16 values t·s. `fill(r, out)` writes output row r's
     /// `cols` values. Chunks hold whole 128-element I2_S blocks, so each is
     /// packed independently.
-    private func emitTernary(rows: Int, cols: Int, scale: Float, entry: GGUFModelLayout.Entry,
+    static func emitTernary(rows: Int, cols: Int, scale: Float, entry: GGUFModelLayout.Entry,
                              to sink: inout GGUFWriter.Sink, written: (Int) -> Void,
                              fill: (Int, UnsafeMutablePointer<Int8>) throws -> Void) throws {
         if let kind = BitNetCppTLLayout.Kind(entry.type) {

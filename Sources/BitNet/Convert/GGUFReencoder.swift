@@ -1,0 +1,90 @@
+import CKernels
+
+/// Rewrites a GGUF model with its ternary projections stored in another type —
+/// e.g. a llama.cpp TQ2_0 file or a bitnet.cpp TL2 file as bitnet.cpp's I2_S,
+/// or an I2_S file as TQ2_0 for llama.cpp — without Python or the original
+/// checkpoint. Every other tensor and every metadata key is copied as is
+/// (`general.file_type` follows the new type); a projection's separate
+/// per-tensor output scale (1bitLLM's `blk.N.*.scale`) is folded into the
+/// weight scale, as the engine applies it at load. Streams tensor by tensor
+/// to a temporary name, renamed when complete.
+public struct GGUFReencoder {
+    public let source: GGUFFile
+    public let projectionType: GGUFModelLayout.ProjectionType
+    public let config: ModelConfig
+    private let layout: GGUFModelLayout
+    /// Projection tensor name → (layer, short name, rows M, cols K).
+    private let projections: [String: (Int, String, Int, Int)]
+
+    public init(source: GGUFFile, projectionType: GGUFModelLayout.ProjectionType) throws {
+        self.source = source
+        self.projectionType = projectionType
+        config = try ModelConfig(gguf: source)
+        layout = GGUFModelLayout(config: config, name: "", projectionType: projectionType)
+        let key = "--type \(projectionType.name)"
+        if let problem = layout.unsupportedShapes {
+            throw ConvertError.invalidConfig(path: source.path, key: key, reason: problem)
+        }
+        if projectionType == .tq2_0 || projectionType == .tq1_0,
+           let odd = layout.projections().first(where: { $0.2 % 256 != 0 }) {
+            throw ConvertError.invalidConfig(path: source.path, key: key, reason: "TQ blocks need every input width " +
+                                             "to be a multiple of 256 (\(odd.0) has \(odd.2)); use i2_s")
+        }
+        var map: [String: (Int, String, Int, Int)] = [:]
+        for layer in 0..<config.layerCount {
+            for (name, rows, cols) in layout.projections() { map[TensorName.layer(layer, name)] = (layer, name, rows, cols) }
+        }
+        projections = map
+    }
+
+    /// Tensors folded into a projection's scale, so not written.
+    private var folded: Set<String> {
+        Set(projections.values.map { TensorName.layerScale($0.0, $0.1) })
+    }
+
+    /// Writes the re-encoded model; `progress(bytesWritten, totalBytes)`.
+    public func write(to path: String, progress: ((Int, Int) -> Void)? = nil) throws {
+        var writer = GGUFWriter(alignment: source.alignment)
+        // same keys in the same order; only the file type changes
+        for key in source.metadataKeys {
+            if let value = source.metadata[key] {
+                writer.set(key, key == "general.file_type" ? .uint32(layout.fileType) : value)
+            }
+        }
+        if source.metadata["general.file_type"] == nil { writer.set("general.file_type", .uint32(layout.fileType)) }
+        let entries = Dictionary(uniqueKeysWithValues: layout.tensors.map { ($0.name, $0) })
+        let skip = folded
+        var order: [GGUFTensorInfo] = []
+        for t in source.tensors where !skip.contains(t.name) {
+            if projections[t.name] != nil, let e = entries[t.name] {
+                let explicit = e.type == .i2_s || e.type == .tl1 || e.type == .tl2
+                try writer.addTensor(name: t.name, dims: e.dims, type: e.type, byteCount: explicit ? e.byteCount : nil)
+            } else {
+                try writer.addTensor(name: t.name, dims: t.dims, type: t.type,
+                                     byteCount: t.type.hasKnownSize ? nil : t.extent)
+            }
+            order.append(t)
+        }
+        let loader = TensorLoader(file: source)
+        var index = 0
+        try writer.write(to: path, progress: progress) { info, sink in
+            let t = order[index]
+            index += 1
+            guard let (layer, name, rows, cols) = projections[t.name], let entry = entries[t.name] else {
+                let bytes = source.data(for: t)
+                try sink.write(UnsafeRawBufferPointer(rebasing: bytes[0..<(info.byteCount ?? t.extent)]))
+                return
+            }
+            let matrix = try loader.ternary(layer: layer, name: name, rows: rows, cols: cols)
+            var values = [Int8](repeating: 0, count: rows * cols) // (rows, cols) row-major
+            values.withUnsafeMutableBufferPointer { v in
+                bn_i2r16_unpack(matrix.packedBytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(rows),
+                                Int32(cols), v.baseAddress!)
+            }
+            try TensorEncoder.emitTernary(rows: rows, cols: cols, scale: matrix.scale, entry: entry, to: &sink,
+                                          written: { _ in }) { r, out in
+                values.withUnsafeBufferPointer { v in out.update(from: v.baseAddress! + r * cols, count: cols) }
+            }
+        }
+    }
+}
