@@ -153,7 +153,10 @@ typedef void (*bn_rope_fn)(float *x, int32_t heads, int32_t head_dim, const floa
  *   q: (n_heads, hd); k, v: (T, kv_stride) with head g at offset g·hd;
  *   query head h reads kv head h / (n_heads / n_kv_heads) (GQA);
  *   out[h] = Σ_t softmax_t(scale · q[h]·k[t]) · v[t];  out: (n_heads, hd)
- *   scores: scratch of ≥ T floats owned by the calling thread. */
+ *   scores: scratch of ≥ BN_ATTN_GROUP·T floats owned by the calling thread
+ *   (the query heads of one kv head are computed together, up to BN_ATTN_GROUP
+ *   at a time, so the cache is read once per group). */
+enum { BN_ATTN_GROUP = 8 };
 typedef void (*bn_attention_fn)(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                                 int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                                 float *out, int32_t head_begin, int32_t head_end);

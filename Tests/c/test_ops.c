@@ -521,7 +521,8 @@ static void test_f16_gemm(void) {
 
 static void test_attention(void) {
     static const int Ts[] = {1, 2, 17, 300};
-    static const int heads[][2] = {{4, 4}, {8, 2}, {20, 5}};
+    /* GQA groups of 1, 4, 4 and 20 (more than BN_ATTN_GROUP: split) */
+    static const int heads[][2] = {{4, 4}, {8, 2}, {20, 5}, {20, 1}};
     static const int hds[] = {1, 3, 64, 128};
     double worst = 0;
     for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
@@ -566,15 +567,23 @@ static void test_attention(void) {
                 for (int ii = 0; ii < N_ISAS; ii++) {
                     const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
                     if (!kt) continue;
-                    float *out = guarded_alloc(qbytes), *scores = guarded_alloc(sizeof(float) * T);
+                    const size_t sbytes = sizeof(float) * BN_ATTN_GROUP * (size_t)T;
+                    float *out = guarded_alloc(qbytes), *scores = guarded_alloc(sbytes);
                     /* two threads' worth of heads: [0, H/2 + 1) and the rest */
                     const int cut = H / 2 + 1;
                     kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, 0, cut);
                     for (int i = cut * hd; i < H * hd; i++)
                         CHECK(bits_of(out[i]) == 0xCDCDCDCDu, "%s attention wrote a head outside its range", kt->name);
                     kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, cut, H);
-                    CHECK(guard_ok(out, qbytes) && guard_ok(scores, sizeof(float) * T), "%s attention overran (T=%d H=%d hd=%d)",
+                    CHECK(guard_ok(out, qbytes) && guard_ok(scores, sbytes), "%s attention overran (T=%d H=%d hd=%d)",
                           kt->name, T, H, hd);
+                    {   /* one head per call gives the same bits as the grouped calls */
+                        float *single = guarded_alloc(qbytes);
+                        for (int h = 0; h < H; h++) kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, single, h, h + 1);
+                        CHECK(memcmp(single, out, qbytes) == 0, "%s attention depends on the head grouping (T=%d H=%d KV=%d)",
+                              kt->name, T, H, KV);
+                        free(single);
+                    }
                     for (int i = 0; i < H * hd; i++) {
                         const double want = ref ? ref[i] : exact[i];
                         const double err = fabs((double)out[i] - want);

@@ -23,7 +23,7 @@
  * = 16 accumulators + 4 converted weight vectors (of 32 zmm). TOKEN_BLOCK
  * activation rows (k = 2560: 160 KB) stay in L2 while a 4-row tile of
  * weights (20 KB) stays in L1. */
-enum { GEMM_ROWS = 4, GEMM_TOKENS = 4, TOKEN_BLOCK = 16, ATTN_KEYS = 8, PREFETCH_BYTES = 4096 };
+enum { GEMM_ROWS = 4, GEMM_TOKENS = 4, TOKEN_BLOCK = 16, ATTN_KEYS = 8, ATTN_AHEAD = 2, PREFETCH_BYTES = 4096 };
 
 BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
     return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
@@ -288,58 +288,116 @@ BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, 
 
 /* ---- attention ----------------------------------------------------------------- */
 
-// q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
+/* out[g] = Σ_t p_g[t]·v[t] for G heads sharing one kv head, S·16 columns per
+ * pass: each value row chunk is loaded once for all G heads, and the 2·G·S
+ * accumulators (even and odd positions apart, for independent FMA chains)
+ * stay in registers because G and S are compile-time constants. Every output
+ * element is the same two chains whatever G and S are, so grouping never
+ * changes a result. p_g = scores + g·T; out[g] = out + g·hd. */
+BN_INLINE BN_AVX512 void values_group(const int G, const int S, const float *vh, size_t stride, int32_t T,
+                                      int32_t hd, const float *scores, float *out) {
+    for (int32_t d = 0; d < hd; d += 16 * S) {
+        __mmask16 m[4];
+        for (int s = 0; s < S; s++) m[s] = hd - d - 16 * s > 0 ? mask16(hd - d - 16 * s) : (__mmask16)0;
+        __m512 even[BN_ATTN_GROUP][4], odd[BN_ATTN_GROUP][4];
+        for (int g = 0; g < G; g++)
+            for (int s = 0; s < S; s++) even[g][s] = odd[g][s] = _mm512_setzero_ps();
+        int32_t t2 = 0;
+        for (; t2 + 2 <= T; t2 += 2) {
+            const float *v0 = vh + (size_t)t2 * stride + d;
+            __m512 a[4], b[4];
+            for (int s = 0; s < S; s++) { /* this pass's columns, ATTN_AHEAD key blocks ahead */
+                _mm_prefetch((const char *)(v0 + (size_t)(ATTN_AHEAD * ATTN_KEYS) * stride + 16 * s), _MM_HINT_T0);
+                _mm_prefetch((const char *)(v0 + (size_t)(ATTN_AHEAD * ATTN_KEYS + 1) * stride + 16 * s), _MM_HINT_T0);
+            }
+            for (int s = 0; s < S; s++) {
+                a[s] = _mm512_maskz_loadu_ps(m[s], v0 + 16 * s);
+                b[s] = _mm512_maskz_loadu_ps(m[s], v0 + stride + 16 * s);
+            }
+            for (int g = 0; g < G; g++) {
+                const float *p = scores + (size_t)g * (size_t)T + t2;
+                const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[1]);
+                for (int s = 0; s < S; s++) {
+                    even[g][s] = _mm512_fmadd_ps(p0, a[s], even[g][s]);
+                    odd[g][s] = _mm512_fmadd_ps(p1, b[s], odd[g][s]);
+                }
+            }
+        }
+        if (t2 < T) {
+            const float *v0 = vh + (size_t)t2 * stride + d;
+            for (int s = 0; s < S; s++) {
+                const __m512 a = _mm512_maskz_loadu_ps(m[s], v0 + 16 * s);
+                for (int g = 0; g < G; g++)
+                    even[g][s] = _mm512_fmadd_ps(_mm512_set1_ps(scores[(size_t)g * (size_t)T + t2]), a, even[g][s]);
+            }
+        }
+        for (int g = 0; g < G; g++)
+            for (int s = 0; s < S; s++)
+                _mm512_mask_storeu_ps(out + (size_t)g * (size_t)hd + d + 16 * s, m[s],
+                                      _mm512_add_ps(even[g][s], odd[g][s]));
+    }
+}
+
+/* The query heads that share a kv head (GQA: 4 in 2B4T) are processed
+ * together, up to BN_ATTN_GROUP at a time, so each cached key and value row is
+ * read once per group rather than once per head (re-reading a head's 1.5 MB
+ * of cache at 1,500 positions from L3 cost more than the arithmetic). Per head
+ * the arithmetic is unchanged, so results do not depend on the grouping.
+ * q: (n_heads, hd), k, v: (T, kv_stride), scores: (BN_ATTN_GROUP, T) scratch →
+ * out: (n_heads, hd), heads [head_begin, head_end) */
 BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                                    int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                                    float *out, int32_t head_begin, int32_t head_end) {
     const int32_t group = n_heads / n_kv_heads;
     const __m256 vscale = _mm256_set1_ps(scale);
     const size_t stride = (size_t)kv_stride;
-    for (int32_t h = head_begin; h < head_end; h++) {
-        const float *qh = q + (size_t)h * (size_t)hd;
-        const size_t off = (size_t)(h / group) * (size_t)hd;
-        /* scores: ATTN_KEYS cached positions at a time, one q load per 8 FMAs,
-         * then one transposing reduction for all of them */
+    for (int32_t h0 = head_begin; h0 < head_end;) {
+        const int32_t kv = h0 / group;
+        const int32_t h1 = bn_min_i32(bn_min_i32(head_end, (kv + 1) * group), h0 + BN_ATTN_GROUP);
+        const int32_t G = h1 - h0;
+        const size_t off = (size_t)kv * (size_t)hd;
+        /* scores: ATTN_KEYS cached positions at a time (their keys stay in L1
+         * for every head of the group), one q load per 8 FMAs, then one
+         * transposing reduction */
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
             const float *kt = k + (size_t)t * stride + off;
-            __m512 acc[ATTN_KEYS];
-            for (int i = 0; i < ATTN_KEYS; i++) acc[i] = _mm512_setzero_ps();
-            for (int32_t d = 0; d < hd; d += 16) {
-                const __mmask16 m = mask16(hd - d);
-                const __m512 qv = _mm512_maskz_loadu_ps(m, qh + d);
-                for (int i = 0; i < ATTN_KEYS; i++)
-                    acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kt + (size_t)i * stride + d), acc[i]);
-            }
-            _mm256_storeu_ps(scores + t, _mm256_mul_ps(vscale, hsum8x16(acc)));
-        }
-        for (; t < T; t++) scores[t] = scale * bn_dot_avx512(qh, k + (size_t)t * stride + off, hd);
-        bn_softmax_avx512(scores, T);
-        /* out = Σ_t p_t·v_t, 64 columns at a time in registers; even and odd
-         * positions go to separate accumulators to keep 8 FMA chains */
-        float *oh = out + (size_t)h * (size_t)hd;
-        const float *vh = v + off;
-        for (int32_t d = 0; d < hd; d += 64) {
-            __mmask16 m[4];
-            for (int j = 0; j < 4; j++) m[j] = hd - d - 16 * j > 0 ? mask16(hd - d - 16 * j) : (__mmask16)0;
-            __m512 a[8];
-            for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_ps();
-            int32_t t2 = 0;
-            for (; t2 + 2 <= T; t2 += 2) {
-                const __m512 p0 = _mm512_set1_ps(scores[t2]), p1 = _mm512_set1_ps(scores[t2 + 1]);
-                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
-                for (int j = 0; j < 4; j++) {
-                    a[j] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[j], v0 + 16 * j), a[j]);
-                    a[4 + j] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m[j], v1 + 16 * j), a[4 + j]);
+            /* the hardware prefetchers do not keep up with this stream (11 GB/s
+             * from DRAM without these): fetch the keys ATTN_AHEAD blocks ahead */
+            for (int i = 0; i < ATTN_KEYS; i++)
+                for (int32_t d = 0; d < hd; d += 16)
+                    _mm_prefetch((const char *)(kt + (size_t)(i + ATTN_AHEAD * ATTN_KEYS) * stride + d), _MM_HINT_T0);
+            for (int32_t g = 0; g < G; g++) {
+                const float *qh = q + (size_t)(h0 + g) * (size_t)hd;
+                __m512 acc[ATTN_KEYS];
+                for (int i = 0; i < ATTN_KEYS; i++) acc[i] = _mm512_setzero_ps();
+                for (int32_t d = 0; d < hd; d += 16) {
+                    const __mmask16 m = mask16(hd - d);
+                    const __m512 qv = _mm512_maskz_loadu_ps(m, qh + d);
+                    for (int i = 0; i < ATTN_KEYS; i++)
+                        acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kt + (size_t)i * stride + d), acc[i]);
                 }
+                _mm256_storeu_ps(scores + (size_t)g * (size_t)T + t, _mm256_mul_ps(vscale, hsum8x16(acc)));
             }
-            if (t2 < T) {
-                const __m512 p0 = _mm512_set1_ps(scores[t2]);
-                const float *v0 = vh + (size_t)t2 * stride + d;
-                for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[j], v0 + 16 * j), a[j]);
-            }
-            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(oh + d + 16 * j, m[j], _mm512_add_ps(a[j], a[4 + j]));
         }
+        for (; t < T; t++)
+            for (int32_t g = 0; g < G; g++)
+                scores[(size_t)g * (size_t)T + t] =
+                    scale * bn_dot_avx512(q + (size_t)(h0 + g) * (size_t)hd, k + (size_t)t * stride + off, hd);
+        for (int32_t g = 0; g < G; g++) bn_softmax_avx512(scores + (size_t)g * (size_t)T, T);
+        const float *vh = v + off;
+        float *oh = out + (size_t)h0 * (size_t)hd;
+        switch (G) { /* S = 4, 2 or 1 column vectors per pass: at most 24 zmm live */
+        case 1: values_group(1, 4, vh, stride, T, hd, scores, oh); break;
+        case 2: values_group(2, 4, vh, stride, T, hd, scores, oh); break;
+        case 3: values_group(3, 2, vh, stride, T, hd, scores, oh); break;
+        case 4: values_group(4, 2, vh, stride, T, hd, scores, oh); break;
+        case 5: values_group(5, 1, vh, stride, T, hd, scores, oh); break;
+        case 6: values_group(6, 1, vh, stride, T, hd, scores, oh); break;
+        case 7: values_group(7, 1, vh, stride, T, hd, scores, oh); break;
+        default: values_group(8, 1, vh, stride, T, hd, scores, oh); break;
+        }
+        h0 = h1;
     }
 }
 #endif

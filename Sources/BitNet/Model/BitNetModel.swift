@@ -54,7 +54,7 @@ public final class BitNetModel: @unchecked Sendable {
         let threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         pool = try WorkerPool(threads: max(1, threadCount))
         self.batchSize = max(1, batchSize)
-        cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim)
+        cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
         state = try RunState(config: c, batchCapacity: self.batchSize, contextLength: ctx, threads: pool.threads)
         q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
         let matrices = weights.layers.flatMap(\.projections)
@@ -140,12 +140,11 @@ public final class BitNetModel: @unchecked Sendable {
                          c.ropeIsNeoX ? 1 : 0)
                 ops.rope(k + t * kvDim, Int32(c.kvHeadCount), Int32(c.headDim), cosTable + pos * half,
                          sinTable + pos * half, c.ropeIsNeoX ? 1 : 0)
-                cache.keyRow(layer: l, position: pos).update(from: k + t * kvDim, count: kvDim)
-                cache.valueRow(layer: l, position: pos).update(from: v + t * kvDim, count: kvDim)
+                cache.store(layer: l, position: pos, keys: k + t * kvDim, values: v + t * kvDim)
             }
-            var job = AttentionJob(table: kernels.table, q: q, keys: cache.keyRow(layer: l, position: 0),
-                                   values: cache.valueRow(layer: l, position: 0), out: att,
-                                   scores: s.scores.typed(Float.self).baseAddress!, scoreStride: Int32(cache.capacity),
+            var job = AttentionJob(table: kernels.table, q: q, keys: cache.keyBase(layer: l),
+                                   values: cache.valueBase(layer: l), headStride: cache.headStride, out: att,
+                                   scores: s.scores.typed(Float.self).baseAddress!, scoreStride: Int32(RunState.scoreStride(contextLength: cache.capacity)),
                                    tokens: Int32(n), startPosition: Int32(p), heads: Int32(c.headCount),
                                    kvHeads: Int32(c.kvHeadCount), headDim: Int32(c.headDim),
                                    scale: 1 / Float(c.headDim).squareRoot())

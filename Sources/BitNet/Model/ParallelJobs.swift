@@ -6,8 +6,9 @@ import CKernels
 struct AttentionJob {
     var table: UnsafePointer<bn_kernels>
     var q: UnsafePointer<Float> // (n, qDim)
-    var keys: UnsafePointer<Float> // (capacity, kvDim) of this layer
+    var keys: UnsafePointer<Float> // (kvHeads, capacity, headDim) of this layer
     var values: UnsafePointer<Float>
+    var headStride: Int // floats from one kv head's block to the next
     var out: UnsafeMutablePointer<Float> // (n, qDim)
     var scores: UnsafeMutablePointer<Float> // (threads, scoreStride)
     var scoreStride: Int32
@@ -22,16 +23,18 @@ struct AttentionJob {
         let j = ctx!.assumingMemoryBound(to: AttentionJob.self).pointee
         let units = Int(j.tokens) * Int(j.heads)
         let begin = units * Int(ith) / Int(nth), end = units * Int(ith + 1) / Int(nth)
-        let qDim = Int(j.heads) * Int(j.headDim), kvDim = Int(j.kvHeads) * Int(j.headDim)
+        let hd = Int(j.headDim), qDim = Int(j.heads) * hd, group = Int(j.heads / j.kvHeads)
         let scores = j.scores + Int(ith) * Int(j.scoreStride)
         var u = begin
         while u < end {
-            // contiguous heads of one token in one call
-            let t = u / Int(j.heads), h0 = u % Int(j.heads)
-            let h1 = min(Int(j.heads), h0 + (end - u))
-            j.table.pointee.attention(j.q + t * qDim, j.keys, j.values, Int32(kvDim), j.startPosition + Int32(t) + 1,
-                                      j.heads, j.kvHeads, j.headDim, j.scale, scores, j.out + t * qDim,
-                                      Int32(h0), Int32(h1))
+            // contiguous heads of one token sharing one kv head, in one call: the kernel sees that
+            // head's (positions, headDim) block as a cache of one kv head with rows of headDim floats
+            let t = u / Int(j.heads), h0 = u % Int(j.heads), g = h0 / group
+            let h1 = min(Int(j.heads), h0 + (end - u), (g + 1) * group)
+            let first = g * group * hd
+            j.table.pointee.attention(j.q + t * qDim + first, j.keys + g * j.headStride, j.values + g * j.headStride,
+                                      j.headDim, j.startPosition + Int32(t) + 1, Int32(group), 1, j.headDim, j.scale,
+                                      scores, j.out + t * qDim + first, Int32(h0 - g * group), Int32(h1 - g * group))
             u += h1 - h0
         }
     }

@@ -1,3 +1,4 @@
+import CKernels
 /// Activation buffers for a batch of up to `batchCapacity` tokens, allocated
 /// once per model so the forward pass allocates nothing.
 #if canImport(Glibc)
@@ -16,12 +17,15 @@ final class RunState: @unchecked Sendable {
     let att: AlignedBuffer // (B, qDim) attention output
     let gate: AlignedBuffer // (B, ffn)
     let up: AlignedBuffer // (B, ffn)
-    let scores: AlignedBuffer // (threads, context) attention scratch per thread
+    let scores: AlignedBuffer // (threads, BN_ATTN_GROUP, context) attention scratch per thread
     let actsHidden: QuantizedActivations // (B, hidden)
     let actsQ: QuantizedActivations // (B, qDim)
     let actsFFN: QuantizedActivations // (B, ffn)
     let ropeCos: AlignedBuffer // (context, headDim/2)
     let ropeSin: AlignedBuffer // (context, headDim/2)
+
+    /// Floats of attention scratch per thread: the scores of up to BN_ATTN_GROUP heads.
+    static func scoreStride(contextLength: Int) -> Int { Int(BN_ATTN_GROUP) * contextLength }
 
     init(config c: ModelConfig, batchCapacity b: Int, contextLength: Int, threads: Int) throws {
         batchCapacity = b
@@ -34,7 +38,7 @@ final class RunState: @unchecked Sendable {
         att = floats(b * c.qDim)
         gate = floats(b * c.ffnSize)
         up = floats(b * c.ffnSize)
-        scores = floats(threads * contextLength)
+        scores = floats(threads * Self.scoreStride(contextLength: contextLength))
         actsHidden = try QuantizedActivations(capacity: b, cols: c.hiddenSize)
         actsQ = try QuantizedActivations(capacity: b, cols: c.qDim)
         actsFFN = try QuantizedActivations(capacity: b, cols: c.ffnSize)
