@@ -28,26 +28,44 @@ public struct OpenAIResponse: Sendable {
         w.field("model", model)
     }
 
+    /// How a choice carries its text: a whole message, a stream delta, or a stream's closing chunk.
+    private enum Payload { case message, delta(role: Bool), closing }
+
+    /// The one choice of a response or chunk (`finish` nil: still streaming).
+    private func choices(_ w: inout JSONWriter, text: String, payload: Payload, finish: String?) {
+        w.array("choices") { w in
+            w.object { c in
+                c.field("index", 0)
+                if kind == .chat {
+                    switch payload {
+                    case .message:
+                        c.object("message") { m in
+                            m.field("role", "assistant")
+                            m.field("content", text)
+                        }
+                    case .delta(let role):
+                        c.object("delta") { d in
+                            if role { d.field("role", "assistant") }
+                            d.field("content", text)
+                        }
+                    case .closing:
+                        c.object("delta") { _ in }
+                    }
+                } else {
+                    c.field("text", text)
+                }
+                c.nullField("logprobs")
+                if let finish { c.field("finish_reason", finish) } else { c.nullField("finish_reason") }
+            }
+        }
+    }
+
     /// The whole response of a request that was not streamed.
     public func complete(_ outcome: CompletionOutcome) -> String {
         var w = JSONWriter()
         w.object { w in
             header(&w, object: objectName)
-            w.array("choices") { w in
-                w.object { c in
-                    c.field("index", 0)
-                    if kind == .chat {
-                        c.object("message") { m in
-                            m.field("role", "assistant")
-                            m.field("content", outcome.text)
-                        }
-                    } else {
-                        c.field("text", outcome.text)
-                    }
-                    c.nullField("logprobs")
-                    c.field("finish_reason", outcome.openAIFinishReason)
-                }
-            }
+            choices(&w, text: outcome.text, payload: .message, finish: outcome.openAIFinishReason)
             Self.usage(&w, outcome)
             Self.timings(&w, outcome)
         }
@@ -59,21 +77,7 @@ public struct OpenAIResponse: Sendable {
         var w = JSONWriter()
         w.object { w in
             header(&w, object: chunkObjectName)
-            w.array("choices") { w in
-                w.object { c in
-                    c.field("index", 0)
-                    if kind == .chat {
-                        c.object("delta") { d in
-                            if role { d.field("role", "assistant") }
-                            d.field("content", text)
-                        }
-                    } else {
-                        c.field("text", text)
-                    }
-                    c.nullField("logprobs")
-                    c.nullField("finish_reason")
-                }
-            }
+            choices(&w, text: text, payload: .delta(role: role), finish: nil)
         }
         return w.text
     }
@@ -83,18 +87,7 @@ public struct OpenAIResponse: Sendable {
         var w = JSONWriter()
         w.object { w in
             header(&w, object: chunkObjectName)
-            w.array("choices") { w in
-                w.object { c in
-                    c.field("index", 0)
-                    if kind == .chat {
-                        c.object("delta") { _ in }
-                    } else {
-                        c.field("text", "")
-                    }
-                    c.nullField("logprobs")
-                    c.field("finish_reason", outcome.openAIFinishReason)
-                }
-            }
+            choices(&w, text: "", payload: .closing, finish: outcome.openAIFinishReason)
             Self.timings(&w, outcome)
         }
         return w.text
