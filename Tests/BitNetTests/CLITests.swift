@@ -53,7 +53,8 @@ final class CLITests: XCTestCase {
     func testHelpListsTheCommands() throws {
         let r = try run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for command in ["generate", "chat", "tokenize", "logits", "perplexity", "inspect", "synth", "bench"] {
+        for command in ["generate", "chat", "tokenize", "logits", "perplexity", "inspect", "synth", "bench", "serve",
+                        "convert", "tune"] {
             XCTAssertTrue(r.stdout.contains(command), "help lists \(command)")
         }
     }
@@ -63,6 +64,14 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains("architecture: bitnet-b1.58"))
         XCTAssertTrue(inspect.stdout.contains("blk.1.ffn_down.weight"))
+        let inspectJSON = try run(["inspect", "--json", Self.model])
+        XCTAssertEqual(inspectJSON.status, 0, inspectJSON.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(inspectJSON.stdout.utf8)) as? [String: Any])
+        let modelInfo = try XCTUnwrap(object["model"] as? [String: Any])
+        XCTAssertEqual(modelInfo["layers"] as? Int, 2)
+        XCTAssertEqual(modelInfo["hidden"] as? Int, 128)
+        XCTAssertEqual(modelInfo["projection_type"] as? String, "I2_S")
+        XCTAssertEqual((object["tensors"] as? [Any])?.count, 2 + 2 * 11) // embedding, output norm, 11 per layer
 
         let gen = try run(["generate", "-m", Self.model, "-p", "Hello", "-n", "5", "--temp", "0", "--json", "-t", "1"])
         XCTAssertEqual(gen.status, 0, gen.stderr)
