@@ -160,6 +160,14 @@ enum { BN_ATTN_GROUP = 8 };
 typedef void (*bn_attention_fn)(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                                 int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                                 float *out, int32_t head_begin, int32_t head_end);
+/* The same over an f16 KV cache (k, v as IEEE half, half the bytes to read):
+ * every value is converted exactly and then goes through the f32 kernel's
+ * arithmetic, so the result equals `attention` on the cache's values as floats
+ * (bit for bit on scalar, AVX2 and AVX-512; the NEON table uses the scalar
+ * version for now). */
+typedef void (*bn_attention_f16_fn)(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride,
+                                    int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale,
+                                    float *scores, float *out, int32_t head_begin, int32_t head_end);
 
 /* ---- int8 head (opt-in `--head q8`) ---------------------------------------- *
  * The F16 output head is over half the bytes a 2B4T token reads. Requantized
@@ -283,6 +291,7 @@ typedef struct {
     bn_gate_fn gate_silu;
     bn_rope_fn rope;
     bn_attention_fn attention;
+    bn_attention_f16_fn attention_f16;
     bn_q8_gemm_fn q8_gemm;
     bn_tl_gemm_fn tl1_gemv; /* n must be 1 */
     bn_tl_gemm_fn tl1_gemm;

@@ -46,6 +46,9 @@ void bn_rope_scalar(float *x, int32_t heads, int32_t head_dim, const float *cos,
 void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                          int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                          float *out, int32_t head_begin, int32_t head_end);
+void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
+                        int32_t head_begin, int32_t head_end);
 
 void bn_q8_gemm_scalar(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
                        int32_t ldy, int32_t row_begin, int32_t row_end);
@@ -94,6 +97,9 @@ void bn_rope_avx2(float *x, int32_t heads, int32_t head_dim, const float *cos, c
 void bn_attention_avx2(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                        float *out, int32_t head_begin, int32_t head_end);
+void bn_attention_f16_avx2(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
+                        int32_t head_begin, int32_t head_end);
 void bn_rmsnorm_avx512(const float *x, const float *w, float eps, int32_t n, float *y);
 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end);
@@ -108,6 +114,9 @@ void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const float *cos,
 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                          int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                          float *out, int32_t head_begin, int32_t head_end);
+void bn_attention_f16_avx512(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
+                        int32_t head_begin, int32_t head_end);
 #endif
 
 #if defined(__aarch64__)

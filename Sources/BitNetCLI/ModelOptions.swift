@@ -38,9 +38,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Decode kernel: auto (fastest per matrix shape, measured once per machine and cached), i2_s, tl1 or tl2.")
     var kernel = "auto"
 
+    @Option(name: .customLong("kv"), help: "KV cache precision: f32 (exact, default) or f16 (half the memory and the bytes attention reads; logits move by ~1e-3).")
+    var kvPrecision = "f32"
+
     func validate() throws {
         guard KernelSelection(name: kernel) != nil else { throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2") }
         guard BitNetModel.HeadPrecision(rawValue: head) != nil else { throw ValidationError("--head must be f16 or q8") }
+        guard KVCache.Precision(rawValue: kvPrecision) != nil else { throw ValidationError("--kv must be f32 or f16") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024") }
         if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive") }
         if !(1...4096).contains(batch) { throw ValidationError("--batch must be in 1...4096") }
@@ -60,7 +64,8 @@ struct ModelOptions: ParsableArguments {
         bar?.finish()
         let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
                                      batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16,
-                                     kernel: KernelSelection(name: kernel) ?? .auto)
+                                     kernel: KernelSelection(name: kernel) ?? .auto,
+                                     kvPrecision: KVCache.Precision(rawValue: kvPrecision) ?? .f32)
         return (loaded, Stopwatch.now() - start)
     }
 }

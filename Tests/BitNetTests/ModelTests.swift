@@ -300,3 +300,27 @@ extension ModelTests {
         XCTAssertEqual(try run(tl1, .tl1), reference, "TL1 file, adopted")
     }
 }
+
+extension ModelTests {
+    /// The f16 KV cache: the same logits up to the cache's rounding, and still
+    /// incremental decoding == one batch (both read the same f16 cache).
+    func testHalfPrecisionKVCache() throws {
+        let config = Self.tinyConfig(.llama) // GQA: 8 query heads on 2 kv heads
+        let path = try Self.writeModel(config, name: "kv-f16")
+        defer { unlink(path) }
+        let weights = try ModelWeights(path: path)
+        let input = tokens(12, vocab: config.vocabSize)
+        let full32 = try BitNetModel(weights: weights, contextLength: 16, threads: 2).forward(input, allLogits: true)
+        let half = try BitNetModel(weights: weights, contextLength: 16, threads: 2, kvPrecision: .f16)
+        XCTAssertEqual(half.cache.byteCount,
+                       KVCache.byteCount(capacity: 16, layerCount: config.layerCount, kvDim: config.kvDim) / 2)
+        let full16 = try half.forward(input, allLogits: true)
+        let scale = full32.map(abs).max() ?? 1
+        XCTAssertLessThan(maxDiff(full16, full32), 2e-2 * scale, "f16 cache rounding only")
+        XCTAssertNotEqual(full16, full32, "the cache really is f16")
+        half.cache.reset()
+        var steps: [Float] = []
+        for t in input { steps += try half.forward([t]) }
+        XCTAssertLessThan(maxDiff(steps, full16), 1e-4 * scale, "incremental == full recompute with an f16 cache")
+    }
+}

@@ -112,7 +112,7 @@ static void test_tables(void) {
         printf("  testing %s\n", kt->name);
         CHECK(kt->isa == all_isas[ii] && kt->name && kt->quantize && kt->i2s_gemv && kt->i2s_gemm, "%s: header fields", kt->name);
         CHECK(kt->rmsnorm && kt->f16_gemm && kt->f16_to_f32 && kt->dot && kt->axpy && kt->add && kt->softmax &&
-                  kt->gate_relu2 && kt->gate_silu && kt->rope && kt->attention && kt->q8_gemm && kt->tl1_gemv &&
+                  kt->gate_relu2 && kt->gate_silu && kt->rope && kt->attention && kt->attention_f16 && kt->q8_gemm && kt->tl1_gemv &&
                   kt->tl1_gemm && kt->tl2_gemv && kt->tl2_gemm,
               "%s: a float op is missing from the table", kt->name);
     }
@@ -535,9 +535,13 @@ static void test_attention(void) {
                 /* every other problem has sharp scores (|scale·q·k| up to ~100) */
                 const float qs = (ti + hi + di) % 2 ? 1.0f : 100.0f / sqrtf((float)hd);
                 for (int i = 0; i < H * hd; i++) q[i] = qs * rnd_float();
+                /* values representable in f16, so the f16-cache kernel sees the same numbers */
+                uint16_t *kh = malloc(sizeof(uint16_t) * (size_t)T * stride), *vh = malloc(sizeof(uint16_t) * (size_t)T * stride);
                 for (size_t i = 0; i < (size_t)T * stride; i++) {
-                    k[i] = rnd_float();
-                    v[i] = 2.0f * rnd_float();
+                    kh[i] = float_to_half(rnd_float());
+                    vh[i] = float_to_half(2.0f * rnd_float());
+                    k[i] = (float)half_value(kh[i]);
+                    v[i] = (float)half_value(vh[i]);
                 }
                 const float scale = 1.0f / sqrtf((float)hd);
                 /* double reference and condition Σ p|v| */
@@ -577,6 +581,23 @@ static void test_attention(void) {
                     kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, cut, H);
                     CHECK(guard_ok(out, qbytes) && guard_ok(scores, sbytes), "%s attention overran (T=%d H=%d hd=%d)",
                           kt->name, T, H, hd);
+                    {   /* the f16-cache kernel: the same bits as the f32 one on the same values */
+                        float *o16 = guarded_alloc(qbytes);
+                        kt->attention_f16(q, kh, vh, stride, T, H, KV, hd, scale, scores, o16, 0, cut);
+                        kt->attention_f16(q, kh, vh, stride, T, H, KV, hd, scale, scores, o16, cut, H);
+                        const bn_kernels *twin = kt->attention_f16 == bn_kernels_for(BN_ISA_SCALAR)->attention_f16
+                                                     ? bn_kernels_for(BN_ISA_SCALAR) : kt;
+                        float *o32 = out;
+                        if (twin != kt) {
+                            o32 = guarded_alloc(qbytes);
+                            twin->attention(q, k, v, stride, T, H, KV, hd, scale, scores, o32, 0, H);
+                        }
+                        CHECK(memcmp(o16, o32, qbytes) == 0 && guard_ok(o16, qbytes) && guard_ok(scores, sbytes),
+                              "%s attention_f16 != attention on the same values (T=%d H=%d KV=%d hd=%d)", kt->name, T, H,
+                              KV, hd);
+                        if (o32 != out) free(o32);
+                        free(o16);
+                    }
                     {   /* one head per call gives the same bits as the grouped calls */
                         float *single = guarded_alloc(qbytes);
                         for (int h = 0; h < H; h++) kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, single, h, h + 1);
@@ -604,6 +625,8 @@ static void test_attention(void) {
                 free(q);
                 free(k);
                 free(v);
+                free(kh);
+                free(vh);
             }
     printf("  worst attention SIMD vs scalar %.2e (of Σp|v|)\n", worst);
 }

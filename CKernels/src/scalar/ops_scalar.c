@@ -148,3 +148,28 @@ void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t
         for (int32_t t = 0; t < T; t++) bn_axpy_scalar(scores[t], v + (size_t)t * (size_t)kv_stride + off, oh, hd);
     }
 }
+
+// As bn_attention_scalar with k, v in IEEE half: each element converted, then the same operations
+// (bn_dot_scalar's and bn_axpy_scalar's sums, in their order).
+void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                             int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                             float *out, int32_t head_begin, int32_t head_end) {
+    const int32_t group = n_heads / n_kv_heads;
+    for (int32_t h = head_begin; h < head_end; h++) {
+        const float *qh = q + (size_t)h * (size_t)hd;
+        const size_t off = (size_t)(h / group) * (size_t)hd;
+        for (int32_t t = 0; t < T; t++) {
+            const uint16_t *kt = k + (size_t)t * (size_t)kv_stride + off;
+            float s = 0.0f;
+            for (int32_t i = 0; i < hd; i++) s += qh[i] * half_to_float(kt[i]);
+            scores[t] = scale * s;
+        }
+        bn_softmax_scalar(scores, T);
+        float *oh = out + (size_t)h * (size_t)hd;
+        for (int32_t d = 0; d < hd; d++) oh[d] = 0.0f;
+        for (int32_t t = 0; t < T; t++) {
+            const uint16_t *vt = v + (size_t)t * (size_t)kv_stride + off;
+            for (int32_t i = 0; i < hd; i++) oh[i] = oh[i] + scores[t] * half_to_float(vt[i]);
+        }
+    }
+}

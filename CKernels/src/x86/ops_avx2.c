@@ -335,10 +335,43 @@ BN_AVX2 void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int3
 
 /* ---- attention ----------------------------------------------------------------- */
 
+/* 8 cache values at element index i of base (f32, or IEEE half when `half`:
+ * the f16 KV cache, converted exactly), and the same for cnt < 8 values with
+ * zeros after them (vmaskmov for f32; a zero-padded copy for halves). */
+BN_INLINE BN_AVX2 __m256 kv_load8(const void *base, size_t i, const int half) {
+    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+                : _mm256_loadu_ps((const float *)base + i);
+}
+
+BN_INLINE BN_AVX2 __m256 kv_load_tail(const void *base, size_t i, int32_t cnt, __m256i m, const int half) {
+    if (!half) return _mm256_maskload_ps((const float *)base + i, m);
+    uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(tmp, (const uint16_t *)base + i, sizeof(uint16_t) * (size_t)cnt);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)tmp));
+}
+
+/* bn_dot_avx2(a, row) with the row in the cache's element type: the same sums. */
+BN_INLINE BN_AVX2 float kv_dot(const float *a, const void *b, int32_t n, const int half) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), kv_load8(b, (size_t)i, half), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), kv_load8(b, (size_t)i + 8, half), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), kv_load8(b, (size_t)i + 16, half), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), kv_load8(b, (size_t)i + 24, half), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), kv_load8(b, (size_t)i, half), a0);
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        a1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), kv_load_tail(b, (size_t)i, n - i, m, half), a1);
+    }
+    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
 // q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
-BN_AVX2 void bn_attention_avx2(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
-                               int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                               float *out, int32_t head_begin, int32_t head_end) {
+BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T,
+                                      int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                      float *out, int32_t head_begin, int32_t head_end, const int half) {
     const int32_t group = n_heads / n_kv_heads, hv = hd & ~7;
     const __m256i dm = tail_mask(hd - hv);
     const __m256 vscale = _mm256_set1_ps(scale);
@@ -350,28 +383,28 @@ BN_AVX2 void bn_attention_avx2(const float *q, const float *k, const float *v, i
          * then one transposing reduction for all of them */
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
-            const float *kt = k + (size_t)t * stride + off;
+            const size_t kt = (size_t)t * stride + off; /* element index of the block's first key */
             __m256 acc[ATTN_KEYS];
             for (int i = 0; i < ATTN_KEYS; i++) acc[i] = _mm256_setzero_ps();
             int32_t d = 0;
             for (; d < hv; d += 8) {
                 const __m256 qv = _mm256_loadu_ps(qh + d);
                 for (int i = 0; i < ATTN_KEYS; i++)
-                    acc[i] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kt + (size_t)i * stride + d), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(qv, kv_load8(k, kt + (size_t)i * stride + (size_t)d, half), acc[i]);
             }
             if (d < hd) {
                 const __m256 qv = _mm256_maskload_ps(qh + d, dm);
                 for (int i = 0; i < ATTN_KEYS; i++)
-                    acc[i] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + (size_t)i * stride + d, dm), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(qv, kv_load_tail(k, kt + (size_t)i * stride + (size_t)d, hd - hv, dm, half), acc[i]);
             }
             _mm256_storeu_ps(scores + t, _mm256_mul_ps(vscale, hsum8x8(acc)));
         }
-        for (; t < T; t++) scores[t] = scale * bn_dot_avx2(qh, k + (size_t)t * stride + off, hd);
+        for (; t < T; t++) scores[t] = scale * kv_dot(qh, half ? (const void *)((const uint16_t *)k + (size_t)t * stride + off) : (const void *)((const float *)k + (size_t)t * stride + off), hd, half);
         bn_softmax_avx2(scores, T);
         /* out = Σ_t p_t·v_t, 32 columns at a time in registers; even and odd
          * positions go to separate accumulators to keep 8 FMA chains */
         float *oh = out + (size_t)h * (size_t)hd;
-        const float *vh = v + off;
+        const size_t vh = off; /* element index of this head's values in row 0 */
         int32_t d = 0;
         for (; d + 32 <= hd; d += 32) {
             __m256 a[8];
@@ -379,16 +412,16 @@ BN_AVX2 void bn_attention_avx2(const float *q, const float *k, const float *v, i
             int32_t t2 = 0;
             for (; t2 + 2 <= T; t2 += 2) {
                 const __m256 p0 = _mm256_broadcast_ss(scores + t2), p1 = _mm256_broadcast_ss(scores + t2 + 1);
-                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d, v1 = v0 + stride;
                 for (int j = 0; j < 4; j++) {
-                    a[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * j), a[j]);
-                    a[4 + j] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * j), a[4 + j]);
+                    a[j] = _mm256_fmadd_ps(p0, kv_load8(v, v0 + 8 * (size_t)j, half), a[j]);
+                    a[4 + j] = _mm256_fmadd_ps(p1, kv_load8(v, v1 + 8 * (size_t)j, half), a[4 + j]);
                 }
             }
             if (t2 < T) {
                 const __m256 p0 = _mm256_broadcast_ss(scores + t2);
-                const float *v0 = vh + (size_t)t2 * stride + d;
-                for (int j = 0; j < 4; j++) a[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * j), a[j]);
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d;
+                for (int j = 0; j < 4; j++) a[j] = _mm256_fmadd_ps(p0, kv_load8(v, v0 + 8 * (size_t)j, half), a[j]);
             }
             for (int j = 0; j < 4; j++) _mm256_storeu_ps(oh + d + 8 * j, _mm256_add_ps(a[j], a[4 + j]));
         }
@@ -398,14 +431,26 @@ BN_AVX2 void bn_attention_avx2(const float *q, const float *k, const float *v, i
             __m256 a0 = _mm256_setzero_ps(), a1 = a0;
             int32_t t2 = 0;
             for (; t2 + 2 <= T; t2 += 2) {
-                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
-                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t2), _mm256_maskload_ps(v0, m), a0);
-                a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t2 + 1), _mm256_maskload_ps(v1, m), a1);
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d, v1 = v0 + stride;
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t2), kv_load_tail(v, v0, cnt, m, half), a0);
+                a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t2 + 1), kv_load_tail(v, v1, cnt, m, half), a1);
             }
             if (t2 < T)
-                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t2), _mm256_maskload_ps(vh + (size_t)t2 * stride + d, m), a0);
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t2), kv_load_tail(v, vh + (size_t)t2 * stride + (size_t)d, cnt, m, half), a0);
             _mm256_maskstore_ps(oh + d, m, _mm256_add_ps(a0, a1));
         }
     }
+}
+
+BN_AVX2 void bn_attention_avx2(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                               int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                               float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
+}
+
+BN_AVX2 void bn_attention_f16_avx2(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                                   int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                   float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
 }
 #endif

@@ -288,14 +288,43 @@ BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, 
 
 /* ---- attention ----------------------------------------------------------------- */
 
+/* 16 cache values at element index i of a row base (f32, or IEEE half when
+ * `half`: the f16 KV cache; converted exactly, then the same arithmetic). */
+BN_INLINE BN_AVX512 __m512 kv_load(const void *base, size_t i, __mmask16 m, const int half) {
+    return half ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)base + i))
+                : _mm512_maskz_loadu_ps(m, (const float *)base + i);
+}
+
+BN_INLINE BN_AVX512 const void *kv_at(const void *base, size_t i, const int half) {
+    return half ? (const void *)((const uint16_t *)base + i) : (const void *)((const float *)base + i);
+}
+
+/* bn_dot_avx512(q, row) with the row in the cache's element type, the same sums. */
+BN_INLINE BN_AVX512 float kv_dot(const float *a, const void *b, int32_t n, const int half) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    const __mmask16 all = (__mmask16)0xffff;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), kv_load(b, (size_t)i, all, half), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), kv_load(b, (size_t)i + 16, all, half), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), kv_load(b, (size_t)i + 32, all, half), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), kv_load(b, (size_t)i + 48, all, half), a3);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), kv_load(b, (size_t)i, m, half), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 /* out[g] = Σ_t p_g[t]·v[t] for G heads sharing one kv head, S·16 columns per
  * pass: each value row chunk is loaded once for all G heads, and the 2·G·S
  * accumulators (even and odd positions apart, for independent FMA chains)
  * stay in registers because G and S are compile-time constants. Every output
  * element is the same two chains whatever G and S are, so grouping never
  * changes a result. p_g = scores + g·T; out[g] = out + g·hd. */
-BN_INLINE BN_AVX512 void values_group(const int G, const int S, const float *vh, size_t stride, int32_t T,
-                                      int32_t hd, const float *scores, float *out) {
+BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, const void *vh, size_t stride,
+                                      int32_t T, int32_t hd, const float *scores, float *out) {
     for (int32_t d = 0; d < hd; d += 16 * S) {
         __mmask16 m[4];
         for (int s = 0; s < S; s++) m[s] = hd - d - 16 * s > 0 ? mask16(hd - d - 16 * s) : (__mmask16)0;
@@ -304,15 +333,15 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const float *vh,
             for (int s = 0; s < S; s++) even[g][s] = odd[g][s] = _mm512_setzero_ps();
         int32_t t2 = 0;
         for (; t2 + 2 <= T; t2 += 2) {
-            const float *v0 = vh + (size_t)t2 * stride + d;
+            const size_t r0 = (size_t)t2 * stride + (size_t)d;
             __m512 a[4], b[4];
             for (int s = 0; s < S; s++) { /* this pass's columns, ATTN_AHEAD key blocks ahead */
-                _mm_prefetch((const char *)(v0 + (size_t)(ATTN_AHEAD * ATTN_KEYS) * stride + 16 * s), _MM_HINT_T0);
-                _mm_prefetch((const char *)(v0 + (size_t)(ATTN_AHEAD * ATTN_KEYS + 1) * stride + 16 * s), _MM_HINT_T0);
+                _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)(ATTN_AHEAD * ATTN_KEYS) * stride + 16 * s, half), _MM_HINT_T0);
+                _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)(ATTN_AHEAD * ATTN_KEYS + 1) * stride + 16 * s, half), _MM_HINT_T0);
             }
             for (int s = 0; s < S; s++) {
-                a[s] = _mm512_maskz_loadu_ps(m[s], v0 + 16 * s);
-                b[s] = _mm512_maskz_loadu_ps(m[s], v0 + stride + 16 * s);
+                a[s] = kv_load(vh, r0 + 16 * (size_t)s, m[s], half);
+                b[s] = kv_load(vh, r0 + stride + 16 * (size_t)s, m[s], half);
             }
             for (int g = 0; g < G; g++) {
                 const float *p = scores + (size_t)g * (size_t)T + t2;
@@ -324,9 +353,9 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const float *vh,
             }
         }
         if (t2 < T) {
-            const float *v0 = vh + (size_t)t2 * stride + d;
+            const size_t r0 = (size_t)t2 * stride + (size_t)d;
             for (int s = 0; s < S; s++) {
-                const __m512 a = _mm512_maskz_loadu_ps(m[s], v0 + 16 * s);
+                const __m512 a = kv_load(vh, r0 + 16 * (size_t)s, m[s], half);
                 for (int g = 0; g < G; g++)
                     even[g][s] = _mm512_fmadd_ps(_mm512_set1_ps(scores[(size_t)g * (size_t)T + t2]), a, even[g][s]);
             }
@@ -345,9 +374,9 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const float *vh,
  * the arithmetic is unchanged, so results do not depend on the grouping.
  * q: (n_heads, hd), k, v: (T, kv_stride), scores: (BN_ATTN_GROUP, T) scratch →
  * out: (n_heads, hd), heads [head_begin, head_end) */
-BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
-                                   int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                                   float *out, int32_t head_begin, int32_t head_end) {
+BN_INLINE BN_AVX512 void attention_body(const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T,
+                                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                        float *out, int32_t head_begin, int32_t head_end, const int half) {
     const int32_t group = n_heads / n_kv_heads;
     const __m256 vscale = _mm256_set1_ps(scale);
     const size_t stride = (size_t)kv_stride;
@@ -361,12 +390,13 @@ BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *
          * transposing reduction */
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
-            const float *kt = k + (size_t)t * stride + off;
+            const size_t kt = (size_t)t * stride + off; /* element index of the block's first key */
             /* the hardware prefetchers do not keep up with this stream (11 GB/s
              * from DRAM without these): fetch the keys ATTN_AHEAD blocks ahead */
             for (int i = 0; i < ATTN_KEYS; i++)
-                for (int32_t d = 0; d < hd; d += 16)
-                    _mm_prefetch((const char *)(kt + (size_t)(i + ATTN_AHEAD * ATTN_KEYS) * stride + d), _MM_HINT_T0);
+                for (int32_t d = 0; d < hd; d += half ? 32 : 16)
+                    _mm_prefetch((const char *)kv_at(k, kt + (size_t)(i + ATTN_AHEAD * ATTN_KEYS) * stride + (size_t)d, half),
+                                 _MM_HINT_T0);
             for (int32_t g = 0; g < G; g++) {
                 const float *qh = q + (size_t)(h0 + g) * (size_t)hd;
                 __m512 acc[ATTN_KEYS];
@@ -375,7 +405,7 @@ BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *
                     const __mmask16 m = mask16(hd - d);
                     const __m512 qv = _mm512_maskz_loadu_ps(m, qh + d);
                     for (int i = 0; i < ATTN_KEYS; i++)
-                        acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kt + (size_t)i * stride + d), acc[i]);
+                        acc[i] = _mm512_fmadd_ps(qv, kv_load(k, kt + (size_t)i * stride + (size_t)d, m, half), acc[i]);
                 }
                 _mm256_storeu_ps(scores + (size_t)g * (size_t)T + t, _mm256_mul_ps(vscale, hsum8x16(acc)));
             }
@@ -383,21 +413,33 @@ BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *
         for (; t < T; t++)
             for (int32_t g = 0; g < G; g++)
                 scores[(size_t)g * (size_t)T + t] =
-                    scale * bn_dot_avx512(q + (size_t)(h0 + g) * (size_t)hd, k + (size_t)t * stride + off, hd);
+                    scale * kv_dot(q + (size_t)(h0 + g) * (size_t)hd, kv_at(k, (size_t)t * stride + off, half), hd, half);
         for (int32_t g = 0; g < G; g++) bn_softmax_avx512(scores + (size_t)g * (size_t)T, T);
-        const float *vh = v + off;
+        const void *vh = kv_at(v, off, half);
         float *oh = out + (size_t)h0 * (size_t)hd;
         switch (G) { /* S = 4, 2 or 1 column vectors per pass: at most 24 zmm live */
-        case 1: values_group(1, 4, vh, stride, T, hd, scores, oh); break;
-        case 2: values_group(2, 4, vh, stride, T, hd, scores, oh); break;
-        case 3: values_group(3, 2, vh, stride, T, hd, scores, oh); break;
-        case 4: values_group(4, 2, vh, stride, T, hd, scores, oh); break;
-        case 5: values_group(5, 1, vh, stride, T, hd, scores, oh); break;
-        case 6: values_group(6, 1, vh, stride, T, hd, scores, oh); break;
-        case 7: values_group(7, 1, vh, stride, T, hd, scores, oh); break;
-        default: values_group(8, 1, vh, stride, T, hd, scores, oh); break;
+        case 1: values_group(1, 4, half, vh, stride, T, hd, scores, oh); break;
+        case 2: values_group(2, 4, half, vh, stride, T, hd, scores, oh); break;
+        case 3: values_group(3, 2, half, vh, stride, T, hd, scores, oh); break;
+        case 4: values_group(4, 2, half, vh, stride, T, hd, scores, oh); break;
+        case 5: values_group(5, 1, half, vh, stride, T, hd, scores, oh); break;
+        case 6: values_group(6, 1, half, vh, stride, T, hd, scores, oh); break;
+        case 7: values_group(7, 1, half, vh, stride, T, hd, scores, oh); break;
+        default: values_group(8, 1, half, vh, stride, T, hd, scores, oh); break;
         }
         h0 = h1;
     }
+}
+
+BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                                   int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                   float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
+}
+
+BN_AVX512 void bn_attention_f16_avx512(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride,
+                                       int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale,
+                                       float *scores, float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
 }
 #endif

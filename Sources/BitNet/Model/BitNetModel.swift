@@ -34,7 +34,8 @@ public final class BitNetModel: @unchecked Sendable {
     ///   - batchSize: prompt tokens per forward chunk.
     public init(weights: ModelWeights, contextLength: Int? = nil, threads: Int? = nil, kernels: Kernels = .best,
                 batchSize: Int = 128, headPrecision: HeadPrecision = .f16,
-                kernel: KernelSelection = .fixed(.i2s), tuneCache: Bool = true) throws {
+                kernel: KernelSelection = .fixed(.i2s), tuneCache: Bool = true,
+                kvPrecision: KVCache.Precision = .f32) throws {
         self.weights = weights
         self.kernels = kernels
         let c = weights.config
@@ -45,7 +46,7 @@ public final class BitNetModel: @unchecked Sendable {
         }
         // an explicit --ctx larger than memory would fail late (or be killed) while filling the cache
         let pages = Int(sysconf(Int32(_SC_PHYS_PAGES))), pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let needed = KVCache.byteCount(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim) + ctx * c.headDim * 4
+        let needed = KVCache.byteCount(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim, precision: kvPrecision) + ctx * c.headDim * 4
         guard pages <= 0 || needed <= pages * pageSize / 2 else {
             throw ModelError.invalidHyperparameter(
                 path: weights.file.path, key: "--ctx", value: String(ctx),
@@ -54,7 +55,8 @@ public final class BitNetModel: @unchecked Sendable {
         let threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         pool = try WorkerPool(threads: max(1, threadCount))
         self.batchSize = max(1, batchSize)
-        cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
+                        precision: kvPrecision)
         state = try RunState(config: c, batchCapacity: self.batchSize, contextLength: ctx, threads: pool.threads)
         q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
         let matrices = weights.layers.flatMap(\.projections)
@@ -142,8 +144,9 @@ public final class BitNetModel: @unchecked Sendable {
                          sinTable + pos * half, c.ropeIsNeoX ? 1 : 0)
                 cache.store(layer: l, position: pos, keys: k + t * kvDim, values: v + t * kvDim)
             }
-            var job = AttentionJob(table: kernels.table, q: q, keys: cache.keyBase(layer: l),
-                                   values: cache.valueBase(layer: l), headStride: cache.headStride, out: att,
+            var job = AttentionJob(table: kernels.table, q: q, keys: UnsafeRawPointer(cache.keyBase(layer: l)),
+                                   values: UnsafeRawPointer(cache.valueBase(layer: l)),
+                                   halfCache: cache.precision == .f16, headStride: cache.headStride, out: att,
                                    scores: s.scores.typed(Float.self).baseAddress!, scoreStride: Int32(RunState.scoreStride(contextLength: cache.capacity)),
                                    tokens: Int32(n), startPosition: Int32(p), heads: Int32(c.headCount),
                                    kvHeads: Int32(c.kvHeadCount), headDim: Int32(c.headDim),

@@ -6,9 +6,10 @@ import CKernels
 struct AttentionJob {
     var table: UnsafePointer<bn_kernels>
     var q: UnsafePointer<Float> // (n, qDim)
-    var keys: UnsafePointer<Float> // (kvHeads, capacity, headDim) of this layer
-    var values: UnsafePointer<Float>
-    var headStride: Int // floats from one kv head's block to the next
+    var keys: UnsafeRawPointer // (kvHeads, capacity, headDim) of this layer, f32 or f16
+    var values: UnsafeRawPointer
+    var halfCache: Bool // f16 elements: attention_f16
+    var headStride: Int // elements from one kv head's block to the next
     var out: UnsafeMutablePointer<Float> // (n, qDim)
     var scores: UnsafeMutablePointer<Float> // (threads, scoreStride)
     var scoreStride: Int32
@@ -31,10 +32,19 @@ struct AttentionJob {
             // head's (positions, headDim) block as a cache of one kv head with rows of headDim floats
             let t = u / Int(j.heads), h0 = u % Int(j.heads), g = h0 / group
             let h1 = min(Int(j.heads), h0 + (end - u), (g + 1) * group)
-            let first = g * group * hd
-            j.table.pointee.attention(j.q + t * qDim + first, j.keys + g * j.headStride, j.values + g * j.headStride,
-                                      j.headDim, j.startPosition + Int32(t) + 1, Int32(group), 1, j.headDim, j.scale,
-                                      scores, j.out + t * qDim + first, Int32(h0 - g * group), Int32(h1 - g * group))
+            let first = g * group * hd, T = j.startPosition + Int32(t) + 1
+            let (a, b) = (Int32(h0 - g * group), Int32(h1 - g * group))
+            if j.halfCache {
+                let k = j.keys.assumingMemoryBound(to: UInt16.self) + g * j.headStride
+                let v = j.values.assumingMemoryBound(to: UInt16.self) + g * j.headStride
+                j.table.pointee.attention_f16(j.q + t * qDim + first, k, v, j.headDim, T, Int32(group), 1, j.headDim,
+                                              j.scale, scores, j.out + t * qDim + first, a, b)
+            } else {
+                let k = j.keys.assumingMemoryBound(to: Float.self) + g * j.headStride
+                let v = j.values.assumingMemoryBound(to: Float.self) + g * j.headStride
+                j.table.pointee.attention(j.q + t * qDim + first, k, v, j.headDim, T, Int32(group), 1, j.headDim,
+                                          j.scale, scores, j.out + t * qDim + first, a, b)
+            }
             u += h1 - h0
         }
     }
