@@ -22,6 +22,7 @@ struct EndToEndBench: ParsableCommand {
     @Option(help: "Kernel level (may only lower the detected one).") var isa: String?
     @Option(help: "Output head: f16 (exact) or q8 (int8, opt-in).") var head = "f16"
     @Option(help: "Decode kernel: auto, i2_s, tl1 or tl2.") var kernel = "auto"
+    @Option(name: .customLong("kv"), help: "KV cache precision: f32 or f16.") var kvPrecision = "f32"
     @Flag(help: "One JSON object per thread count.") var json = false
 
     func run() throws {
@@ -50,6 +51,7 @@ struct EndToEndBench: ParsableCommand {
         guard let headPrecision = BitNetModel.HeadPrecision(rawValue: head) else {
             throw ValidationError("--head must be f16 or q8")
         }
+        guard let kv = KVCache.Precision(rawValue: kvPrecision) else { throw ValidationError("--kv must be f32 or f16") }
         let bytesPerToken = weights.bytesPerToken - (headPrecision == .q8 ? c.vocabSize * c.hiddenSize : 0)
         let name = model.split(separator: "/").last.map(String.init) ?? model
         if !json {
@@ -63,7 +65,7 @@ struct EndToEndBench: ParsableCommand {
         for t in counts {
             let m = try BitNetModel(weights: weights, contextLength: depth + max(promptTokens, genTokens) + 1, threads: t,
                                     kernels: kernels, batchSize: batch, headPrecision: headPrecision,
-                                    kernel: kernelSelection)
+                                    kernel: kernelSelection, kvPrecision: kv)
             var pp: [Double] = [], tg: [Double] = []
             _ = try m.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
             // the depth's tokens are computed once, untimed; each run then starts from them
@@ -82,7 +84,7 @@ struct EndToEndBench: ParsableCommand {
                 print(jsonLine([("model", .string(name)), ("threads", .int(t)), ("pp_tok_s", .double(ppMedian)),
                                 ("tg_tok_s", .double(tgMedian)), ("bytes_per_token", .int(bytesPerToken)),
                                 ("read_bandwidth_gbps", .double(bandwidth)), ("roofline_fraction", .double(tgMedian / roofline)),
-                                ("head", .string(head)), ("kernel", .string(kernel)), ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("isa", .string(kernels.isa.description))]))
+                                ("head", .string(head)), ("kernel", .string(kernel)), ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)), ("isa", .string(kernels.isa.description))]))
             } else {
                 print(String(format: "threads %d: pp%d %.1f tok/s | tg%d %.2f tok/s = %.0f%% of roofline (%.1f GB/s read → %.1f tok/s)%@",
                              t, promptTokens, ppMedian, genTokens, tgMedian, tgMedian / roofline * 100, bandwidth, roofline,
