@@ -163,8 +163,7 @@ typedef void (*bn_attention_fn)(const float *q, const float *k, const float *v, 
 /* The same over an f16 KV cache (k, v as IEEE half, half the bytes to read):
  * every value is converted exactly and then goes through the f32 kernel's
  * arithmetic, so the result equals `attention` on the cache's values as floats
- * (bit for bit on scalar, AVX2 and AVX-512; the NEON table uses the scalar
- * version for now). */
+ * (bit for bit, every ISA). */
 typedef void (*bn_attention_f16_fn)(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride,
                                     int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale,
                                     float *scores, float *out, int32_t head_begin, int32_t head_end);

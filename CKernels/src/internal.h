@@ -147,6 +147,9 @@ void bn_rope_neon(float *x, int32_t heads, int32_t head_dim, const float *cos, c
 void bn_attention_neon(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
                        float *out, int32_t head_begin, int32_t head_end);
+void bn_attention_f16_neon(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                           int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
+                           int32_t head_begin, int32_t head_end);
 #endif
 
 

@@ -314,9 +314,35 @@ void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, f
 /* ---- attention ----------------------------------------------------------------- */
 
 // q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
-void bn_attention_neon(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
-                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                       float *out, int32_t head_begin, int32_t head_end) {
+/* 4 cache values at element index i of base (f32, or IEEE half when `half`:
+ * the f16 KV cache, converted exactly), and cnt < 4 of them zero padded. */
+static inline __attribute__((always_inline)) float32x4_t kv_load4(const void *base, size_t i, const int half) {
+    return half ? load_ph4((const uint16_t *)base + i) : vld1q_f32((const float *)base + i);
+}
+
+static inline __attribute__((always_inline)) float32x4_t kv_load_tail(const void *base, size_t i, int32_t cnt,
+                                                                     const int half) {
+    return half ? load_ph_tail((const uint16_t *)base + i, cnt) : load_tail((const float *)base + i, cnt);
+}
+
+/* bn_dot_neon(a, row) with the row in the cache's element type: the same sums. */
+static inline __attribute__((always_inline)) float kv_dot(const float *a, const void *b, int32_t n, const int half) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = vfmaq_f32(a0, vld1q_f32(a + i), kv_load4(b, (size_t)i, half));
+        a1 = vfmaq_f32(a1, vld1q_f32(a + i + 4), kv_load4(b, (size_t)i + 4, half));
+        a2 = vfmaq_f32(a2, vld1q_f32(a + i + 8), kv_load4(b, (size_t)i + 8, half));
+        a3 = vfmaq_f32(a3, vld1q_f32(a + i + 12), kv_load4(b, (size_t)i + 12, half));
+    }
+    for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vld1q_f32(a + i), kv_load4(b, (size_t)i, half));
+    if (i < n) a1 = vfmaq_f32(a1, load_tail(a + i, n - i), kv_load_tail(b, (size_t)i, n - i, half));
+    return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+}
+
+static inline __attribute__((always_inline)) void attention_body(
+    const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T, int32_t n_heads, int32_t n_kv_heads,
+    int32_t hd, float scale, float *scores, float *out, int32_t head_begin, int32_t head_end, const int half) {
     const int32_t group = n_heads / n_kv_heads, hv = hd & ~3;
     const size_t stride = (size_t)kv_stride;
     for (int32_t h = head_begin; h < head_end; h++) {
@@ -326,28 +352,31 @@ void bn_attention_neon(const float *q, const float *k, const float *v, int32_t k
          * then pairwise-add reductions of four at once */
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
-            const float *kt = k + (size_t)t * stride + off;
+            const size_t kt = (size_t)t * stride + off; /* element index of the block's first key */
             float32x4_t acc[ATTN_KEYS];
             for (int i = 0; i < ATTN_KEYS; i++) acc[i] = vdupq_n_f32(0.0f);
             int32_t d = 0;
             for (; d < hv; d += 4) {
                 const float32x4_t qv = vld1q_f32(qh + d);
-                for (int i = 0; i < ATTN_KEYS; i++) acc[i] = vfmaq_f32(acc[i], qv, vld1q_f32(kt + (size_t)i * stride + d));
+                for (int i = 0; i < ATTN_KEYS; i++)
+                    acc[i] = vfmaq_f32(acc[i], qv, kv_load4(k, kt + (size_t)i * stride + (size_t)d, half));
             }
             if (d < hd) {
                 const float32x4_t qv = load_tail(qh + d, hd - d);
                 for (int i = 0; i < ATTN_KEYS; i++)
-                    acc[i] = vfmaq_f32(acc[i], qv, load_tail(kt + (size_t)i * stride + d, hd - d));
+                    acc[i] = vfmaq_f32(acc[i], qv, kv_load_tail(k, kt + (size_t)i * stride + (size_t)d, hd - d, half));
             }
             vst1q_f32(scores + t, vmulq_n_f32(hsum4x4(acc[0], acc[1], acc[2], acc[3]), scale));
             vst1q_f32(scores + t + 4, vmulq_n_f32(hsum4x4(acc[4], acc[5], acc[6], acc[7]), scale));
         }
-        for (; t < T; t++) scores[t] = scale * bn_dot_neon(qh, k + (size_t)t * stride + off, hd);
+        for (; t < T; t++)
+            scores[t] = scale * kv_dot(qh, half ? (const void *)((const uint16_t *)k + (size_t)t * stride + off)
+                                                : (const void *)((const float *)k + (size_t)t * stride + off), hd, half);
         bn_softmax_neon(scores, T);
         /* out = Σ_t p_t·v_t, 16 columns at a time in registers; even and odd
          * positions go to separate accumulators to keep 8 FMA chains */
         float *oh = out + (size_t)h * (size_t)hd;
-        const float *vh = v + off;
+        const size_t vh = off; /* element index of this head's values in row 0 */
         int32_t d = 0;
         for (; d + 16 <= hd; d += 16) {
             float32x4_t a[8];
@@ -355,15 +384,15 @@ void bn_attention_neon(const float *q, const float *k, const float *v, int32_t k
             int32_t t2 = 0;
             for (; t2 + 2 <= T; t2 += 2) {
                 const float p0 = scores[t2], p1 = scores[t2 + 1];
-                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d, v1 = v0 + stride;
                 for (int j = 0; j < 4; j++) {
-                    a[j] = vfmaq_n_f32(a[j], vld1q_f32(v0 + 4 * j), p0);
-                    a[4 + j] = vfmaq_n_f32(a[4 + j], vld1q_f32(v1 + 4 * j), p1);
+                    a[j] = vfmaq_n_f32(a[j], kv_load4(v, v0 + 4 * (size_t)j, half), p0);
+                    a[4 + j] = vfmaq_n_f32(a[4 + j], kv_load4(v, v1 + 4 * (size_t)j, half), p1);
                 }
             }
             if (t2 < T) {
-                const float *v0 = vh + (size_t)t2 * stride + d;
-                for (int j = 0; j < 4; j++) a[j] = vfmaq_n_f32(a[j], vld1q_f32(v0 + 4 * j), scores[t2]);
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d;
+                for (int j = 0; j < 4; j++) a[j] = vfmaq_n_f32(a[j], kv_load4(v, v0 + 4 * (size_t)j, half), scores[t2]);
             }
             for (int j = 0; j < 4; j++) vst1q_f32(oh + d + 4 * j, vaddq_f32(a[j], a[4 + j]));
         }
@@ -372,13 +401,13 @@ void bn_attention_neon(const float *q, const float *k, const float *v, int32_t k
             float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
             int32_t t2 = 0;
             for (; t2 + 2 <= T; t2 += 2) {
-                const float *v0 = vh + (size_t)t2 * stride + d, *v1 = v0 + stride;
-                a0 = vfmaq_n_f32(a0, cnt == 4 ? vld1q_f32(v0) : load_tail(v0, cnt), scores[t2]);
-                a1 = vfmaq_n_f32(a1, cnt == 4 ? vld1q_f32(v1) : load_tail(v1, cnt), scores[t2 + 1]);
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d, v1 = v0 + stride;
+                a0 = vfmaq_n_f32(a0, cnt == 4 ? kv_load4(v, v0, half) : kv_load_tail(v, v0, cnt, half), scores[t2]);
+                a1 = vfmaq_n_f32(a1, cnt == 4 ? kv_load4(v, v1, half) : kv_load_tail(v, v1, cnt, half), scores[t2 + 1]);
             }
             if (t2 < T) {
-                const float *v0 = vh + (size_t)t2 * stride + d;
-                a0 = vfmaq_n_f32(a0, cnt == 4 ? vld1q_f32(v0) : load_tail(v0, cnt), scores[t2]);
+                const size_t v0 = vh + (size_t)t2 * stride + (size_t)d;
+                a0 = vfmaq_n_f32(a0, cnt == 4 ? kv_load4(v, v0, half) : kv_load_tail(v, v0, cnt, half), scores[t2]);
             }
             if (cnt == 4)
                 vst1q_f32(oh + d, vaddq_f32(a0, a1));
@@ -386,5 +415,17 @@ void bn_attention_neon(const float *q, const float *k, const float *v, int32_t k
                 store_tail(oh + d, vaddq_f32(a0, a1), cnt);
         }
     }
+}
+
+void bn_attention_neon(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                       float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
+}
+
+void bn_attention_f16_neon(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                           int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                           float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
 }
 #endif
