@@ -132,44 +132,46 @@ void bn_rope_scalar(float *x, int32_t heads, int32_t head_dim, const float *cos,
     }
 }
 
-// q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
-void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
-                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                         float *out, int32_t head_begin, int32_t head_end) {
-    const int32_t group = n_heads / n_kv_heads;
-    for (int32_t h = head_begin; h < head_end; h++) {
-        const float *qh = q + (size_t)h * (size_t)hd;
-        const size_t off = (size_t)(h / group) * (size_t)hd;
-        for (int32_t t = 0; t < T; t++)
-            scores[t] = scale * bn_dot_scalar(qh, k + (size_t)t * (size_t)kv_stride + off, hd);
-        bn_softmax_scalar(scores, T);
-        float *oh = out + (size_t)h * (size_t)hd;
-        for (int32_t d = 0; d < hd; d++) oh[d] = 0.0f;
-        for (int32_t t = 0; t < T; t++) bn_axpy_scalar(scores[t], v + (size_t)t * (size_t)kv_stride + off, oh, hd);
-    }
+/* One cache value: f32, or IEEE half when `half` (the f16 KV cache), converted exactly. */
+static inline float kv_get(const void *base, size_t i, const int half) {
+    return half ? half_to_float(((const uint16_t *)base)[i]) : ((const float *)base)[i];
 }
 
-// As bn_attention_scalar with k, v in IEEE half: each element converted, then the same operations
-// (bn_dot_scalar's and bn_axpy_scalar's sums, in their order).
-void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
-                             int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                             float *out, int32_t head_begin, int32_t head_end) {
+/* The spec of both cache precisions: the dot and axpy loops are bn_dot_scalar's
+ * and bn_axpy_scalar's, so f16 values give exactly the f32 kernel's results on
+ * the same numbers. q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) used of
+ * the (BN_ATTN_GROUP, T) scratch → out: (n_heads, hd), heads [head_begin, head_end) */
+static inline void attention_body(const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T,
+                                  int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                                  float *out, int32_t head_begin, int32_t head_end, const int half) {
     const int32_t group = n_heads / n_kv_heads;
     for (int32_t h = head_begin; h < head_end; h++) {
         const float *qh = q + (size_t)h * (size_t)hd;
         const size_t off = (size_t)(h / group) * (size_t)hd;
         for (int32_t t = 0; t < T; t++) {
-            const uint16_t *kt = k + (size_t)t * (size_t)kv_stride + off;
+            const size_t row = (size_t)t * (size_t)kv_stride + off;
             float s = 0.0f;
-            for (int32_t i = 0; i < hd; i++) s += qh[i] * half_to_float(kt[i]);
+            for (int32_t i = 0; i < hd; i++) s += qh[i] * kv_get(k, row + (size_t)i, half);
             scores[t] = scale * s;
         }
         bn_softmax_scalar(scores, T);
         float *oh = out + (size_t)h * (size_t)hd;
         for (int32_t d = 0; d < hd; d++) oh[d] = 0.0f;
         for (int32_t t = 0; t < T; t++) {
-            const uint16_t *vt = v + (size_t)t * (size_t)kv_stride + off;
-            for (int32_t i = 0; i < hd; i++) oh[i] = oh[i] + scores[t] * half_to_float(vt[i]);
+            const size_t row = (size_t)t * (size_t)kv_stride + off;
+            for (int32_t i = 0; i < hd; i++) oh[i] = oh[i] + scores[t] * kv_get(v, row + (size_t)i, half);
         }
     }
+}
+
+void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
+                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                         float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
+}
+
+void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
+                             int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
+                             float *out, int32_t head_begin, int32_t head_end) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
 }
