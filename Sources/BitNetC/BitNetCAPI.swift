@@ -37,11 +37,12 @@ nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = str
 public func bitnet_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafeRawPointer?,
                               _ errorBuffer: UnsafeMutablePointer<CChar>?, _ errorSize: Int) -> OpaquePointer? {
     guard let path else { report(ModelError.emptyInput, errorBuffer, errorSize); return nil }
-    let p = params?.loadUnaligned(as: (Int32, Int32, Int32).self) ?? (0, 0, 0)
+    let p = params?.loadUnaligned(as: (Int32, Int32, Int32, Int32).self) ?? (0, 0, 0, 0) // bitnet_params
     do {
         let weights = try ModelWeights(path: String(cString: path))
         let model = try BitNetModel(weights: weights, contextLength: p.1 > 0 ? Int(p.1) : nil,
-                                    threads: p.0 > 0 ? Int(p.0) : nil, headPrecision: p.2 != 0 ? .q8 : .f16)
+                                    threads: p.0 > 0 ? Int(p.0) : nil, headPrecision: p.2 != 0 ? .q8 : .f16,
+                                    kvPrecision: p.3 != 0 ? .f16 : .f32)
         let box = CModel(model: model, tokenizer: try? Tokenizer(gguf: weights.file))
         return OpaquePointer(Unmanaged.passRetained(box).toOpaque())
     } catch {

@@ -54,6 +54,25 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 80; i++) long_prompt[i] = 1;
     bitnet_reset(m);
     CHECK(bitnet_eval(m, long_prompt, 80, logits, err, sizeof err) == -1 && strstr(err, "context"), "overflow: %s", err);
+    /* an f16 KV cache: the same model within the cache's rounding */
+    bitnet_reset(m);
+    CHECK(bitnet_eval(m, ids, n, logits, err, sizeof err) == 0, "eval: %s", err);
+    params.kv_f16 = 1;
+    bitnet_model *h = bitnet_model_load(argv[1], &params, err, sizeof err);
+    CHECK(h != NULL, "load with kv_f16: %s", err);
+    if (h) {
+        float *half_logits = malloc(sizeof(float) * (size_t)vocab);
+        CHECK(bitnet_eval(h, ids, n, half_logits, err, sizeof err) == 0, "eval f16 cache: %s", err);
+        double worst = 0, top = 0;
+        for (int32_t i = 0; i < vocab; i++) {
+            const double d = fabs((double)half_logits[i] - logits[i]);
+            worst = d > worst ? d : worst;
+            top = fabs(logits[i]) > top ? fabs(logits[i]) : top;
+        }
+        CHECK(worst <= 0.02 * top, "f16 cache logits within %.3g of f32 (top |logit| %.3g)", worst, top);
+        free(half_logits);
+        bitnet_model_free(h);
+    }
     free(logits);
     bitnet_model_free(m);
     printf("%s: %d passed, %d failed\n", bitnet_version(), checks - failures, failures);

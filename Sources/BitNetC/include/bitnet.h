@@ -25,6 +25,7 @@ typedef struct {
     int32_t threads;         /* 0: every online core */
     int32_t context_length;  /* 0: the model's, capped to fit memory */
     int32_t head_q8;         /* 1: int8 output head (faster, logits shift slightly) */
+    int32_t kv_f16;          /* 1: f16 KV cache (half the memory; logits move by ~1e-3) */
 } bitnet_params;
 
 const char *bitnet_version(void);
