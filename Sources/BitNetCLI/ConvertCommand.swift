@@ -29,7 +29,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("type"), help: "Projection storage: i2_s (default, bitnet.cpp's format), tq2_0 / tq1_0 (llama.cpp's), tl1 / tl2 (this engine's lookup-table layouts), f16, or bitnetcpp-tl1 / bitnetcpp-tl2 (bitnet.cpp's TL layouts, for the shapes it publishes kernels for).")
     var projectionType = "i2_s"
 
-    @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (q8_0, q6_k...: not supported yet).")
+    @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (default, as the official files) or q8_0 (half the bytes; bitnet.cpp reads it, this engine dequantizes it at load).")
     var embeddingType = "f16"
 
     @Option(help: "Override the detected tokenizer.ggml.pre (e.g. llama-bpe, falcon3, gpt-2, default).")

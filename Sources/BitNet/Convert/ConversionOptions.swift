@@ -5,8 +5,7 @@ public struct ConversionOptions: Sendable {
     /// `f16` (t·s values), or `tl1` / `tl2` (this engine's lookup-table layouts,
     /// types BN_TL1 / BN_TL2: bitnet.cpp cannot read them).
     public var projectionType = "i2_s"
-    /// `--embedding-type`: only `f16` (the official files' choice, and what the
-    /// engine loads) is implemented.
+    /// `--embedding-type`: `f16` (the official files' choice) or `q8_0`.
     public var embeddingType = "f16"
     /// `--pre`: overrides the detected `tokenizer.ggml.pre`.
     public var preTokenizer: String?
@@ -29,13 +28,16 @@ public struct ConversionOptions: Sendable {
         return type
     }
 
-    func checkEmbeddingType() throws {
+    /// The embedding/head storage: F16 (the official files' choice) or Q8_0 (half the
+    /// bytes; this engine dequantizes it to F16 at load, bitnet.cpp reads it as is).
+    func resolvedEmbeddingType() throws -> GGMLType {
         switch embeddingType.lowercased() {
-        case "f16": return
-        case "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "f32", "bf16":
-            throw ConvertError.notSupported(what: "--embedding-type \(embeddingType) (the engine loads F16 embeddings; use f16)")
+        case "f16": return .f16
+        case "q8_0": return .q8_0
+        case "q6_k", "q5_k", "q4_k", "q4_0", "f32", "bf16":
+            throw ConvertError.notSupported(what: "--embedding-type \(embeddingType) (written: f16, q8_0)")
         default:
-            throw ConvertError.notSupported(what: "--embedding-type '\(embeddingType)' (known: f16)")
+            throw ConvertError.notSupported(what: "--embedding-type '\(embeddingType)' (known: f16, q8_0)")
         }
     }
 }

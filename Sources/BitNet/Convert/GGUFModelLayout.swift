@@ -83,6 +83,8 @@ public struct GGUFModelLayout: Sendable {
 
     public var config: ModelConfig
     public var projectionType: ProjectionType = .i2s
+    /// Storage of the embedding and the output head: F16 (default) or Q8_0.
+    public var embeddingType: GGMLType = .f16
     /// `general.name`.
     public var name: String
     /// Whether the table has a separate `output.weight` (llama files do; the
@@ -161,17 +163,23 @@ public struct GGUFModelLayout: Sendable {
         TernaryMatrix.canonicalByteCount(rows: rows, cols: cols) + 32
     }
 
+    /// Bytes of the embedding (and of a separate head) in `embeddingType`.
+    private var embeddingBytes: Int {
+        let n = config.hiddenSize * config.vocabSize
+        return embeddingType == .q8_0 ? n / 32 * BlockQuantizer.q8_0BlockBytes : n * 2
+    }
+
     /// The tensor table in file order (the order of the official file's loader table).
     public var tensors: [Entry] {
         let c = config, h = c.hiddenSize
         var out: [Entry] = [
-            Entry(name: TensorName.tokenEmbedding, dims: [h, c.vocabSize], type: .f16, byteCount: h * c.vocabSize * 2,
-                  role: .tokenEmbedding),
+            Entry(name: TensorName.tokenEmbedding, dims: [h, c.vocabSize], type: embeddingType,
+                  byteCount: embeddingBytes, role: .tokenEmbedding),
             Entry(name: TensorName.outputNorm, dims: [h], type: .f32, byteCount: h * 4, role: .outputNorm),
         ]
         if hasOutput {
-            out.append(Entry(name: TensorName.output, dims: [h, c.vocabSize], type: .f16, byteCount: h * c.vocabSize * 2,
-                             role: .output))
+            out.append(Entry(name: TensorName.output, dims: [h, c.vocabSize], type: embeddingType,
+                             byteCount: embeddingBytes, role: .output))
         }
         let shapes = Dictionary(uniqueKeysWithValues: projections().map { ($0.0, ($0.1, $0.2)) })
         let names = [TensorName.attnNorm, TensorName.attnQ, TensorName.attnK, TensorName.attnV, TensorName.attnOutput,

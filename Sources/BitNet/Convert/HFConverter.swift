@@ -29,7 +29,7 @@ public final class HFConverter: @unchecked Sendable {
         self.folder = folder
         self.options = options
         let projectionType = try options.resolvedProjectionType()
-        try options.checkEmbeddingType()
+        let embeddingType = try options.resolvedEmbeddingType()
         guard FileBytes.isDirectory(folder) else {
             throw ConvertError.missingFile(path: folder, what: "checkpoint folder")
         }
@@ -99,8 +99,13 @@ public final class HFConverter: @unchecked Sendable {
             problems.append(.invalidConfig(path: configPath, key: "--type \(options.projectionType)",
                                            reason: "TQ blocks need every input width to be a multiple of 256 (\(odd) is not); use i2_s"))
         }
-        let layout = GGUFModelLayout(config: config, name: name, projectionType: projectionType,
+        var layout = GGUFModelLayout(config: config, name: name, projectionType: projectionType,
                                      hasOutput: architecture == .llama || !tied)
+        layout.embeddingType = embeddingType
+        if embeddingType == .q8_0, config.hiddenSize % 32 != 0 {
+            problems.append(.invalidConfig(path: configPath, key: "--embedding-type q8_0",
+                                           reason: "Q8_0 rows are 32-element blocks; hidden size \(config.hiddenSize) is not a multiple of 32"))
+        }
         if let problem = layout.unsupportedShapes {
             problems.append(.invalidConfig(path: configPath, key: "--type \(options.projectionType)", reason: problem + "; use i2_s"))
         }

@@ -82,7 +82,12 @@ struct TensorEncoder {
             for i in 0..<count where !buffer[i].isFinite {
                 throw ConvertError.invalidTensorData(path: t.path, tensor: t.name, reason: "element \(start + i) is \(buffer[i])")
             }
-            if type == .f16 {
+            if type == .q8_0 {
+                // chunks are whole rows of whole 32-element blocks (hidden % 32 == 0, checked when planning)
+                var blocks: [UInt8] = []
+                buffer.withUnsafeBufferPointer { BlockQuantizer.appendQ8_0($0.baseAddress!, count: count, to: &blocks) }
+                try sink.write(blocks)
+            } else if type == .f16 {
                 for i in 0..<count {
                     let h = Float16(buffer[i])
                     guard h.isFinite else {
