@@ -29,8 +29,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("type"), help: "Projection storage: i2_s (default, bitnet.cpp's format), tq2_0 / tq1_0 (llama.cpp's), tl1 / tl2 (this engine's lookup-table layouts), f16, or bitnetcpp-tl1 / bitnetcpp-tl2 (bitnet.cpp's TL layouts, for the shapes it publishes kernels for).")
     var projectionType = "i2_s"
 
-    @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (default, as the official files) or q8_0 (half the bytes; bitnet.cpp reads it, this engine dequantizes it at load).")
-    var embeddingType = "f16"
+    @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (default, as the official files) or q8_0 (half the bytes; bitnet.cpp reads it, this engine dequantizes it at load). For a GGUF input: keep (default), f16 or q8_0.")
+    var embeddingTypeOption: String?
+    var embeddingType: String { embeddingTypeOption ?? (isGGUFInput ? "keep" : "f16") }
 
     @Option(help: "Override the detected tokenizer.ggml.pre (e.g. llama-bpe, falcon3, gpt-2, default).")
     var pre: String?
@@ -46,10 +47,7 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         guard dryRun || output != nil else { throw ValidationError("give -o <out.gguf>, or --dry-run") }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), !isDirectory.boolValue {
-            return try reencode()
-        }
+        if isGGUFInput { return try reencode() }
         let options = ConversionOptions(projectionType: projectionType, embeddingType: embeddingType,
                                         preTokenizer: pre, name: name)
         let start = Stopwatch.now()
@@ -88,16 +86,29 @@ struct ConvertCommand: ParsableCommand {
              ProgressBar.bytes(Double(plan.largestSourceBytes)))
     }
 
+    /// A file (not a folder) is a GGUF model to re-encode.
+    private var isGGUFInput: Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && !isDirectory.boolValue
+    }
+
     /// A GGUF model in, the same model with its projections in --type out.
     private func reencode() throws {
         guard let type = GGUFModelLayout.ProjectionType(name: projectionType) else {
             throw ValidationError("unknown --type '\(projectionType)'; known: \(GGUFModelLayout.ProjectionType.names)")
         }
-        for (flag, given) in [("--pre", pre != nil), ("--name", name != nil), ("--embedding-type", embeddingType != "f16")] where given {
-            throw ValidationError("\(flag) applies to Hugging Face checkpoints; a GGUF input keeps its tokenizer, name and embedding")
+        for (flag, given) in [("--pre", pre != nil), ("--name", name != nil)] where given {
+            throw ValidationError("\(flag) applies to Hugging Face checkpoints; a GGUF input keeps its tokenizer and name")
+        }
+        let embedding: GGMLType?
+        switch embeddingType.lowercased() {
+        case "keep": embedding = nil
+        case "f16": embedding = .f16
+        case "q8_0": embedding = .q8_0
+        default: throw ValidationError("--embedding-type for a GGUF input: keep (default), f16 or q8_0")
         }
         let start = Stopwatch.now()
-        let reencoder = try GGUFReencoder(source: try GGUFFile(path: folder), projectionType: type)
+        let reencoder = try GGUFReencoder(source: try GGUFFile(path: folder), projectionType: type, embeddingType: embedding)
         let c = reencoder.config
         if dryRun {
             note("\(folder): \(c.architectureName), \(c.layerCount) layers; projections would be written as \(type.name)")

@@ -56,6 +56,31 @@ final class GGUFReencoderTests: XCTestCase {
         XCTAssertEqual(try logits(tl2), try logits(shipped))
     }
 
+    /// The embedding can be requantized on the way (an official F16 file → Q8_0 for bitnet.cpp):
+    /// equal to quantizing the F16 values directly, and the model still predicts the same.
+    func testEmbeddingRequantizedToQ8_0() throws {
+        let shipped = GoldenModelTests.modelPath
+        let out = path("q8-embd")
+        defer { unlink(out) }
+        try GGUFReencoder(source: try GGUFFile(path: shipped), projectionType: .i2s, embeddingType: .q8_0).write(to: out)
+        let file = try GGUFFile(path: out), original = try GGUFFile(path: shipped)
+        let t = try XCTUnwrap(file.tensor(named: TensorName.tokenEmbedding))
+        XCTAssertEqual(t.type, .q8_0)
+        // the F16 values, quantized directly
+        let src = original.data(for: original.tensor(named: TensorName.tokenEmbedding)!)
+        let floats = (0..<(4096 * 256)).map { Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+        var expected: [UInt8] = []
+        floats.withUnsafeBufferPointer { BlockQuantizer.appendQ8_0($0.baseAddress!, count: $0.count, to: &expected) }
+        XCTAssertTrue(file.data(for: t).prefix(expected.count).elementsEqual(expected))
+        // everything else is the shipped file's
+        XCTAssertEqual(try GGUFFile(path: out).tensor(named: "blk.3.ffn_up.weight")?.type, .i2_s)
+        func top(_ p: String) throws -> Int {
+            let logits = try BitNetModel(weights: try ModelWeights(path: p), contextLength: 8, threads: 1).forward([1, 200, 37])
+            return logits.indices.max { logits[$0] < logits[$1] }!
+        }
+        XCTAssertEqual(try top(out), try top(shipped))
+    }
+
     /// Layouts that cannot hold the shapes are refused before anything is written.
     func testUnsupportedTargetsAreRefusedWithTheReason() throws {
         let shipped = GoldenModelTests.modelPath

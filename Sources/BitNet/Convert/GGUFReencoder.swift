@@ -7,7 +7,8 @@ import CKernels
 /// (`general.file_type` follows the new type); a projection's separate
 /// per-tensor output scale (1bitLLM's `blk.N.*.scale`) is folded into the
 /// weight scale, as the engine applies it at load. Streams tensor by tensor
-/// to a temporary name, renamed when complete.
+/// to a temporary name, renamed when complete. The embedding and head can be
+/// rewritten as Q8_0 (or F16) on the way.
 public struct GGUFReencoder {
     public let source: GGUFFile
     public let projectionType: GGUFModelLayout.ProjectionType
@@ -16,9 +17,13 @@ public struct GGUFReencoder {
     /// Projection tensor name → (layer, short name, rows M, cols K).
     private let projections: [String: (Int, String, Int, Int)]
 
-    public init(source: GGUFFile, projectionType: GGUFModelLayout.ProjectionType) throws {
+    /// Q8_0 to requantize the embedding and head (from F16/F32/BF16), nil to copy them.
+    public let embeddingType: GGMLType?
+
+    public init(source: GGUFFile, projectionType: GGUFModelLayout.ProjectionType, embeddingType: GGMLType? = nil) throws {
         self.source = source
         self.projectionType = projectionType
+        self.embeddingType = embeddingType
         config = try ModelConfig(gguf: source)
         layout = GGUFModelLayout(config: config, name: "", projectionType: projectionType)
         let key = "--type \(projectionType.name)"
@@ -29,6 +34,15 @@ public struct GGUFReencoder {
            let odd = layout.projections().first(where: { $0.2 % 256 != 0 }) {
             throw ConvertError.invalidConfig(path: source.path, key: key, reason: "TQ blocks need every input width " +
                                              "to be a multiple of 256 (\(odd.0) has \(odd.2)); use i2_s")
+        }
+        if let e = embeddingType {
+            guard e == .q8_0 || e == .f16 else {
+                throw ConvertError.notSupported(what: "--embedding-type \(e) (written: f16, q8_0)")
+            }
+            if e == .q8_0, config.hiddenSize % 32 != 0 {
+                throw ConvertError.invalidConfig(path: source.path, key: "--embedding-type q8_0",
+                                                 reason: "hidden size \(config.hiddenSize) is not a multiple of 32")
+            }
         }
         var map: [String: (Int, String, Int, Int)] = [:]
         for layer in 0..<config.layerCount {
@@ -41,6 +55,8 @@ public struct GGUFReencoder {
     private var folded: Set<String> {
         Set(projections.values.map { TensorName.layerScale($0.0, $0.1) })
     }
+
+    private func isHead(_ name: String) -> Bool { name == TensorName.tokenEmbedding || name == TensorName.output }
 
     /// Writes the re-encoded model; `progress(bytesWritten, totalBytes)`.
     public func write(to path: String, progress: ((Int, Int) -> Void)? = nil) throws {
@@ -59,6 +75,8 @@ public struct GGUFReencoder {
             if projections[t.name] != nil, let e = entries[t.name] {
                 let explicit = e.type == .i2_s || e.type == .tl1 || e.type == .tl2
                 try writer.addTensor(name: t.name, dims: e.dims, type: e.type, byteCount: explicit ? e.byteCount : nil)
+            } else if let e = embeddingType, isHead(t.name) {
+                try writer.addTensor(name: t.name, dims: [config.hiddenSize, config.vocabSize], type: e)
             } else {
                 try writer.addTensor(name: t.name, dims: t.dims, type: t.type,
                                      byteCount: t.type.hasKnownSize ? nil : t.extent)
@@ -70,6 +88,24 @@ public struct GGUFReencoder {
         try writer.write(to: path, progress: progress) { info, sink in
             let t = order[index]
             index += 1
+            if let e = embeddingType, isHead(t.name) {
+                // through the loader (any float or block type → F16), then to the requested type
+                let half = try loader.half(t.name, rows: config.vocabSize, cols: config.hiddenSize)
+                var row = [Float](repeating: 0, count: config.hiddenSize)
+                var bytes: [UInt8] = []
+                for r in 0..<config.vocabSize {
+                    let h = half.row(r)
+                    bytes.removeAll(keepingCapacity: true)
+                    if e == .q8_0 {
+                        for c in 0..<config.hiddenSize { row[c] = Float(Float16(bitPattern: h[c])) }
+                        row.withUnsafeBufferPointer { BlockQuantizer.appendQ8_0($0.baseAddress!, count: $0.count, to: &bytes) }
+                    } else {
+                        for c in 0..<config.hiddenSize { bytes.append(UInt8(h[c] & 0xFF)); bytes.append(UInt8(h[c] >> 8)) }
+                    }
+                    try sink.write(bytes)
+                }
+                return
+            }
             guard let (layer, name, rows, cols) = projections[t.name], let entry = entries[t.name] else {
                 let bytes = source.data(for: t)
                 try sink.write(UnsafeRawBufferPointer(rebasing: bytes[0..<(info.byteCount ?? t.extent)]))
