@@ -111,7 +111,18 @@ static int isa_at_or_below(bn_isa isa, bn_isa best) {
 
 /* Designated initializers, so a field added to bn_kernels cannot shift the
  * others; clang does not warn about a field left out of a designated
- * initializer, so Tests/c/test_ops.c checks every entry of every table. */
+ * initializer, so Tests/c/test_ops.c checks every entry of every table.
+ * The float ops and the TL kernels come per ISA family (the VNNI and dotprod
+ * levels share their base level's), written once here. */
+#define BN_FLOAT_OPS(sfx)                                                                                  \
+    .rmsnorm = bn_rmsnorm_##sfx, .f16_gemm = bn_f16_gemm_##sfx, .f16_to_f32 = bn_f16_to_f32_##sfx,         \
+    .dot = bn_dot_##sfx, .axpy = bn_axpy_##sfx, .add = bn_add_##sfx, .softmax = bn_softmax_##sfx,          \
+    .gate_relu2 = bn_gate_relu2_##sfx, .gate_silu = bn_gate_silu_##sfx, .rope = bn_rope_##sfx,             \
+    .attention = bn_attention_##sfx, .attention_f16 = bn_attention_f16_##sfx
+#define BN_TL_OPS(sfx)                                                                                     \
+    .tl1_gemv = bn_tl1_gemm_##sfx, .tl1_gemm = bn_tl1_gemm_##sfx, .tl2_gemv = bn_tl2_gemm_##sfx,           \
+    .tl2_gemm = bn_tl2_gemm_##sfx
+
 static const bn_kernels tables[BN_ISA_COUNT] = {
     [BN_ISA_SCALAR] = {
         .isa = BN_ISA_SCALAR,
@@ -119,23 +130,9 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_scalar,
         .i2s_gemv = bn_i2s_gemm_scalar,
         .i2s_gemm = bn_i2s_gemm_scalar,
-        .rmsnorm = bn_rmsnorm_scalar,
-        .f16_gemm = bn_f16_gemm_scalar,
-        .f16_to_f32 = bn_f16_to_f32_scalar,
-        .dot = bn_dot_scalar,
-        .axpy = bn_axpy_scalar,
-        .add = bn_add_scalar,
-        .softmax = bn_softmax_scalar,
-        .gate_relu2 = bn_gate_relu2_scalar,
-        .gate_silu = bn_gate_silu_scalar,
-        .rope = bn_rope_scalar,
-        .attention = bn_attention_scalar,
-        .attention_f16 = bn_attention_f16_scalar,
         .q8_gemm = bn_q8_gemm_scalar,
-        .tl1_gemv = bn_tl1_gemm_scalar,
-        .tl1_gemm = bn_tl1_gemm_scalar,
-        .tl2_gemv = bn_tl2_gemm_scalar,
-        .tl2_gemm = bn_tl2_gemm_scalar,
+        BN_FLOAT_OPS(scalar),
+        BN_TL_OPS(scalar),
     },
 #if defined(__x86_64__) || defined(_M_X64)
     [BN_ISA_AVX2] = {
@@ -144,23 +141,9 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_avx2,
         .i2s_gemv = bn_i2s_gemv_avx2,
         .i2s_gemm = bn_i2s_gemm_avx2,
-        .rmsnorm = bn_rmsnorm_avx2,
-        .f16_gemm = bn_f16_gemm_avx2,
-        .f16_to_f32 = bn_f16_to_f32_avx2,
-        .dot = bn_dot_avx2,
-        .axpy = bn_axpy_avx2,
-        .add = bn_add_avx2,
-        .softmax = bn_softmax_avx2,
-        .gate_relu2 = bn_gate_relu2_avx2,
-        .gate_silu = bn_gate_silu_avx2,
-        .rope = bn_rope_avx2,
-        .attention = bn_attention_avx2,
-        .attention_f16 = bn_attention_f16_avx2,
         .q8_gemm = bn_q8_gemm_avx2,
-        .tl1_gemv = bn_tl1_gemm_avx2,
-        .tl1_gemm = bn_tl1_gemm_avx2,
-        .tl2_gemv = bn_tl2_gemm_avx2,
-        .tl2_gemm = bn_tl2_gemm_avx2,
+        BN_FLOAT_OPS(avx2),
+        BN_TL_OPS(avx2),
     },
     [BN_ISA_AVX512] = {
         .isa = BN_ISA_AVX512,
@@ -168,23 +151,9 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_avx512,
         .i2s_gemv = bn_i2s_gemv_avx512,
         .i2s_gemm = bn_i2s_gemm_avx512,
-        .rmsnorm = bn_rmsnorm_avx512,
-        .f16_gemm = bn_f16_gemm_avx512,
-        .f16_to_f32 = bn_f16_to_f32_avx512,
-        .dot = bn_dot_avx512,
-        .axpy = bn_axpy_avx512,
-        .add = bn_add_avx512,
-        .softmax = bn_softmax_avx512,
-        .gate_relu2 = bn_gate_relu2_avx512,
-        .gate_silu = bn_gate_silu_avx512,
-        .rope = bn_rope_avx512,
-        .attention = bn_attention_avx512,
-        .attention_f16 = bn_attention_f16_avx512,
         .q8_gemm = bn_q8_gemm_avx2,
-        .tl1_gemv = bn_tl1_gemm_avx512,
-        .tl1_gemm = bn_tl1_gemm_avx512,
-        .tl2_gemv = bn_tl2_gemm_avx512,
-        .tl2_gemm = bn_tl2_gemm_avx512,
+        BN_FLOAT_OPS(avx512),
+        BN_TL_OPS(avx512),
     },
     /* the float ops need nothing beyond AVX-512 F/BW/VL/DQ */
     [BN_ISA_AVX512_VNNI] = {
@@ -193,23 +162,9 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_avx512,
         .i2s_gemv = bn_i2s_gemv_avx512vnni,
         .i2s_gemm = bn_i2s_gemm_avx512vnni,
-        .rmsnorm = bn_rmsnorm_avx512,
-        .f16_gemm = bn_f16_gemm_avx512,
-        .f16_to_f32 = bn_f16_to_f32_avx512,
-        .dot = bn_dot_avx512,
-        .axpy = bn_axpy_avx512,
-        .add = bn_add_avx512,
-        .softmax = bn_softmax_avx512,
-        .gate_relu2 = bn_gate_relu2_avx512,
-        .gate_silu = bn_gate_silu_avx512,
-        .rope = bn_rope_avx512,
-        .attention = bn_attention_avx512,
-        .attention_f16 = bn_attention_f16_avx512,
         .q8_gemm = bn_q8_gemm_avx512vnni,
-        .tl1_gemv = bn_tl1_gemm_avx512,
-        .tl1_gemm = bn_tl1_gemm_avx512,
-        .tl2_gemv = bn_tl2_gemm_avx512,
-        .tl2_gemm = bn_tl2_gemm_avx512,
+        BN_FLOAT_OPS(avx512),
+        BN_TL_OPS(avx512),
     },
 #endif
 #if defined(__aarch64__)
@@ -219,23 +174,9 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_neon,
         .i2s_gemv = bn_i2s_gemm_neon,
         .i2s_gemm = bn_i2s_gemm_neon,
-        .rmsnorm = bn_rmsnorm_neon,
-        .f16_gemm = bn_f16_gemm_neon,
-        .f16_to_f32 = bn_f16_to_f32_neon,
-        .dot = bn_dot_neon,
-        .axpy = bn_axpy_neon,
-        .add = bn_add_neon,
-        .softmax = bn_softmax_neon,
-        .gate_relu2 = bn_gate_relu2_neon,
-        .gate_silu = bn_gate_silu_neon,
-        .rope = bn_rope_neon,
-        .attention = bn_attention_neon,
-        .attention_f16 = bn_attention_f16_neon,
         .q8_gemm = bn_q8_gemm_neon,
-        .tl1_gemv = bn_tl1_gemm_neon,
-        .tl1_gemm = bn_tl1_gemm_neon,
-        .tl2_gemv = bn_tl2_gemm_neon,
-        .tl2_gemm = bn_tl2_gemm_neon,
+        BN_FLOAT_OPS(neon),
+        BN_TL_OPS(neon),
     },
     /* the float ops need no dot-product instructions */
     [BN_ISA_NEON_DOTPROD] = {
@@ -244,23 +185,9 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_neon,
         .i2s_gemv = bn_i2s_gemm_neon_dotprod,
         .i2s_gemm = bn_i2s_gemm_neon_dotprod,
-        .rmsnorm = bn_rmsnorm_neon,
-        .f16_gemm = bn_f16_gemm_neon,
-        .f16_to_f32 = bn_f16_to_f32_neon,
-        .dot = bn_dot_neon,
-        .axpy = bn_axpy_neon,
-        .add = bn_add_neon,
-        .softmax = bn_softmax_neon,
-        .gate_relu2 = bn_gate_relu2_neon,
-        .gate_silu = bn_gate_silu_neon,
-        .rope = bn_rope_neon,
-        .attention = bn_attention_neon,
-        .attention_f16 = bn_attention_f16_neon,
         .q8_gemm = bn_q8_gemm_neon,
-        .tl1_gemv = bn_tl1_gemm_neon,
-        .tl1_gemm = bn_tl1_gemm_neon,
-        .tl2_gemv = bn_tl2_gemm_neon,
-        .tl2_gemm = bn_tl2_gemm_neon,
+        BN_FLOAT_OPS(neon),
+        BN_TL_OPS(neon),
     },
 #endif
 };
