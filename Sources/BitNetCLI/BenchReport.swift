@@ -7,7 +7,7 @@ import Glibc
 import Darwin
 #endif
 
-/// A JSON value small enough for benchmark lines (no Foundation needed).
+/// A JSON value small enough for benchmark lines (strings escaped by the library's JSONWriter).
 enum JSONValue {
     case string(String)
     case int(Int)
@@ -16,18 +16,7 @@ enum JSONValue {
 
     var text: String {
         switch self {
-        case .string(let s):
-            var out = "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
+        case .string(let s): return JSONWriter.quoted(s)
         case .int(let v): return String(v)
         case .double(let v): return v.isFinite ? String(format: "%.6g", v) : "null"
         case .bool(let v): return v ? "true" : "false"
