@@ -44,8 +44,9 @@ struct InspectCommand: ParsableCommand {
                   "ffn activation \(c.activation.rawValue)")
             let kv = KVCache.byteCount(capacity: BitNetModel.defaultContextLength(config: c), layerCount: c.layerCount,
                                        kvDim: c.kvDim)
-            print("kernels: \(Self.storage(file).projections) → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for " +
-                  "prompts); head \(Self.storage(file).head) → F16; KV cache f32, \(ProgressBar.bytes(Double(kv))) at the " +
+            let stored = Self.storage(file)
+            print("kernels: \(stored.projections) → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for " +
+                  "prompts); head \(stored.head) → F16; KV cache f32, \(ProgressBar.bytes(Double(kv))) at the " +
                   "default context")
             let choices = Self.decodeKernels(c).map { "\($0.shape) \($0.kernel ?? "not measured yet")" }
             print("decode kernels (--kernel auto, \(cpuCount()) threads): " + choices.joined(separator: ", ") +
@@ -136,8 +137,9 @@ struct InspectCommand: ParsableCommand {
                     m.field("rope_neox", c.ropeIsNeoX)
                     m.field("rms_eps", Double(c.normEpsilon))
                     m.field("activation", c.activation.rawValue)
-                    m.field("projection_type", storage(file).projections)
-                    m.field("head_type", storage(file).head)
+                    let stored = storage(file)
+                    m.field("projection_type", stored.projections)
+                    m.field("head_type", stored.head)
                 }
                 w.array("decode_kernels") { a in
                     for d in decodeKernels(c) {

@@ -7,9 +7,9 @@
 /// F16 embedding, F32 norms.
 public struct GGUFModelLayout: Sendable {
     /// How ternary projections are stored.
-    public enum ProjectionType: Sendable, Equatable {
+    public enum ProjectionType: String, Sendable, Equatable, CaseIterable {
         /// Canonical I2_S codes plus the f32 scale tail (bitnet.cpp's official format).
-        case i2s
+        case i2s = "i2_s"
         /// F16 values (t·s, or latent weights), ternarized again at load time.
         case f16
         /// llama.cpp's ternary block formats (K must be a multiple of 256).
@@ -20,44 +20,24 @@ public struct GGUFModelLayout: Sendable {
         case tl2
         /// bitnet.cpp's own TL1 / TL2 layouts (ggml types 38 / 39) for the shapes it
         /// publishes a tiling for (`BitNetCppTLLayout`), with the hidden scale slot.
-        case bitnetcppTL1
-        case bitnetcppTL2
+        case bitnetcppTL1 = "bitnetcpp-tl1"
+        case bitnetcppTL2 = "bitnetcpp-tl2"
 
-        /// From the CLI spelling (`--type` of convert and synth).
+        /// From the CLI spelling (`--type` of convert and synth; `i2s` also accepted).
         public init?(name: String) {
-            switch name.lowercased() {
-            case "i2_s", "i2s": self = .i2s
-            case "f16": self = .f16
-            case "tq2_0": self = .tq2_0
-            case "tq1_0": self = .tq1_0
-            case "tl1": self = .tl1
-            case "tl2": self = .tl2
-            case "bitnetcpp-tl1": self = .bitnetcppTL1
-            case "bitnetcpp-tl2": self = .bitnetcppTL2
-            default: return nil
-            }
+            let lower = name.lowercased()
+            self.init(rawValue: lower == "i2s" ? "i2_s" : lower)
         }
 
         /// The CLI spelling.
-        public var name: String {
-            switch self {
-            case .i2s: return "i2_s"
-            case .f16: return "f16"
-            case .tq2_0: return "tq2_0"
-            case .tq1_0: return "tq1_0"
-            case .tl1: return "tl1"
-            case .tl2: return "tl2"
-            case .bitnetcppTL1: return "bitnetcpp-tl1"
-            case .bitnetcppTL2: return "bitnetcpp-tl2"
-            }
-        }
+        public var name: String { rawValue }
 
         /// bitnet.cpp's layout kind, for the two types written in its TL layouts.
         public var bitnetCppKind: BitNetCppTLLayout.Kind? {
             self == .bitnetcppTL1 ? .tl1 : (self == .bitnetcppTL2 ? .tl2 : nil)
         }
 
-        public static let names = "i2_s, tq2_0, tq1_0, tl1, tl2, f16, bitnetcpp-tl1, bitnetcpp-tl2"
+        public static let names = allCases.map(\.name).joined(separator: ", ")
     }
 
     /// What a tensor of the table holds, so a writer can find its data.
