@@ -113,7 +113,7 @@ test-capi: deps
 	.build/debug/bitnet synth --arch bitnet-b1.58 --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ffn 256 \
 		--vocab-size 128256 --ctx 64 --vocab Tests/BitNetTests/Fixtures/tokenizers/ggml-vocab-llama-bpe.gguf \
 		-o $(BUILD_DIR)/capi-model.gguf
-	$(CC) -O1 -g -std=c11 -Wall -Wextra -Werror -ISources/BitNetC/include Tests/c/test_capi.c \
+	$(CC) -O1 -g -std=c11 -Wall -Wextra -Werror -ISources/BitNetCAPIHeader/include Tests/c/test_capi.c \
 		-L.build/debug -lBitNetCAPI -Wl,-rpath,$(CURDIR)/.build/debug -Wl,-rpath,$(SWIFT_RUNTIME) -lm \
 		-o $(BUILD_DIR)/test_capi
 	$(BUILD_DIR)/test_capi $(BUILD_DIR)/capi-model.gguf
@@ -152,7 +152,7 @@ install: deps
 	ar rcs $(BUILD_DIR)/libbitnet_kernels.a $(BUILD_DIR)/kernels-obj/*.o
 	install -m 644 $(BUILD_DIR)/libbitnet_kernels.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 .build/release/libBitNetCAPI.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 Sources/BitNetC/include/bitnet.h CKernels/include/bitnet_kernels.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 Sources/BitNetCAPIHeader/include/bitnet.h CKernels/include/bitnet_kernels.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|@PREFIX@|$(PREFIX)|; s|-Wl,-rpath,$${libdir}|-Wl,-rpath,$${libdir} -Wl,-rpath,$(SWIFT_RUNTIME)|' \
 		Sources/BitNetC/bitnet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitnet.pc
 

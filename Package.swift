@@ -11,7 +11,7 @@ let package = Package(
         .library(name: "BitNet", targets: ["BitNet"]),
         .library(name: "CKernels", targets: ["CKernels"]),
         .executable(name: "bitnet", targets: ["BitNetCLI"]),
-        // The engine for C and C++ (Sources/BitNetC/include/bitnet.h; `make install` adds pkg-config).
+        // The engine for C and C++ (Sources/BitNetCAPIHeader/include/bitnet.h; `make install` adds pkg-config).
         .library(name: "BitNetCAPI", type: .dynamic, targets: ["BitNetC"]),
     ],
     dependencies: [
@@ -35,7 +35,10 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "BitNet", dependencies: ["CKernels"]),
-        .target(name: "BitNetC", dependencies: ["BitNet"], exclude: ["include", "bitnet.pc.in"]),
+        // The C API: the header (and its default-params functions) as a C target, so the
+        // Swift implementation reads the same structs a C caller passes.
+        .target(name: "BitNetCAPIHeader", path: "Sources/BitNetCAPIHeader"),
+        .target(name: "BitNetC", dependencies: ["BitNet", "BitNetCAPIHeader"], exclude: ["bitnet.pc.in"]),
         .executableTarget(
             name: "BitNetCLI",
             dependencies: [

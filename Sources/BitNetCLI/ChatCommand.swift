@@ -57,9 +57,9 @@ struct ChatCommand: ParsableCommand {
         let (model, loadSeconds) = try options.load()
         let (tokenizer, formatter) = try ChatSetup.formatter(for: model, chatTemplate: chatTemplate, command: "chat")
 
-        var session = ChatSession(command: self, model: model, tokenizer: tokenizer, formatter: formatter)
+        var session = try ChatSession(command: self, model: model, tokenizer: tokenizer, formatter: formatter)
         let interactive = isatty(0) != 0
-        note(String(format: "loaded in %.2f s; context %d tokens. ", loadSeconds, model.cache.capacity)
+        note(String(format: "loaded in %.2f s; context %d tokens. ", loadSeconds, session.contextLength)
              + "/reset starts over, /exit quits, Ctrl-C stops a reply.")
         ChatInterrupt.install()
         defer { ChatInterrupt.uninstall() }
@@ -113,24 +113,25 @@ private struct ChatSession {
     var conversation: ChatConversation
     var turn = 0
 
-    init(command: ChatCommand, model: BitNetModel, tokenizer: Tokenizer, formatter: ChatFormatter) {
+    init(command: ChatCommand, model: BitNetModel, tokenizer: Tokenizer, formatter: ChatFormatter) throws {
         self.command = command
         self.model = model
         self.tokenizer = tokenizer
         var stops = formatter.stopTokens
         if let eos = tokenizer.eosID { stops.insert(eos) }
-        generator = Generator(model: model, stopTokens: stops)
+        generator = Generator(session: try model.makeSession(), stopTokens: stops)
         conversation = ChatConversation(formatter: formatter, systemPrompt: command.system)
-        model.cache.reset()
     }
+
+    var contextLength: Int { generator.session.contextLength }
 
     mutating func reset() {
         conversation.reset()
-        model.cache.reset()
+        generator.session.reset()
     }
 
     mutating func reply(to text: String) throws {
-        let cache = model.cache
+        let cache = generator.session
         let before = conversation
         conversation.addUser(text)
         // Only what the cache lacks is fed: the end of the previous reply (its last
@@ -144,11 +145,11 @@ private struct ChatSession {
             cache.reset()
             pending = conversation.tokens
         }
-        let free = cache.capacity - cache.count
+        let free = cache.contextLength - cache.count
         // At least one position must stay free for the reply.
         guard pending.count < free else {
             conversation = before
-            note("context full: this message needs \(pending.count) tokens but \(max(0, free)) of \(cache.capacity) are left. "
+            note("context full: this message needs \(pending.count) tokens but \(max(0, free)) of \(cache.contextLength) are left. "
                  + "Type /reset to start a new conversation (or run with a larger --ctx).")
             return
         }
@@ -204,7 +205,7 @@ private struct ChatSession {
 
         var line = String(format: "[%d tokens, %.1f tok/s | prompt %d tokens, %.1f tok/s | context %d/%d",
                           stats.generatedTokens, stats.generatedTokensPerSecond, stats.promptTokens,
-                          stats.promptTokensPerSecond, cache.count, cache.capacity)
+                          stats.promptTokensPerSecond, cache.count, cache.contextLength)
         if interrupted {
             line += " | stopped"
         } else if stats.stopReason == .maxTokens {
@@ -212,7 +213,7 @@ private struct ChatSession {
         }
         note(line + "]")
         if stats.stopReason == .contextFull {
-            note("context full (\(cache.capacity) tokens): type /reset to start a new conversation (or run with a larger --ctx).")
+            note("context full (\(cache.contextLength) tokens): type /reset to start a new conversation (or run with a larger --ctx).")
         }
     }
 }

@@ -66,16 +66,17 @@ struct EndToEndBench: ParsableCommand {
             let m = try BitNetModel(weights: weights, contextLength: depth + max(promptTokens, genTokens) + 1, threads: t,
                                     kernels: kernels, batchSize: batch, headPrecision: headPrecision,
                                     kernel: kernelSelection, kvPrecision: kv)
+            let session = try m.makeSession()
             var pp: [Double] = [], tg: [Double] = []
-            _ = try m.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
+            _ = try session.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
             // the depth's tokens are computed once, untimed; each run then starts from them
-            m.cache.reset()
-            if !prefix.isEmpty { _ = try m.forward(prefix) }
+            session.reset()
+            if !prefix.isEmpty { _ = try session.forward(prefix) }
             for _ in 0..<repetitions {
-                m.cache.truncate(to: depth)
-                pp.append(Double(promptTokens) / (try Stopwatch.time { _ = try m.forward(prompt) }))
-                m.cache.truncate(to: depth)
-                tg.append(Double(genTokens) / (try Stopwatch.time { for token in decode { _ = try m.forward([token]) } }))
+                session.truncate(to: depth)
+                pp.append(Double(promptTokens) / (try Stopwatch.time { _ = try session.forward(prompt) }))
+                session.truncate(to: depth)
+                tg.append(Double(genTokens) / (try Stopwatch.time { for token in decode { _ = try session.forward([token]) } }))
             }
             let bandwidth = measureReadBandwidth(pool: m.pool, isa: kernels.isa)
             let ppMedian = TimingStats(pp).median, tgMedian = TimingStats(tg).median

@@ -78,7 +78,7 @@ struct GenerateCommand: ParsableCommand {
         var stops = tokenizer?.endOfGenerationIDs ?? []
         if let eos = try model.weights.file.optionalInteger("tokenizer.ggml.eos_token_id") { stops.insert(Int32(eos)) }
         if let stopToken { stops.formUnion(try parseTokenList(stopToken)) }
-        let generator = Generator(model: model, stopTokens: stops)
+        let generator = Generator(session: try model.makeSession(), stopTokens: stops)
         var decoder = ids ? nil : tokenizer?.makeStreamingDecoder()
         var first = true
         let stats = try generator.generate(prompt: input, maxTokens: n, sampling: sampling) { token in

@@ -20,7 +20,7 @@ struct LogitsCommand: ParsableCommand {
         guard top >= 1 else { throw ValidationError("--top must be ≥ 1") }
         let (model, _) = try options.load(quiet: true)
         let vocab = model.config.vocabSize
-        let logits = try model.forward(input, allLogits: allPositions)
+        let logits = try model.makeSession().forward(input, allLogits: allPositions)
         let positions = allPositions ? Array(0..<input.count) : [input.count - 1]
         for (row, position) in positions.enumerated() {
             let v = Array(logits[(row * vocab)..<((row + 1) * vocab)])

@@ -38,12 +38,12 @@ struct PerplexityCommand: ParsableCommand {
         let start = Stopwatch.now()
         let result: Perplexity
         if let stride {
-            result = try Perplexity.evaluate(model: model, tokens: tokens, window: window, stride: stride) { done, _ in
+            result = try Perplexity.evaluate(session: try model.makeSession(), tokens: tokens, window: window, stride: stride) { done, _ in
                 bar?.update(Double(done))
             }
         } else {
             guard let bos = tokenizer.bosID else { throw ValidationError("the tokenizer has no BOS token; use --stride") }
-            result = try Perplexity.evaluate(model: model, text: tokens, bos: bos, window: window) { done, _ in
+            result = try Perplexity.evaluate(session: try model.makeSession(), text: tokens, bos: bos, window: window) { done, _ in
                 bar?.update(Double(done))
             }
         }

@@ -15,9 +15,11 @@ struct ServeCommand: ParsableCommand {
         abstract: "Serve a model over HTTP with an OpenAI-compatible API.",
         discussion: """
             Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions \
-            ("stream": true for Server-Sent Events). Requests are served one at a time; up to --max-queue wait, \
-            more get 503. The KV cache is reused across requests: a prompt that starts like the previous one \
-            (a chat client resending the conversation) computes only its new tokens. \
+            ("stream": true for Server-Sent Events). Up to --parallel requests generate at once, batched into \
+            the same forward steps (continuous batching); up to --max-queue more wait for a slot, more get 503. \
+            The --ctx positions are split evenly across the slots. Each slot keeps its KV cache between \
+            requests: a prompt that starts like an earlier one (a chat client resending the conversation) \
+            computes only its new tokens. \
             Prints "listening on http://HOST:PORT (…)" on stdout, one line per request on stderr. \
             Ctrl-C or SIGTERM stops it.
             """
@@ -34,8 +36,14 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on every endpoint but /health (default: $BITNET_API_KEY, else none).")
     var apiKey: String?
 
-    @Option(name: .customLong("max-queue"), help: "Requests that may wait while one is generating; more are answered 503.")
+    @Option(name: .customLong("max-queue"), help: "Requests that may wait for a free slot; more are answered 503.")
     var maxQueue = 8
+
+    @Option(help: "Requests generating at once (slots), batched into the same steps; --ctx is split across them.")
+    var parallel = 1
+
+    @Option(name: .customLong("step-tokens"), help: "Most tokens per batched step: decoding slots take one each, prompts share the rest (smaller: steadier token pace while prompts arrive).")
+    var stepTokens = 64
 
     @Option(name: .customLong("chat-template"), help: "Chat format: bitnet, llama3, falcon3 or none (default: from the file).")
     var chatTemplate: String?
@@ -49,6 +57,8 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535 (0: any free port)") }
         guard (0...4096).contains(maxQueue) else { throw ValidationError("--max-queue must be in 0...4096") }
+        guard (1...1024).contains(parallel) else { throw ValidationError("--parallel must be in 1...1024") }
+        guard (1...65536).contains(stepTokens) else { throw ValidationError("--step-tokens must be in 1...65536") }
         guard timeout.isFinite, timeout > 0 else { throw ValidationError("--timeout must be a positive number of seconds") }
         guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024 bytes") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
@@ -67,13 +77,16 @@ struct ServeCommand: ParsableCommand {
         configuration.port = port
         configuration.apiKey = apiKey ?? environment("BITNET_API_KEY")
         configuration.maxQueue = maxQueue
-        configuration.maxConnections = max(64, maxQueue + 16)
+        configuration.maxConnections = max(64, parallel + maxQueue + 16)
         configuration.requestTimeout = timeout
         configuration.writeTimeout = timeout
         configuration.maxBodyBytes = maxBody
 
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        let service = CompletionService(model: model, tokenizer: tokenizer, formatter: formatter, modelName: name)
+        let scheduling = BatchScheduler.Configuration(parallel: parallel, contextLength: model.defaultContextLength,
+                                                      maxQueue: maxQueue, stepTokenBudget: stepTokens)
+        let service = try CompletionService(model: model, tokenizer: tokenizer, formatter: formatter, modelName: name,
+                                            scheduling: scheduling)
         let server = BitNetServer(service: service, configuration: configuration) { line in note(line) }
         do {
             try server.start()
@@ -84,7 +97,7 @@ struct ServeCommand: ParsableCommand {
         }
         ServeSignal.install()
         let key = configuration.apiKey == nil ? "" : ", API key required"
-        print("listening on \(server.url) (model \(name), ctx \(model.cache.capacity)\(key))")
+        print("listening on \(server.url) (model \(name), ctx \(service.contextLength)\(parallel > 1 ? " per slot, \(parallel) slots" : "")\(key))")
         fflush(nil)
         note("loaded in \((loadSeconds * 100).rounded() / 100) s; \(model.pool.threads) threads, \(model.kernels.isa); "
              + "Ctrl-C stops")

@@ -1,3 +1,4 @@
+import BitNet
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -6,11 +7,7 @@ import Darwin
 
 /// Monotonic wall-clock time in seconds.
 enum Stopwatch {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
+    static func now() -> Double { MonotonicClock.now() }
 
     /// Times `body`, returning seconds.
     static func time(_ body: () throws -> Void) rethrows -> Double {

@@ -260,8 +260,8 @@ final class BlockDequantizerTests: XCTestCase {
         }
         var rng = SeededGenerator(seed: 5)
         let tokens = (0..<7).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
-        let lq = try BitNetModel(weights: q, contextLength: 16, threads: 2).forward(tokens, allLogits: true)
-        let lf = try BitNetModel(weights: f, contextLength: 16, threads: 2).forward(tokens, allLogits: true)
+        let lq = try BitNetModel(weights: q, contextLength: 16, threads: 2).makeSession().forward(tokens, allLogits: true)
+        let lf = try BitNetModel(weights: f, contextLength: 16, threads: 2).makeSession().forward(tokens, allLogits: true)
         XCTAssertEqual(lq.map(\.bitPattern), lf.map(\.bitPattern), "\(name): logits differ from the F16 twin")
     }
 

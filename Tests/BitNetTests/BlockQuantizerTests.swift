@@ -46,7 +46,8 @@ final class BlockQuantizerTests: XCTestCase {
                        4096 * 256 * 2 - 4096 * 256 / 32 * 34, "only the embedding shrank")
         func logits(_ p: String) throws -> [Float] {
             let model = try BitNetModel(weights: try ModelWeights(path: p), contextLength: 16, threads: 1)
-            return try model.forward([1, 200, 37, 1000, 5])
+            let session = try model.makeSession()
+            return try session.forward([1, 200, 37, 1000, 5])
         }
         let a = try logits(out), b = try logits(GoldenModelTests.modelPath)
         XCTAssertEqual(a.indices.max { a[$0] < a[$1] }, b.indices.max { b[$0] < b[$1] }, "same prediction")

@@ -278,30 +278,32 @@ final class ChatTemplateTests: XCTestCase {
         defer { unlink(path) }
         let weights = try ModelWeights(path: path)
         let model = try BitNetModel(weights: weights, contextLength: 64, threads: 2)
+        let session = try model.makeSession()
         let f = try ChatTemplate.bitnet.formatter(tokenizer: t)
-        let generator = Generator(model: model, stopTokens: f.stopTokens)
+        let generator = Generator(session: session, stopTokens: f.stopTokens)
         var chat = ChatConversation(formatter: f, systemPrompt: "Be brief.")
 
         chat.addUser("Hello")
-        let turn1 = try XCTUnwrap(chat.pendingTokens(cached: model.cache.count))
+        let turn1 = try XCTUnwrap(chat.pendingTokens(cached: session.count))
         XCTAssertEqual(turn1, chat.tokens)
         var reply: [Int32] = []
         try generator.generate(prompt: turn1, maxTokens: 4, sampling: .greedy) { reply.append($0); return true }
         chat.addReply(generated: reply, text: "")
 
         chat.addUser("Again")
-        let turn2 = try XCTUnwrap(chat.pendingTokens(cached: model.cache.count))
+        let turn2 = try XCTUnwrap(chat.pendingTokens(cached: session.count))
         // Only what the cache lacks goes in: the reply's last token (the generator
         // samples it but never feeds it back), <|eot_id|>, and the new turn.
         let last = try XCTUnwrap(reply.last)
         let closing: [Int32] = f.stopTokens.contains(last) ? [eot] : [last, eot]
         XCTAssertEqual(turn2, closing + f.continuationTokens(newMessages: [.user("Again")], addGenerationPrompt: true))
         XCTAssertEqual(Array(chat.tokens.suffix(turn2.count)), turn2)
-        let incremental = try model.forward(turn2)
-        XCTAssertEqual(model.cache.count, chat.tokens.count)
+        let incremental = try session.forward(turn2)
+        XCTAssertEqual(session.count, chat.tokens.count)
 
         let fresh = try BitNetModel(weights: weights, contextLength: 64, threads: 2)
-        let full = try fresh.forward(chat.tokens)
+        let freshSession = try fresh.makeSession()
+        let full = try freshSession.forward(chat.tokens)
         let diff = zip(incremental, full).map { abs($0 - $1) }.max() ?? 0
         XCTAssertLessThan(diff, 1e-3)
         XCTAssertEqual(Sampler.argmax(incremental), Sampler.argmax(full))

@@ -81,9 +81,10 @@ final class ConvertTests: XCTestCase {
 
         // the engine on the converted file against the plain reference forward
         let model = try BitNetModel(weights: weights, contextLength: 32, threads: 2)
+        let session = try model.makeSession()
         var rng = SeededGenerator(seed: 5)
         let tokens = (0..<10).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
-        let got = try model.forward(tokens, allLogits: true)
+        let got = try session.forward(tokens, allLogits: true)
         let want = ReferenceModel(weights: weights).logits(tokens: tokens)
         for p in 0..<tokens.count {
             let row = Array(got[(p * c.vocabSize)..<((p + 1) * c.vocabSize)])

@@ -51,7 +51,8 @@ final class GGUFReencoderTests: XCTestCase {
         defer { unlink(tl2) }
         func logits(_ p: String) throws -> [Float] {
             let model = try BitNetModel(weights: try ModelWeights(path: p), contextLength: 16, threads: 1, kernel: .fixed(.i2s))
-            return try model.forward([1, 50, 300, 7], allLogits: true)
+            let session = try model.makeSession()
+            return try session.forward([1, 50, 300, 7], allLogits: true)
         }
         XCTAssertEqual(try logits(tl2), try logits(shipped))
     }
@@ -75,7 +76,7 @@ final class GGUFReencoderTests: XCTestCase {
         // everything else is the shipped file's
         XCTAssertEqual(try GGUFFile(path: out).tensor(named: "blk.3.ffn_up.weight")?.type, .i2_s)
         func top(_ p: String) throws -> Int {
-            let logits = try BitNetModel(weights: try ModelWeights(path: p), contextLength: 8, threads: 1).forward([1, 200, 37])
+            let logits = try BitNetModel(weights: try ModelWeights(path: p), contextLength: 8, threads: 1).makeSession().forward([1, 200, 37])
             return logits.indices.max { logits[$0] < logits[$1] }!
         }
         XCTAssertEqual(try top(out), try top(shipped))
@@ -114,7 +115,8 @@ extension ModelTests {
         XCTAssertNil(try GGUFFile(path: out).tensor(named: TensorName.layerScale(0, TensorName.attnQ)))
         func logits(_ p: String) throws -> [Float] {
             let model = try BitNetModel(weights: try ModelWeights(path: p), contextLength: 8, threads: 1, kernel: .fixed(.i2s))
-            return try model.forward([3, 9, 27], allLogits: true)
+            let session = try model.makeSession()
+            return try session.forward([3, 9, 27], allLogits: true)
         }
         XCTAssertEqual(try logits(out), try logits(scaled))
         let unscaled = try Self.writeModel(Self.tinyConfig(.bitnetB158), name: "src-reencode-scale")

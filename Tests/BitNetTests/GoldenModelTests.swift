@@ -79,10 +79,11 @@ final class GoldenModelTests: XCTestCase {
     func testLogitsAndGreedyContinuationsMatchTheReference() throws {
         for isa in levels {
             let (model, _, golden) = try load(isa: isa)
+            let session = try model.makeSession()
             var worst: Float = 0
             for p in golden.prompts {
-                model.cache.reset()
-                let logits = try model.forward(p.logits_input_ids, allLogits: true)
+                session.reset()
+                let logits = try session.forward(p.logits_input_ids, allLogits: true)
                 let vocab = model.config.vocabSize
                 for top in p.top20 {
                     let row = Array(logits[(top.position * vocab)..<((top.position + 1) * vocab)])
@@ -91,9 +92,9 @@ final class GoldenModelTests: XCTestCase {
                         XCTAssertEqual(Sampler.argmax(row), top.ids[0], "\(isa) '\(p.text)' position \(top.position)")
                     }
                 }
-                model.cache.reset()
+                session.reset()
                 var generated: [Int32] = []
-                try Generator(model: model).generate(prompt: p.input_ids, maxTokens: p.greedy_ids.count) {
+                try Generator(session: session).generate(prompt: p.input_ids, maxTokens: p.greedy_ids.count) {
                     generated.append($0)
                     return true
                 }
@@ -115,9 +116,10 @@ final class GoldenModelTests: XCTestCase {
         XCTAssertEqual(ids.count, golden.perplexity.n_tokens)
         for isa in levels {
             let (model, _, _) = try load(isa: isa)
+            let session = try model.makeSession()
             let windows = isa == .scalar ? 1 : 6 // the scalar twins are slow in debug builds
             let window = golden.perplexity.window_tokens
-            let result = try Perplexity.evaluate(model: model, text: Array(ids.prefix(windows * window)),
+            let result = try Perplexity.evaluate(session: session, text: Array(ids.prefix(windows * window)),
                                                  bos: try XCTUnwrap(tokenizer.bosID), window: window + 1)
             let want = golden.perplexity.window_nll_sum.prefix(windows).reduce(0, +)
             let ours = exp(result.negativeLogLikelihood / Double(result.scoredTokens))

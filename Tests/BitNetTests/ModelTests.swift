@@ -54,8 +54,9 @@ final class ModelTests: XCTestCase {
                 let weights = try ModelWeights(path: path)
                 XCTAssertEqual(weights.config, config)
                 let model = try BitNetModel(weights: weights, contextLength: 32, threads: 2)
+                let session = try model.makeSession()
                 let input = tokens(12, vocab: config.vocabSize)
-                let got = try model.forward(input, allLogits: true)
+                let got = try session.forward(input, allLogits: true)
                 let want = ReferenceModel(weights: weights).logits(tokens: input)
                 for p in 0..<input.count {
                     let row = Array(got[(p * config.vocabSize)..<((p + 1) * config.vocabSize)])
@@ -75,21 +76,23 @@ final class ModelTests: XCTestCase {
             let weights = try ModelWeights(path: path)
             let input = tokens(20, vocab: config.vocabSize, seed: 11)
             let full = try BitNetModel(weights: weights, contextLength: 32, threads: 1, batchSize: 128)
-                .forward(input, allLogits: true)
+                .makeSession().forward(input, allLogits: true)
             for batch in [1, 3, 7] {
                 let model = try BitNetModel(weights: weights, contextLength: 32, threads: 2, batchSize: batch)
+                let session = try model.makeSession()
                 // integer sums are exact; only the F16 head's summation order may differ (n = 1 vs n > 1 tiles)
-                XCTAssertLessThan(maxDiff(try model.forward(input, allLogits: true), full), 1e-4, "\(arch) batch \(batch)")
+                XCTAssertLessThan(maxDiff(try session.forward(input, allLogits: true), full), 1e-4, "\(arch) batch \(batch)")
             }
             // token by token through the GEMV path, cache kept between calls
             let step = try BitNetModel(weights: weights, contextLength: 32, threads: 2)
+            let stepSession = try step.makeSession()
             for (p, token) in input.enumerated() {
-                let logits = try step.forward([token])
+                let logits = try stepSession.forward([token])
                 let want = Array(full[(p * config.vocabSize)..<((p + 1) * config.vocabSize)])
                 XCTAssertLessThan(maxDiff(logits, want), 1e-4, "\(arch) step \(p)")
                 XCTAssertEqual(Sampler.argmax(logits), Sampler.argmax(want))
             }
-            XCTAssertEqual(step.cache.count, input.count)
+            XCTAssertEqual(stepSession.count, input.count)
         }
     }
 
@@ -102,10 +105,11 @@ final class ModelTests: XCTestCase {
         var firstLogits: [ISA: [Float]] = [:]
         for isa in ISA.supported {
             let model = try BitNetModel(weights: weights, contextLength: 48, threads: 2, kernels: try Kernels(isa: isa))
-            firstLogits[isa] = try model.forward([1, 2, 3])
-            model.cache.reset()
+            let session = try model.makeSession()
+            firstLogits[isa] = try session.forward([1, 2, 3])
+            session.reset()
             var out: [Int32] = []
-            try Generator(model: model).generate(prompt: [1, 2, 3], maxTokens: 24) { out.append($0); return true }
+            try Generator(session: session).generate(prompt: [1, 2, 3], maxTokens: 24) { out.append($0); return true }
             outputs[isa] = out
         }
         let scalar = outputs[.scalar]!
@@ -121,18 +125,19 @@ final class ModelTests: XCTestCase {
         let path = try Self.writeModel(config, name: "errors")
         defer { unlink(path) }
         let model = try BitNetModel(weights: try ModelWeights(path: path), contextLength: 8, threads: 1)
-        XCTAssertThrowsError(try model.forward(Array(repeating: 1, count: 9))) {
+        let session = try model.makeSession()
+        XCTAssertThrowsError(try session.forward(Array(repeating: 1, count: 9))) {
             XCTAssertEqual($0 as? ModelError, .contextOverflow(needed: 9, contextLength: 8))
         }
-        XCTAssertThrowsError(try model.forward([97])) { XCTAssertEqual($0 as? ModelError, .tokenOutOfRange(token: 97, vocabSize: 97)) }
-        XCTAssertThrowsError(try model.forward([-1]))
-        XCTAssertThrowsError(try model.forward([])) { XCTAssertEqual($0 as? ModelError, .emptyInput) }
-        XCTAssertEqual(model.cache.count, 0, "a rejected call leaves the cache untouched")
-        _ = try model.forward([1, 2, 3, 4, 5, 6])
-        let stats = try Generator(model: model).generate(prompt: [7], maxTokens: 50) { _ in true }
+        XCTAssertThrowsError(try session.forward([97])) { XCTAssertEqual($0 as? ModelError, .tokenOutOfRange(token: 97, vocabSize: 97)) }
+        XCTAssertThrowsError(try session.forward([-1]))
+        XCTAssertThrowsError(try session.forward([])) { XCTAssertEqual($0 as? ModelError, .emptyInput) }
+        XCTAssertEqual(session.count, 0, "a rejected call leaves the cache untouched")
+        _ = try session.forward([1, 2, 3, 4, 5, 6])
+        let stats = try Generator(session: session).generate(prompt: [7], maxTokens: 50) { _ in true }
         XCTAssertEqual(stats.stopReason, .contextFull)
-        XCTAssertEqual(model.cache.count, 8)
-        XCTAssertThrowsError(try Generator(model: model).generate(prompt: [1], maxTokens: 1) { _ in true })
+        XCTAssertEqual(session.count, 8)
+        XCTAssertThrowsError(try Generator(session: session).generate(prompt: [1], maxTokens: 1) { _ in true })
     }
 
     /// Writes a copy of a tiny model with one tensor changed (or dropped).
@@ -207,7 +212,8 @@ extension ModelTests {
         var reference: [[Float]] = []
         for kernel in MatrixKernel.allCases {
             let model = try BitNetModel(weights: weights, contextLength: 16, threads: 2, kernel: .fixed(kernel))
-            let steps = try input.map { try model.forward([$0]) }
+            let session = try model.makeSession()
+            let steps = try input.map { try session.forward([$0]) }
             if kernel == .i2s { reference = steps } else { XCTAssertEqual(steps, reference, "\(kernel)") }
             for layer in weights.layers { XCTAssertEqual(layer.gate.decodeKernel, kernel) }
         }
@@ -216,10 +222,12 @@ extension ModelTests {
         setenv("BITNET_CACHE_DIR", dir, 1)
         defer { unsetenv("BITNET_CACHE_DIR"); unlink(dir + "/tune-v1.txt"); rmdir(dir) }
         let auto = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
+        let autoSession = try auto.makeSession()
         XCTAssertEqual(Set(auto.kernelChoices.map(\.shape)), ["96x96", "32x96", "160x96", "96x160"])
         XCTAssertTrue(auto.kernelChoices.allSatisfy { $0.timings.count == 3 })
-        XCTAssertEqual(try auto.forward([5]), reference[0])
+        XCTAssertEqual(try autoSession.forward([5]), reference[0])
         let cached = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
+        let cachedSession = try cached.makeSession()
         XCTAssertTrue(cached.kernelChoices.allSatisfy { $0.timings.isEmpty }, "second load reads the cache")
         XCTAssertEqual(cached.kernelChoices.map(\.kernel), auto.kernelChoices.map(\.kernel))
     }
@@ -243,8 +251,10 @@ extension ModelTests {
         }
         defer { unlink(wide) }
         let a = try BitNetModel(weights: try ModelWeights(path: source), contextLength: 8, threads: 1, kernel: .fixed(.i2s))
+        let aSession = try a.makeSession()
         let b = try BitNetModel(weights: try ModelWeights(path: wide), contextLength: 8, threads: 1, kernel: .fixed(.i2s))
-        XCTAssertEqual(try a.forward([3, 1, 4]), try b.forward([3, 1, 4]))
+        let bSession = try b.makeSession()
+        XCTAssertEqual(try aSession.forward([3, 1, 4]), try bSession.forward([3, 1, 4]))
     }
 
     /// bitnet.cpp TL files of shapes without a published tiling are refused with the
@@ -291,7 +301,8 @@ extension ModelTests {
         func run(_ path: String, _ kernel: MatrixKernel) throws -> [[Float]] {
             let model = try BitNetModel(weights: try ModelWeights(path: path), contextLength: 8, threads: 2,
                                         kernel: .fixed(kernel))
-            return try input.map { try model.forward([$0]) }
+            let session = try model.makeSession()
+            return try input.map { try session.forward([$0]) }
         }
         let reference = try run(tl1, .i2s)
         for kernel in MatrixKernel.allCases {
@@ -310,17 +321,18 @@ extension ModelTests {
         defer { unlink(path) }
         let weights = try ModelWeights(path: path)
         let input = tokens(12, vocab: config.vocabSize)
-        let full32 = try BitNetModel(weights: weights, contextLength: 16, threads: 2).forward(input, allLogits: true)
+        let full32 = try BitNetModel(weights: weights, contextLength: 16, threads: 2).makeSession().forward(input, allLogits: true)
         let half = try BitNetModel(weights: weights, contextLength: 16, threads: 2, kvPrecision: .f16)
-        XCTAssertEqual(half.cache.byteCount,
+        let halfSession = try half.makeSession()
+        XCTAssertEqual(halfSession.cacheByteCount,
                        KVCache.byteCount(capacity: 16, layerCount: config.layerCount, kvDim: config.kvDim) / 2)
-        let full16 = try half.forward(input, allLogits: true)
+        let full16 = try halfSession.forward(input, allLogits: true)
         let scale = full32.map(abs).max() ?? 1
         XCTAssertLessThan(maxDiff(full16, full32), 2e-2 * scale, "f16 cache rounding only")
         XCTAssertNotEqual(full16, full32, "the cache really is f16")
-        half.cache.reset()
+        halfSession.reset()
         var steps: [Float] = []
-        for t in input { steps += try half.forward([t]) }
+        for t in input { steps += try halfSession.forward([t]) }
         XCTAssertLessThan(maxDiff(steps, full16), 1e-4 * scale, "incremental == full recompute with an f16 cache")
     }
 }

@@ -13,11 +13,12 @@ final class PerplexityTests: XCTestCase {
         defer { unlink(path) }
         let weights = try ModelWeights(path: path)
         let model = try BitNetModel(weights: weights, contextLength: 16, threads: 2)
+        let session = try model.makeSession()
         var rng = SeededGenerator(seed: 17)
         let tokens = (0..<37).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
         let reference = ReferenceModel(weights: weights)
         for (window, stride) in [(16, 16), (16, 8), (10, 3)] {
-            let got = try Perplexity.evaluate(model: model, tokens: tokens, window: window, stride: stride)
+            let got = try Perplexity.evaluate(session: session, tokens: tokens, window: window, stride: stride)
             // the recipe, spelled out: windows start every `stride`, score tokens after the previous end
             var nll = 0.0, count = 0, previousEnd = 0, begin = 0
             while begin < tokens.count {
@@ -39,8 +40,8 @@ final class PerplexityTests: XCTestCase {
             XCTAssertEqual(got.scoredTokens, count)
             XCTAssertEqual(got.value, exp(nll / Double(count)), accuracy: 1e-4 * exp(nll / Double(count)), "\(window)/\(stride)")
         }
-        XCTAssertThrowsError(try Perplexity.evaluate(model: model, tokens: tokens, window: 17, stride: 4)) // > context
-        XCTAssertThrowsError(try Perplexity.evaluate(model: model, tokens: tokens, window: 8, stride: 9))
+        XCTAssertThrowsError(try Perplexity.evaluate(session: session, tokens: tokens, window: 17, stride: 4)) // > context
+        XCTAssertThrowsError(try Perplexity.evaluate(session: session, tokens: tokens, window: 8, stride: 9))
     }
 }
 
@@ -52,9 +53,10 @@ extension PerplexityTests {
         defer { unlink(path) }
         let weights = try ModelWeights(path: path)
         let model = try BitNetModel(weights: weights, contextLength: 12, threads: 1)
+        let session = try model.makeSession()
         var rng = SeededGenerator(seed: 29)
         let text = (0..<25).map { _ in Int32(1 + rng.next() % UInt64(config.vocabSize - 1)) }
-        let got = try Perplexity.evaluate(model: model, text: text, bos: 0, window: 12)
+        let got = try Perplexity.evaluate(session: session, text: text, bos: 0, window: 12)
         XCTAssertEqual(got.scoredTokens, 25)
         XCTAssertEqual(got.windows, 3) // 11 + 11 + 3
         let reference = ReferenceModel(weights: weights)

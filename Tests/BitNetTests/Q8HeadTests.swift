@@ -46,10 +46,11 @@ final class Q8HeadTests: XCTestCase {
         defer { unlink(path) }
         let weights = try ModelWeights(path: path)
         let input: [Int32] = [3, 14, 15, 9, 26, 5, 35, 8]
-        let exact = try BitNetModel(weights: weights, contextLength: 16, threads: 2).forward(input, allLogits: true)
+        let exact = try BitNetModel(weights: weights, contextLength: 16, threads: 2).makeSession().forward(input, allLogits: true)
         let model = try BitNetModel(weights: weights, contextLength: 16, threads: 2, headPrecision: .q8)
+        let session = try model.makeSession()
         XCTAssertEqual(model.bytesPerToken, weights.bytesPerToken - config.vocabSize * config.hiddenSize)
-        let approx = try model.forward(input, allLogits: true)
+        let approx = try session.forward(input, allLogits: true)
         var same = 0
         for p in 0..<input.count {
             let a = Array(exact[(p * config.vocabSize)..<((p + 1) * config.vocabSize)])
@@ -63,8 +64,9 @@ final class Q8HeadTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(same, input.count - 1)
         // incremental decoding with the int8 head equals its own batched run
         let step = try BitNetModel(weights: weights, contextLength: 16, threads: 1, headPrecision: .q8)
+        let stepSession = try step.makeSession()
         for (p, t) in input.enumerated() {
-            let l = try step.forward([t])
+            let l = try stepSession.forward([t])
             XCTAssertLessThan(zip(l, approx[(p * config.vocabSize)..<((p + 1) * config.vocabSize)]).map { abs($0 - $1) }.max()!, 1e-4)
         }
     }

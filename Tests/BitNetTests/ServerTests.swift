@@ -42,7 +42,7 @@ final class ServerTests: XCTestCase {
             reference = try BitNetModel(weights: weights, contextLength: ServerTests.contextLength, threads: 1)
             tokenizer = try Tokenizer(gguf: weights.file)
             let template = ChatTemplate.detect(gguf: weights.file, tokenizer: tokenizer).template
-            let service = CompletionService(model: model, tokenizer: tokenizer,
+            let service = try CompletionService(model: model, tokenizer: tokenizer,
                                             formatter: try template.formatter(tokenizer: tokenizer),
                                             modelName: "bitnet-shakespeare-i2_s.gguf")
             var configuration = ServerConfiguration()
@@ -187,10 +187,9 @@ final class ServerTests: XCTestCase {
     /// Greedy text from ``Generator`` on a fresh cache, decoded as the server decodes.
     private func referenceText(_ prompt: [Int32], maxTokens: Int, stops: Set<Int32>) throws -> String {
         let f = try fixture()
-        f.reference.cache.reset()
         var decoder = f.tokenizer.makeStreamingDecoder()
         var text = ""
-        try Generator(model: f.reference, stopTokens: stops).generate(prompt: prompt, maxTokens: maxTokens, sampling: .greedy) { token in
+        try Generator(session: try f.reference.makeSession(), stopTokens: stops).generate(prompt: prompt, maxTokens: maxTokens, sampling: .greedy) { token in
             if !stops.contains(token) { text += try decoder.append(token) }
             return true
         }
@@ -270,28 +269,6 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(q.append("é🎭"), "é", "held back by whole scalars")
         XCTAssertEqual(q.append("?"), "🎭?")
     }
-
-    func testRequestGateServesInOrderAndRefusesBeyondTheQueue() {
-        let gate = RequestGate(maxWaiting: 1)
-        XCTAssertEqual(gate.enter(), .admitted)
-        let entered = expectation(description: "the waiting request gets its turn")
-        DispatchQueue.global().async {
-            XCTAssertEqual(gate.enter(), .admitted)
-            gate.leave()
-            entered.fulfill()
-        }
-        let deadline = Date().addingTimeInterval(5)
-        while gate.waitingCount < 1, Date() < deadline { usleep(1000) }
-        XCTAssertEqual(gate.enter(), .busy(waiting: 1), "one waiting is the limit")
-        gate.leave()
-        wait(for: [entered], timeout: 5)
-        XCTAssertEqual(gate.enter(), .admitted)
-        gate.leave()
-        gate.close()
-        XCTAssertEqual(gate.enter(), .closed)
-    }
-
-    // MARK: - Endpoints
 
     func testHealthModelsAndAPIKey() throws {
         let health = try request("GET", "/health", key: nil)
@@ -551,7 +528,7 @@ final class ServerTests: XCTestCase {
         let weights = try ModelWeights(path: Self.modelPath)
         let model = try BitNetModel(weights: weights, contextLength: Self.contextLength, threads: 1)
         let tokenizer = try Tokenizer(gguf: weights.file)
-        let service = CompletionService(model: model, tokenizer: tokenizer,
+        let service = try CompletionService(model: model, tokenizer: tokenizer,
                                         formatter: try ChatTemplate.none.formatter(tokenizer: tokenizer), modelName: "m")
         var configuration = ServerConfiguration()
         configuration.port = 0

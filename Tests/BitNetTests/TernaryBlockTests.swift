@@ -101,7 +101,7 @@ final class TernaryBlockTests: XCTestCase {
                 XCTAssertEqual(Array(x.packedBytes), Array(y.packedBytes), "\(type) ternary values")
                 XCTAssertEqual(x.scale, Float(Float16(y.scale)), "\(type) scale")
             }
-            let logits = try BitNetModel(weights: loaded, contextLength: 16, threads: 1).forward([1, 2, 3])
+            let logits = try BitNetModel(weights: loaded, contextLength: 16, threads: 1).makeSession().forward([1, 2, 3])
             let want = ReferenceModel(weights: loaded).logits(tokens: [1, 2, 3]).last!
             XCTAssertLessThan(zip(logits, want).map { abs($0 - $1) }.max()!, 2e-3)
         }

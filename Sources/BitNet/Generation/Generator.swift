@@ -4,16 +4,17 @@ import Glibc
 import Darwin
 #endif
 
-/// Prefill + decode loop over a ``BitNetModel``: feeds the prompt in batches,
+/// Prefill + decode loop over one ``Session``: feeds the prompt in batches,
 /// then one token at a time, streaming each sampled token to the caller.
-/// The KV cache is kept between calls, so a chat can continue a conversation
-/// without re-processing it (call `model.cache.reset()` to start over).
-public final class Generator: @unchecked Sendable {
-    public let model: BitNetModel
+/// The session's KV cache is kept between calls, so a chat can continue a
+/// conversation without re-processing it (`session.reset()` starts over).
+public struct Generator: Sendable {
+    public let session: Session
+    public var model: BitNetModel { session.model }
     public var stopTokens: Set<Int32>
 
-    public init(model: BitNetModel, stopTokens: Set<Int32> = []) {
-        self.model = model
+    public init(session: Session, stopTokens: Set<Int32> = []) {
+        self.session = session
         self.stopTokens = stopTokens
     }
 
@@ -25,15 +26,17 @@ public final class Generator: @unchecked Sendable {
                          onToken: (Int32) throws -> Bool) throws -> GenerationStats {
         var stats = GenerationStats()
         guard !prompt.isEmpty else { throw ModelError.emptyInput }
-        let needed = model.cache.count + prompt.count
-        guard needed <= model.cache.capacity else {
-            throw ModelError.contextOverflow(needed: needed, contextLength: model.cache.capacity)
+        try session.claim()
+        defer { session.release() }
+        let needed = session.count + prompt.count
+        guard needed <= session.contextLength else {
+            throw ModelError.contextOverflow(needed: needed, contextLength: session.contextLength)
         }
         var sampler = Sampler(sampling)
         var history = prompt
         stats.promptTokens = prompt.count
         let start = Self.now()
-        var logits = try model.forward(prompt)
+        var logits = try session.forward(prompt)
         stats.promptSeconds = Self.now() - start
         let decodeStart = Self.now()
         while stats.generatedTokens < maxTokens {
@@ -43,9 +46,9 @@ public final class Generator: @unchecked Sendable {
             if stopTokens.contains(token) { stats.stopReason = .stopToken; break }
             if !wantsMore { stats.stopReason = .cancelled; break }
             if stats.generatedTokens >= maxTokens { stats.stopReason = .maxTokens; break }
-            if model.cache.count >= model.cache.capacity { stats.stopReason = .contextFull; break }
+            if session.count >= session.contextLength { stats.stopReason = .contextFull; break }
             history.append(token)
-            logits = try model.forward([token])
+            logits = try session.forward([token])
         }
         stats.generateSeconds = Self.now() - decodeStart
         return stats
@@ -71,9 +74,5 @@ public final class Generator: @unchecked Sendable {
         }
     }
 
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
+    static func now() -> Double { MonotonicClock.now() }
 }

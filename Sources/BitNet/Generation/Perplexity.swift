@@ -27,22 +27,22 @@ public struct Perplexity: Sendable {
     /// [BOS] + chunk from an empty cache, the logits at position i scoring
     /// chunk[i] (BOS predicts the chunk's first token); the last partial chunk
     /// counts. This is the windowing of tools/train/make_golden.py.
-    public static func evaluate(model: BitNetModel, text tokens: [Int32], bos: Int32, window: Int,
+    public static func evaluate(session: Session, text tokens: [Int32], bos: Int32, window: Int,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> Perplexity {
         guard window >= 2 else {
             throw ModelError.invalidHyperparameter(path: "perplexity", key: "window", value: "\(window)",
                                                    reason: "need window ≥ 2")
         }
-        guard window <= model.cache.capacity else {
-            throw ModelError.contextOverflow(needed: window, contextLength: model.cache.capacity)
+        guard window <= session.contextLength else {
+            throw ModelError.contextOverflow(needed: window, contextLength: session.contextLength)
         }
         var result = Perplexity()
-        let vocab = model.config.vocabSize
+        let vocab = session.model.config.vocabSize
         var start = 0
         while start < tokens.count {
             let chunk = Array(tokens[start..<min(tokens.count, start + window - 1)])
-            model.cache.reset()
-            let logits = try model.forward([bos] + chunk, allLogits: true)
+            session.reset()
+            let logits = try session.forward([bos] + chunk, allLogits: true)
             for (i, target) in chunk.enumerated() {
                 result.negativeLogLikelihood += negativeLogLikelihood(logits, row: i, vocab: vocab, target: Int(target))
                 result.scoredTokens += 1
@@ -51,7 +51,7 @@ public struct Perplexity: Sendable {
             progress?(result.scoredTokens, tokens.count)
             start += chunk.count
         }
-        model.cache.reset()
+        session.reset()
         return result
     }
 
@@ -68,26 +68,26 @@ public struct Perplexity: Sendable {
     }
 
     /// `progress(done, total)` counts tokens scored.
-    public static func evaluate(model: BitNetModel, tokens: [Int32], window: Int, stride: Int,
+    public static func evaluate(session: Session, tokens: [Int32], window: Int, stride: Int,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> Perplexity {
         guard window >= 2, stride >= 1, stride <= window else {
             throw ModelError.invalidHyperparameter(path: "perplexity", key: "window/stride", value: "\(window)/\(stride)",
                                                    reason: "need window ≥ 2 and 1 ≤ stride ≤ window")
         }
-        guard window <= model.cache.capacity else {
-            throw ModelError.contextOverflow(needed: window, contextLength: model.cache.capacity)
+        guard window <= session.contextLength else {
+            throw ModelError.contextOverflow(needed: window, contextLength: session.contextLength)
         }
         var result = Perplexity()
-        let vocab = model.config.vocabSize
+        let vocab = session.model.config.vocabSize
         var previousEnd = 0
         var begin = 0
         while begin < tokens.count {
             let end = min(begin + window, tokens.count)
             let targetCount = end - max(previousEnd, begin + 1) // tokens this window scores
             if end - begin >= 2 && targetCount > 0 {
-                model.cache.reset()
+                session.reset()
                 let slice = Array(tokens[begin..<end])
-                let logits = try model.forward(slice, allLogits: true)
+                let logits = try session.forward(slice, allLogits: true)
                 for position in (end - begin - targetCount)..<(end - begin) {
                     // logits at position-1 predict token at position
                     result.negativeLogLikelihood += negativeLogLikelihood(logits, row: position - 1, vocab: vocab,
@@ -101,7 +101,7 @@ public struct Perplexity: Sendable {
             if end == tokens.count { break }
             begin += stride
         }
-        model.cache.reset()
+        session.reset()
         return result
     }
 }

@@ -6,18 +6,31 @@ import Glibc
 import Darwin
 #endif
 
-/// A loaded model ready to run: weights, KV cache, scratch buffers and a
-/// worker pool. Prompts go through the GEMM kernels in batches, single
-/// tokens through the GEMV kernels; both append to the KV cache.
+/// A loaded model: weights, the decode kernel chosen per matrix, the head,
+/// a worker pool and the scratch of one forward step. Conversations live in
+/// ``Session``s (one KV cache each); many sessions share one model.
+///
+/// Concurrency: the worker pool runs one step at a time, so ``step(_:)`` holds
+/// the model's lock for the whole step — sessions driven from several threads
+/// are serialized, never raced. To run them together, put them in one step
+/// (``BatchScheduler`` does that for many requests): every projection then
+/// reads its weights once for all of them.
 public final class BitNetModel: @unchecked Sendable {
     public let weights: ModelWeights
     public var config: ModelConfig { weights.config }
     public let kernels: Kernels
     public let pool: WorkerPool
-    public let cache: KVCache
+    /// Most rows (tokens of all sequences together) one pass of the graph takes;
+    /// longer inputs run in several passes.
     public let batchSize: Int
     /// Set when the head runs in int8 (`headPrecision: .q8`).
     public let q8Head: Q8Matrix?
+    /// Context length and KV precision of sessions made without explicit ones.
+    public let defaultContextLength: Int
+    public let defaultKVPrecision: KVCache.Precision
+    /// Held for every step and every change of a session's cache; `state` is
+    /// used only under it.
+    let lock = Lock()
     let state: RunState
 
     /// How the output head is computed.
@@ -29,9 +42,10 @@ public final class BitNetModel: @unchecked Sendable {
     }
 
     /// - Parameters:
-    ///   - contextLength: KV cache positions (default: the model's, capped so the cache uses ≤ 1/4 of RAM).
+    ///   - contextLength: KV cache positions of sessions made by ``makeSession(contextLength:kvPrecision:)``
+    ///     without one (default: the model's, capped so one cache uses ≤ 1/4 of RAM).
     ///   - threads: worker threads (default: every online core).
-    ///   - batchSize: prompt tokens per forward chunk.
+    ///   - batchSize: rows per pass of the graph (prompt tokens per chunk).
     public init(weights: ModelWeights, contextLength: Int? = nil, threads: Int? = nil, kernels: Kernels = .best,
                 batchSize: Int = 128, headPrecision: HeadPrecision = .f16,
                 kernel: KernelSelection = .fixed(.i2s), tuneCache: Bool = true,
@@ -40,24 +54,13 @@ public final class BitNetModel: @unchecked Sendable {
         self.kernels = kernels
         let c = weights.config
         let ctx = contextLength ?? Self.defaultContextLength(config: c)
-        guard ctx >= 1, ctx <= 1 << 24 else {
-            throw ModelError.invalidHyperparameter(path: weights.file.path, key: "--ctx", value: String(ctx),
-                                                   reason: "context length must be in 1...16777216")
-        }
-        // an explicit --ctx larger than memory would fail late (or be killed) while filling the cache
-        let pages = Int(sysconf(Int32(_SC_PHYS_PAGES))), pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let needed = KVCache.byteCount(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim, precision: kvPrecision) + ctx * c.headDim * 4
-        guard pages <= 0 || needed <= pages * pageSize / 2 else {
-            throw ModelError.invalidHyperparameter(
-                path: weights.file.path, key: "--ctx", value: String(ctx),
-                reason: "the KV cache would need \(needed >> 20) MiB, more than half of this machine's \((pages * pageSize) >> 20) MiB")
-        }
+        try Self.checkContext(ctx, config: c, precision: kvPrecision, path: weights.file.path)
+        defaultContextLength = ctx
+        defaultKVPrecision = kvPrecision
         let threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         pool = try WorkerPool(threads: max(1, threadCount))
         self.batchSize = max(1, batchSize)
-        cache = KVCache(capacity: ctx, layerCount: c.layerCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
-                        precision: kvPrecision)
-        state = try RunState(config: c, batchCapacity: self.batchSize, contextLength: ctx, threads: pool.threads)
+        state = try RunState(config: c, rowCapacity: self.batchSize, threads: pool.threads)
         q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
         let matrices = weights.layers.flatMap(\.projections)
         switch kernel {
@@ -68,6 +71,33 @@ public final class BitNetModel: @unchecked Sendable {
             var tuner = KernelTuner(kernels: kernels, pool: pool)
             tuner.useCache = tuneCache
             kernelChoices = try tuner.apply(to: matrices)
+        }
+    }
+
+    /// A new conversation: an empty KV cache of `contextLength` positions (default:
+    /// the model's ``defaultContextLength``). Its memory is reserved, not touched:
+    /// pages are used as positions fill.
+    public func makeSession(contextLength: Int? = nil, kvPrecision: KVCache.Precision? = nil) throws -> Session {
+        let c = config
+        let ctx = contextLength ?? defaultContextLength
+        let precision = kvPrecision ?? defaultKVPrecision
+        try Self.checkContext(ctx, config: c, precision: precision, path: weights.file.path)
+        return Session(model: self, cache: KVCache(capacity: ctx, layerCount: c.layerCount, kvHeads: c.kvHeadCount,
+                                                   headDim: c.headDim, precision: precision))
+    }
+
+    /// An explicit context larger than memory would fail late (or be killed) while filling the cache.
+    static func checkContext(_ ctx: Int, config c: ModelConfig, precision: KVCache.Precision, path: String) throws {
+        guard ctx >= 1, ctx <= 1 << 24 else {
+            throw ModelError.invalidHyperparameter(path: path, key: "--ctx", value: String(ctx),
+                                                   reason: "context length must be in 1...16777216")
+        }
+        let pages = Int(sysconf(Int32(_SC_PHYS_PAGES))), pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let needed = KVCache.byteCount(capacity: ctx, layerCount: c.layerCount, kvDim: c.kvDim, precision: precision)
+        guard pages <= 0 || needed <= pages * pageSize / 2 else {
+            throw ModelError.invalidHyperparameter(
+                path: path, key: "--ctx", value: String(ctx),
+                reason: "the KV cache would need \(needed >> 20) MiB, more than half of this machine's \((pages * pageSize) >> 20) MiB")
         }
     }
 
@@ -86,72 +116,123 @@ public final class BitNetModel: @unchecked Sendable {
         return max(1, min(c.contextLength, budget / max(1, perPosition)))
     }
 
-    /// Runs `tokens` at positions `cache.count…`, appending them to the cache.
-    /// Returns the logits of the last token (vocab floats), or of every token
-    /// (tokens.count × vocab, row-major) when `allLogits`.
-    public func forward(_ tokens: [Int32], allLogits: Bool = false) throws -> [Float] {
-        guard !tokens.isEmpty else { throw ModelError.emptyInput }
-        let c = config
-        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
-            throw ModelError.tokenOutOfRange(token: bad, vocabSize: c.vocabSize)
-        }
-        guard cache.count + tokens.count <= cache.capacity else {
-            throw ModelError.contextOverflow(needed: cache.count + tokens.count, contextLength: cache.capacity)
-        }
-        var logits = [Float](repeating: 0, count: (allLogits ? tokens.count : 1) * c.vocabSize)
-        var done = 0
-        while done < tokens.count {
-            let n = min(batchSize, tokens.count - done)
-            try runChunk(Array(tokens[done..<(done + n)]))
-            let last = done + n == tokens.count
-            if allLogits || last {
-                try logits.withUnsafeMutableBufferPointer { out in
-                    let first = allLogits ? 0 : n - 1
-                    try head(rows: first..<n, into: out.baseAddress! + (allLogits ? done * c.vocabSize : 0))
-                }
-            }
-            done += n
-        }
-        return logits
+    // MARK: - Forward steps
+
+    /// Runs one step over several sequences, each with its own session, new tokens
+    /// and position: every projection reads its weights once for all rows (a GEMM),
+    /// attention runs per sequence on its own cache, the head only for rows that
+    /// want logits. Returns each input's logits (empty, vocab, or tokens × vocab
+    /// floats, per ``SequenceInput/logits``). A sequence's results do not depend on
+    /// the others in the step: every row is computed by the same operations in the
+    /// same order as alone. Inputs are checked before any cache changes; on success
+    /// each session's cache has grown by its tokens.
+    public func step(_ inputs: [SequenceInput]) throws -> [[Float]] {
+        try lock.withLock { try stepLocked(inputs) }
     }
 
-    // MARK: - One chunk of the graph
+    /// ``step(_:)`` with the lock already held (a session's own calls).
+    func stepLocked(_ inputs: [SequenceInput]) throws -> [[Float]] {
+        let vocab = config.vocabSize
+        var seen = Set<ObjectIdentifier>()
+        for input in inputs {
+            guard input.session.model === self else { throw SessionError.foreignSession }
+            guard seen.insert(ObjectIdentifier(input.session)).inserted else { throw SessionError.duplicateSession }
+            guard !input.tokens.isEmpty else { throw ModelError.emptyInput }
+            if let bad = input.tokens.first(where: { $0 < 0 || Int($0) >= vocab }) {
+                throw ModelError.tokenOutOfRange(token: bad, vocabSize: vocab)
+            }
+            let cache = input.session.cache
+            guard cache.count + input.tokens.count <= cache.capacity else {
+                throw ModelError.contextOverflow(needed: cache.count + input.tokens.count, contextLength: cache.capacity)
+            }
+        }
+        var results = inputs.map { input -> [Float] in
+            switch input.logits {
+            case .none: return []
+            case .last: return [Float](repeating: 0, count: vocab)
+            case .all: return [Float](repeating: 0, count: input.tokens.count * vocab)
+            }
+        }
+        // passes of at most batchSize rows, each sequence's tokens in order
+        var taken = [Int](repeating: 0, count: inputs.count)
+        while true {
+            var parts: [StepPart] = []
+            var rows = 0
+            for (i, input) in inputs.enumerated() where taken[i] < input.tokens.count && rows < batchSize {
+                let n = min(input.tokens.count - taken[i], batchSize - rows)
+                parts.append(StepPart(input: i, tokens: taken[i]..<(taken[i] + n), firstRow: rows))
+                taken[i] += n
+                rows += n
+            }
+            if parts.isEmpty { break }
+            try runPass(parts, inputs, &results)
+        }
+        return results
+    }
 
-    private func runChunk(_ tokens: [Int32]) throws {
-        let c = config, n = tokens.count, p = cache.count
+    /// Rows [firstRow, firstRow + tokens.count) of a pass hold inputs[input].tokens[tokens].
+    struct StepPart {
+        let input: Int
+        let tokens: Range<Int>
+        let firstRow: Int
+    }
+
+    /// One pass of the graph over ≤ batchSize rows.
+    private func runPass(_ parts: [StepPart], _ inputs: [SequenceInput], _ results: inout [[Float]]) throws {
+        let c = config, s = state
         let ops = kernels.table.pointee
-        let s = state
+        let n = parts.last.map { $0.firstRow + $0.tokens.count } ?? 0
         let hidden = c.hiddenSize, qDim = c.qDim, kvDim = c.kvDim, ffn = c.ffnSize, half = c.headDim / 2
         let x = s.x.typed(Float.self).baseAddress!, h = s.h.typed(Float.self).baseAddress!
         let q = s.q.typed(Float.self).baseAddress!, k = s.k.typed(Float.self).baseAddress!
         let v = s.v.typed(Float.self).baseAddress!, att = s.att.typed(Float.self).baseAddress!
         let gate = s.gate.typed(Float.self).baseAddress!, up = s.up.typed(Float.self).baseAddress!
-        let cosTable = s.ropeCos.typed(Float.self).baseAddress!, sinTable = s.ropeSin.typed(Float.self).baseAddress!
+        let cosRows = s.ropeCos.typed(Float.self).baseAddress!, sinRows = s.ropeSin.typed(Float.self).baseAddress!
         let eps = c.normEpsilon
+        let caches = parts.map { inputs[$0.input].session.cache }
 
-        for (t, token) in tokens.enumerated() {
-            ops.f16_to_f32(weights.tokenEmbedding.row(Int(token)), x + t * hidden, Int32(hidden))
+        var longest = 0
+        for (part, cache) in zip(parts, caches) {
+            let tokens = inputs[part.input].tokens
+            for (j, t) in part.tokens.enumerated() {
+                let row = part.firstRow + j
+                ops.f16_to_f32(weights.tokenEmbedding.row(Int(tokens[t])), x + row * hidden, Int32(hidden))
+                s.setRopePosition(row: row, position: cache.count + j)
+            }
+            longest = max(longest, cache.count + part.tokens.count)
         }
+        s.reserveScores(contextLength: longest)
+        let scores = s.scores.typed(Float.self).baseAddress!
+        let scoreStride = Int32(RunState.scoreStride(contextLength: s.scoreContext))
+
         for (l, w) in weights.layers.enumerated() {
             // attention block
             normRows(x, w.attnNorm, n: n, width: hidden, eps: eps, into: h)
             try project(h, n: n, acts: s.actsHidden, [(w.q, q), (w.k, k), (w.v, v)])
-            for t in 0..<n {
-                let pos = p + t
-                ops.rope(q + t * qDim, Int32(c.headCount), Int32(c.headDim), cosTable + pos * half, sinTable + pos * half,
-                         c.ropeIsNeoX ? 1 : 0)
-                ops.rope(k + t * kvDim, Int32(c.kvHeadCount), Int32(c.headDim), cosTable + pos * half,
-                         sinTable + pos * half, c.ropeIsNeoX ? 1 : 0)
-                cache.store(layer: l, position: pos, keys: k + t * kvDim, values: v + t * kvDim)
+            var segments = [AttentionSegment]()
+            segments.reserveCapacity(parts.count)
+            for (part, cache) in zip(parts, caches) {
+                for j in 0..<part.tokens.count {
+                    let row = part.firstRow + j
+                    ops.rope(q + row * qDim, Int32(c.headCount), Int32(c.headDim), cosRows + row * half, sinRows + row * half,
+                             c.ropeIsNeoX ? 1 : 0)
+                    ops.rope(k + row * kvDim, Int32(c.kvHeadCount), Int32(c.headDim), cosRows + row * half,
+                             sinRows + row * half, c.ropeIsNeoX ? 1 : 0)
+                    cache.store(layer: l, position: cache.count + j, keys: k + row * kvDim, values: v + row * kvDim)
+                }
+                segments.append(AttentionSegment(firstRow: Int32(part.firstRow), tokens: Int32(part.tokens.count),
+                                                 startPosition: Int32(cache.count),
+                                                 keys: UnsafeRawPointer(cache.keyBase(layer: l)),
+                                                 values: UnsafeRawPointer(cache.valueBase(layer: l)),
+                                                 headStride: cache.headStride, halfCache: cache.precision == .f16))
             }
-            var job = AttentionJob(table: kernels.table, q: q, keys: UnsafeRawPointer(cache.keyBase(layer: l)),
-                                   values: UnsafeRawPointer(cache.valueBase(layer: l)),
-                                   halfCache: cache.precision == .f16, headStride: cache.headStride, out: att,
-                                   scores: s.scores.typed(Float.self).baseAddress!, scoreStride: Int32(RunState.scoreStride(contextLength: cache.capacity)),
-                                   tokens: Int32(n), startPosition: Int32(p), heads: Int32(c.headCount),
-                                   kvHeads: Int32(c.kvHeadCount), headDim: Int32(c.headDim),
-                                   scale: 1 / Float(c.headDim).squareRoot())
-            withUnsafeMutablePointer(to: &job) { pool.run(threads: min(pool.threads, n * c.headCount), AttentionJob.task, context: $0) }
+            segments.withUnsafeBufferPointer { segs in
+                var job = AttentionJob(table: kernels.table, q: q, out: att, scores: scores, scoreStride: scoreStride,
+                                       segments: segs.baseAddress!, segmentCount: Int32(segs.count), rows: Int32(n),
+                                       heads: Int32(c.headCount), kvHeads: Int32(c.kvHeadCount), headDim: Int32(c.headDim),
+                                       scale: 1 / Float(c.headDim).squareRoot())
+                withUnsafeMutablePointer(to: &job) { pool.run(threads: min(pool.threads, n * c.headCount), AttentionJob.task, context: $0) }
+            }
             if let sub = w.attnSubNorm { normRows(att, sub, n: n, width: qDim, eps: eps, into: att) }
             try project(att, n: n, acts: s.actsQ, [(w.o, h)])
             ops.add(h, x, Int32(n * hidden))
@@ -167,7 +248,40 @@ public final class BitNetModel: @unchecked Sendable {
             try project(gate, n: n, acts: s.actsFFN, [(w.down, h)])
             ops.add(h, x, Int32(n * hidden))
         }
-        cache.count = p + n
+        for (part, cache) in zip(parts, caches) { cache.count += part.tokens.count }
+
+        // the rows whose logits are wanted, and where each goes: (row, input, float offset)
+        var wanted: [(row: Int, input: Int, offset: Int)] = []
+        for part in parts {
+            let input = inputs[part.input]
+            switch input.logits {
+            case .none: break
+            case .last:
+                if part.tokens.upperBound == input.tokens.count {
+                    wanted.append((part.firstRow + part.tokens.count - 1, part.input, 0))
+                }
+            case .all:
+                for (j, t) in part.tokens.enumerated() { wanted.append((part.firstRow + j, part.input, t * c.vocabSize)) }
+            }
+        }
+        guard !wanted.isEmpty else { return }
+        try head(rows: wanted.map(\.row)) { produce in
+            // one input's consecutive rows: straight into its result; otherwise through a buffer
+            if Set(wanted.map(\.input)).count == 1 {
+                let first = wanted[0]
+                try results[first.input].withUnsafeMutableBufferPointer { try produce($0.baseAddress! + first.offset) }
+            } else {
+                var buffer = [Float](repeating: 0, count: wanted.count * c.vocabSize)
+                try buffer.withUnsafeMutableBufferPointer { try produce($0.baseAddress!) }
+                for (i, w) in wanted.enumerated() {
+                    results[w.input].withUnsafeMutableBufferPointer { out in
+                        buffer.withUnsafeBufferPointer { src in
+                            (out.baseAddress! + w.offset).update(from: src.baseAddress! + i * c.vocabSize, count: c.vocabSize)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// RMSNorm of each of n rows: out[t] = norm(src[t]) ⊙ weight (out may be src).
@@ -189,25 +303,33 @@ public final class BitNetModel: @unchecked Sendable {
         }
     }
 
-    /// logits for chunk rows `rows` (final norm, then the F16 head), written row after row at `out`.
-    private func head(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+    /// Logits of pass rows `rows` (ascending; final norm, then the head). The rows are
+    /// normed into consecutive rows of `h`; `output` is called with a pointer and
+    /// runs the head's body, which writes rows.count × vocab floats there.
+    private func head(rows: [Int], output: ((UnsafeMutablePointer<Float>) throws -> Void) throws -> Void) throws {
         let c = config
         let x = state.x.typed(Float.self).baseAddress!, h = state.h.typed(Float.self).baseAddress!
-        normRows(x + rows.lowerBound * c.hiddenSize, weights.outputNorm, n: rows.count, width: c.hiddenSize,
-                 eps: c.normEpsilon, into: h)
+        for (i, row) in rows.enumerated() {
+            normRows(x + row * c.hiddenSize, weights.outputNorm, n: 1, width: c.hiddenSize, eps: c.normEpsilon,
+                     into: h + i * c.hiddenSize)
+        }
         if let q8Head {
             let acts = state.actsHidden
             try kernels.quantize(UnsafeBufferPointer(start: h, count: rows.count * c.hiddenSize), rows: rows.count,
                                  cols: c.hiddenSize, into: acts)
-            q8Head.withDescriptor { matrix in
-                var job = Q8HeadJob(table: kernels.table, matrix: matrix, x: acts.values.typed(Int8.self).baseAddress!,
-                                    xScale: acts.scales.typed(Float.self).baseAddress!, n: Int32(rows.count), y: out)
-                withUnsafeMutablePointer(to: &job) { pool.run(Q8HeadJob.task, context: $0) }
+            try output { out in
+                q8Head.withDescriptor { matrix in
+                    var job = Q8HeadJob(table: kernels.table, matrix: matrix, x: acts.values.typed(Int8.self).baseAddress!,
+                                        xScale: acts.scales.typed(Float.self).baseAddress!, n: Int32(rows.count), y: out)
+                    withUnsafeMutablePointer(to: &job) { pool.run(Q8HeadJob.task, context: $0) }
+                }
             }
             return
         }
-        var job = HeadJob(table: kernels.table, weights: weights.output.row(0), rows: Int32(c.vocabSize),
-                          k: Int32(c.hiddenSize), x: h, n: Int32(rows.count), y: out)
-        withUnsafeMutablePointer(to: &job) { pool.run(HeadJob.task, context: $0) }
+        try output { out in
+            var job = HeadJob(table: kernels.table, weights: weights.output.row(0), rows: Int32(c.vocabSize),
+                              k: Int32(c.hiddenSize), x: h, n: Int32(rows.count), y: out)
+            withUnsafeMutablePointer(to: &job) { pool.run(HeadJob.task, context: $0) }
+        }
     }
 }

@@ -18,7 +18,8 @@ public final class KVCache: @unchecked Sendable {
     public let kvHeads: Int
     public let headDim: Int
     public var kvDim: Int { kvHeads * headDim }
-    /// Positions filled so far; the next token goes at `count`.
+    /// Positions filled so far; the next token goes at `count`. Changed only by
+    /// the session that owns the cache, under its model's lock.
     public internal(set) var count = 0
     let keys: [AlignedBuffer] // per layer (kvHeads, capacity, headDim) f32 or f16
     let values: [AlignedBuffer] // per layer (kvHeads, capacity, headDim) f32 or f16
@@ -41,12 +42,6 @@ public final class KVCache: @unchecked Sendable {
     public var byteCount: Int {
         Self.byteCount(capacity: capacity, layerCount: layerCount, kvDim: kvDim, precision: precision)
     }
-
-    /// Forget everything (a new conversation).
-    public func reset() { count = 0 }
-
-    /// Keep the first `length` positions (e.g. to drop a rejected continuation).
-    public func truncate(to length: Int) { count = max(0, min(count, length)) }
 
     /// Floats between the first rows of consecutive kv heads.
     var headStride: Int { capacity * headDim }

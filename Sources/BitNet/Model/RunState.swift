@@ -1,59 +1,85 @@
 import CKernels
-/// Activation buffers for a batch of up to `batchCapacity` tokens, allocated
-/// once per model so the forward pass allocates nothing.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
+/// The current wave of activations: buffers for one forward step of up to
+/// `rowCapacity` rows (the new tokens of every sequence in the step, one after
+/// another). Owned by the model and used under its step lock, so sessions
+/// carry only their KV caches and many sessions cost no extra scratch.
 final class RunState: @unchecked Sendable {
-    let batchCapacity: Int
-    let x: AlignedBuffer // (B, hidden) residual stream
-    let h: AlignedBuffer // (B, hidden) normed input / projection output
-    let q: AlignedBuffer // (B, qDim)
-    let k: AlignedBuffer // (B, kvDim)
-    let v: AlignedBuffer // (B, kvDim)
-    let att: AlignedBuffer // (B, qDim) attention output
-    let gate: AlignedBuffer // (B, ffn)
-    let up: AlignedBuffer // (B, ffn)
-    let scores: AlignedBuffer // (threads, BN_ATTN_GROUP, context) attention scratch per thread
-    let actsHidden: QuantizedActivations // (B, hidden)
-    let actsQ: QuantizedActivations // (B, qDim)
-    let actsFFN: QuantizedActivations // (B, ffn)
-    let ropeCos: AlignedBuffer // (context, headDim/2)
-    let ropeSin: AlignedBuffer // (context, headDim/2)
+    let rowCapacity: Int
+    let headDim: Int
+    let ropeTheta: Float
+    let x: AlignedBuffer // (R, hidden) residual stream
+    let h: AlignedBuffer // (R, hidden) normed input / projection output
+    let q: AlignedBuffer // (R, qDim)
+    let k: AlignedBuffer // (R, kvDim)
+    let v: AlignedBuffer // (R, kvDim)
+    let att: AlignedBuffer // (R, qDim) attention output
+    let gate: AlignedBuffer // (R, ffn)
+    let up: AlignedBuffer // (R, ffn)
+    let actsHidden: QuantizedActivations // (R, hidden)
+    let actsQ: QuantizedActivations // (R, qDim)
+    let actsFFN: QuantizedActivations // (R, ffn)
+    let ropeCos: AlignedBuffer // (R, headDim/2) angles of each row's position
+    let ropeSin: AlignedBuffer // (R, headDim/2)
+    let invFrequencies: [Float] // (headDim/2,)
+    /// (threads, BN_ATTN_GROUP, scoreContext) attention scratch per thread; grows with
+    /// the longest cache a step attends over.
+    private(set) var scores: AlignedBuffer
+    private(set) var scoreContext: Int
+    let threads: Int
 
     /// Floats of attention scratch per thread: the scores of up to BN_ATTN_GROUP heads.
     static func scoreStride(contextLength: Int) -> Int { Int(BN_ATTN_GROUP) * contextLength }
 
-    init(config c: ModelConfig, batchCapacity b: Int, contextLength: Int, threads: Int) throws {
-        batchCapacity = b
+    init(config c: ModelConfig, rowCapacity r: Int, threads: Int) throws {
+        rowCapacity = r
+        headDim = c.headDim
+        ropeTheta = c.ropeTheta
+        self.threads = threads
         func floats(_ n: Int) -> AlignedBuffer { AlignedBuffer(byteCount: n * 4) }
-        x = floats(b * c.hiddenSize)
-        h = floats(b * c.hiddenSize)
-        q = floats(b * c.qDim)
-        k = floats(b * c.kvDim)
-        v = floats(b * c.kvDim)
-        att = floats(b * c.qDim)
-        gate = floats(b * c.ffnSize)
-        up = floats(b * c.ffnSize)
-        scores = floats(threads * Self.scoreStride(contextLength: contextLength))
-        actsHidden = try QuantizedActivations(capacity: b, cols: c.hiddenSize)
-        actsQ = try QuantizedActivations(capacity: b, cols: c.qDim)
-        actsFFN = try QuantizedActivations(capacity: b, cols: c.ffnSize)
-        // RoPE angles as the reference computes them in f32: inv_freq_i = 1 / θ^(2i/d), angle = pos · inv_freq_i
+        x = floats(r * c.hiddenSize)
+        h = floats(r * c.hiddenSize)
+        q = floats(r * c.qDim)
+        k = floats(r * c.kvDim)
+        v = floats(r * c.kvDim)
+        att = floats(r * c.qDim)
+        gate = floats(r * c.ffnSize)
+        up = floats(r * c.ffnSize)
+        actsHidden = try QuantizedActivations(capacity: r, cols: c.hiddenSize)
+        actsQ = try QuantizedActivations(capacity: r, cols: c.qDim)
+        actsFFN = try QuantizedActivations(capacity: r, cols: c.ffnSize)
         let half = c.headDim / 2
-        ropeCos = floats(contextLength * half)
-        ropeSin = floats(contextLength * half)
-        let cosTable = ropeCos.typed(Float.self), sinTable = ropeSin.typed(Float.self)
+        ropeCos = floats(r * half)
+        ropeSin = floats(r * half)
+        // as the reference computes them in f32: inv_freq_i = 1 / θ^(2i/d)
+        invFrequencies = (0..<half).map { 1 / powf(c.ropeTheta, Float(2 * $0) / Float(c.headDim)) }
+        scoreContext = 0
+        scores = floats(0)
+    }
+
+    /// Writes row `row`'s RoPE angles for `position` (angle = pos · inv_freq_i, in f32:
+    /// the same values a table computed at load would hold).
+    func setRopePosition(row: Int, position: Int) {
+        let half = invFrequencies.count
+        let c = ropeCos.typed(Float.self).baseAddress! + row * half
+        let s = ropeSin.typed(Float.self).baseAddress! + row * half
         for i in 0..<half {
-            let invFreq = 1 / powf(c.ropeTheta, Float(2 * i) / Float(c.headDim))
-            for pos in 0..<contextLength {
-                let angle = Float(pos) * invFreq
-                cosTable[pos * half + i] = cosf(angle)
-                sinTable[pos * half + i] = sinf(angle)
-            }
+            let angle = Float(position) * invFrequencies[i]
+            c[i] = cosf(angle)
+            s[i] = sinf(angle)
         }
+    }
+
+    /// Makes the attention scratch hold scores over `contextLength` positions (only
+    /// grows, so the decode loop allocates nothing after the first step).
+    func reserveScores(contextLength: Int) {
+        guard contextLength > scoreContext else { return }
+        scores = AlignedBuffer(byteCount: threads * Self.scoreStride(contextLength: contextLength) * 4)
+        scoreContext = contextLength
     }
 }

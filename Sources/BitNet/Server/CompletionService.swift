@@ -1,20 +1,16 @@
 /// The model behind the server: turns a ``CompletionRequest`` into prompt tokens
-/// (chat messages through the model's ``ChatFormatter``), generates with stop
-/// tokens and stop strings, and keeps the KV cache between requests.
+/// (chat messages through the model's ``ChatFormatter``) and generates them on a
+/// ``BatchScheduler`` — `parallel` requests at once, each in a slot with its own
+/// KV cache — applying stop tokens and stop strings on the caller's thread.
 ///
-/// Prefix reuse: the service remembers which tokens the cache holds. A request
-/// whose prompt starts with the same tokens (a chat client resending the whole
-/// conversation, the same long instruction with another question) truncates the
-/// cache to the longest common prefix and computes only the rest, so a new chat
-/// turn costs its own tokens, not the whole transcript's. Results do not depend
-/// on what was cached: positions are computed row by row (per-token int8
+/// Prefix reuse: each slot keeps its cache between requests, and a request goes
+/// to the free slot whose cached tokens share the longest prefix with its prompt
+/// (a chat client resending the whole conversation), so a new chat turn costs its
+/// own tokens, not the whole transcript's. Results do not depend on what was
+/// cached or batched: positions are computed row by row (per-token int8
 /// activations, exact integer dot products), so cached keys and values equal
 /// recomputed ones — ServerTests compares with a cold run — and the sampler is
-/// given the whole prompt as history either way (``Generator`` would see only
-/// the fed part, so penalties would differ).
-///
-/// One request at a time: ``complete(_:prompt:shouldContinue:onText:)`` holds a
-/// lock for the whole generation (``BitNetServer`` queues requests in front of it).
+/// given the whole prompt as history either way.
 public final class CompletionService: @unchecked Sendable {
     public let model: BitNetModel
     public let tokenizer: Tokenizer
@@ -25,28 +21,25 @@ public final class CompletionService: @unchecked Sendable {
     public let completionStopTokens: Set<Int32>
     /// Those plus the chat template's end of turn.
     public let chatStopTokens: Set<Int32>
+    public let scheduler: BatchScheduler
 
-    private let lock = ServerLock()
-    /// The tokens whose keys and values are in `model.cache`, in order.
-    private var cached: [Int32] = []
-
-    public init(model: BitNetModel, tokenizer: Tokenizer, formatter: ChatFormatter, modelName: String) {
+    public init(model: BitNetModel, tokenizer: Tokenizer, formatter: ChatFormatter, modelName: String,
+                scheduling: BatchScheduler.Configuration = BatchScheduler.Configuration()) throws {
         self.model = model
         self.tokenizer = tokenizer
         self.formatter = formatter
         self.modelName = modelName
+        scheduler = try BatchScheduler(model: model, configuration: scheduling)
         var stops = tokenizer.endOfGenerationIDs
         if let eos = tokenizer.eosID { stops.insert(eos) }
         completionStopTokens = stops
         chatStopTokens = stops.union(formatter.stopTokens)
-        model.cache.reset()
     }
 
-    /// Context length in tokens.
-    public var contextLength: Int { model.cache.capacity }
+    deinit { scheduler.close() }
 
-    /// The tokens the KV cache holds now.
-    public var cachedTokens: [Int32] { lock.withLock { cached } }
+    /// Context length in tokens.
+    public var contextLength: Int { scheduler.slotContextLength }
 
     /// The prompt's token ids. Throws 400 for a prompt that is empty, holds ids
     /// outside the vocabulary, or does not fit the context (naming both lengths).
@@ -79,97 +72,106 @@ public final class CompletionService: @unchecked Sendable {
         return ids
     }
 
-    /// Generates the completion of `prompt` (from ``promptTokens(for:)``).
-    /// `onText` receives the text as it becomes final (stop strings held back and
-    /// cut) and returns false to stop; `shouldContinue` is asked before each token.
-    /// A failed forward pass throws and leaves an empty cache.
-    public func complete(_ request: CompletionRequest, prompt: [Int32], shouldContinue: () -> Bool = { true },
-                         onText: (String) -> Bool = { _ in true }) throws -> CompletionOutcome {
-        try lock.withLock {
-            try run(request, prompt: prompt, shouldContinue: shouldContinue, onText: onText)
-        }
+    /// A request accepted by the scheduler, whose events ``run(_:shouldContinue:onText:)`` reads.
+    public struct Submission: Sendable {
+        let request: CompletionRequest
+        let job: ScheduledGeneration
+        let stopTokens: Set<Int32>
+
+        /// Frees the slot at the next step (no-op once finished).
+        public func cancel() { job.cancel() }
     }
 
-    private func run(_ request: CompletionRequest, prompt: [Int32], shouldContinue: () -> Bool,
-                     onText: (String) -> Bool) throws -> CompletionOutcome {
-        let cache = model.cache
-        guard !prompt.isEmpty else { throw ServerError.badRequest("the prompt gives no tokens") }
-        guard prompt.count <= cache.capacity else {
-            throw ServerError.badRequest("the prompt is \(prompt.count) tokens but the context holds \(cache.capacity)")
-        }
-        // Someone else (an embedder) used the model: what the cache holds is unknown.
-        if cache.count != cached.count {
-            cache.reset()
-            cached = []
-        }
-        // Keep the longest common prefix, but feed at least one token: its logits
-        // give the first generated token.
-        var common = 0
-        let limit = min(cached.count, prompt.count - 1)
-        while common < limit, cached[common] == prompt[common] { common += 1 }
-        cache.truncate(to: common)
-        cached.removeLast(cached.count - common)
-
-        var outcome = CompletionOutcome()
-        outcome.promptTokens = prompt.count
-        outcome.cachedTokens = common
+    /// Queues the completion of `prompt` (from ``promptTokens(for:)``). Throws 503 when
+    /// every slot is busy and the queue is full (before any response is started).
+    public func submit(_ request: CompletionRequest, prompt: [Int32]) throws -> Submission {
         let stopTokens = request.kind == .chat ? chatStopTokens : completionStopTokens
-        let maxTokens = max(0, request.maxTokens ?? (request.kind == .completion ? 16 : cache.capacity))
+        let maxTokens = max(0, request.maxTokens ?? (request.kind == .completion ? 16 : contextLength))
         var sampling = request.sampling
         if !request.hasSeed { sampling.seed = UInt64.random(in: 0...UInt64.max) }
-        var sampler = Sampler(sampling)
+        let job = ScheduledGeneration(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens)
+        do {
+            try scheduler.submit(job)
+        } catch let error as SchedulerError {
+            switch error {
+            case .queueFull: throw ServerError.unavailable("the server is busy: \(error)")
+            case .closed: throw ServerError.unavailable("the server is shutting down")
+            case .promptTooLong, .emptyPrompt: throw ServerError.badRequest("\(error)")
+            }
+        }
+        return Submission(request: request, job: job, stopTokens: stopTokens)
+    }
+
+    /// ``submit(_:prompt:)`` and ``run(_:shouldContinue:onText:)`` in one call.
+    public func complete(_ request: CompletionRequest, prompt: [Int32], shouldContinue: () -> Bool = { true },
+                         onText: (String) -> Bool = { _ in true }) throws -> CompletionOutcome {
+        try run(submit(request, prompt: prompt), shouldContinue: shouldContinue, onText: onText)
+    }
+
+    /// Reads a submission's tokens as they come. `onText` receives the text as it
+    /// becomes final (stop strings held back and cut) and returns false to stop;
+    /// `shouldContinue` is asked at every token and ten times a second while waiting
+    /// (false cancels: the slot is freed at the next step).
+    public func run(_ submission: Submission, shouldContinue: () -> Bool = { true },
+                    onText: (String) -> Bool = { _ in true }) throws -> CompletionOutcome {
+        let (request, job, stopTokens) = (submission.request, submission.job, submission.stopTokens)
+        defer { job.cancel() } // a thrown decoder error must not leave the slot generating
+        var outcome = CompletionOutcome()
+        outcome.promptTokens = job.prompt.count
         var decoder = tokenizer.makeStreamingDecoder()
         var matcher = StopStringMatcher(stops: request.stop)
-        var history = prompt
-        var stats = GenerationStats()
-
-        do {
-            let feed = Array(prompt[common...])
-            stats.promptTokens = feed.count
-            let promptStart = ServerClock.now()
-            var logits = try model.forward(feed)
-            cached += feed
-            stats.promptSeconds = ServerClock.now() - promptStart
-
-            let decodeStart = ServerClock.now()
-            var finish = CompletionOutcome.FinishReason.length
-            var clientGone = false
-            func emit(_ text: String) {
-                guard !text.isEmpty, !clientGone else { return }
-                outcome.text += text
-                if !onText(text) { clientGone = true }
-            }
-            while stats.generatedTokens < maxTokens {
-                guard shouldContinue() else { finish = .cancelled; break }
-                let token = sampler.sample(logits, history: history)
-                stats.generatedTokens += 1
-                if stopTokens.contains(token) { finish = .stop; break }
-                emit(matcher.append(try decoder.append(token)))
-                if clientGone { finish = .cancelled; break }
-                if matcher.isStopped { finish = .stop; break }
-                if stats.generatedTokens >= maxTokens || cache.count >= cache.capacity { break }
-                history.append(token)
-                logits = try model.forward([token])
-                cached.append(token)
-            }
-            // Bytes held back by the decoder and text held back for a possible stop
-            // string are final now (unless a stop already cut the text).
-            if finish != .cancelled, !matcher.isStopped {
-                emit(matcher.append(decoder.finish()))
-                emit(matcher.finish())
-                if matcher.isStopped { finish = .stop }
-                if clientGone { finish = .cancelled }
-            }
-            stats.generateSeconds = ServerClock.now() - decodeStart
-            stats.stopReason = finish == .stop ? .stopToken : finish == .cancelled ? .cancelled : .maxTokens
-            outcome.finishReason = finish
-            outcome.stats = stats
-            return outcome
-        } catch {
-            // A failed forward pass leaves the cache in an unknown state.
-            cache.reset()
-            cached = []
-            throw error
+        var clientGone = false
+        var consumed = 0 // tokens this side has seen (the scheduler may have sampled one more before a cancel)
+        var stopTokenSeen = false
+        func emit(_ text: String) {
+            guard !text.isEmpty, !clientGone else { return }
+            outcome.text += text
+            if !onText(text) { clientGone = true }
         }
+        var ending: GenerationStats.StopReason = .cancelled
+        events: while true {
+            guard let event = job.next(timeout: 0.1) else {
+                if !shouldContinue() { job.cancel() }
+                continue
+            }
+            switch event {
+            case .token(let token):
+                if clientGone || matcher.isStopped || stopTokenSeen { continue } // sampled before our cancel arrived
+                consumed += 1
+                if stopTokens.contains(token) { stopTokenSeen = true; continue }
+                emit(matcher.append(try decoder.append(token)))
+                if clientGone || matcher.isStopped || !shouldContinue() { job.cancel() }
+            case .finished(let reason):
+                ending = reason
+                break events
+            case .failed(let message):
+                throw ServerError.internalError("generation failed: \(message)")
+            }
+        }
+        var finish: CompletionOutcome.FinishReason
+        if clientGone {
+            finish = .cancelled
+        } else if matcher.isStopped || stopTokenSeen {
+            finish = .stop
+        } else if ending == .cancelled {
+            finish = .cancelled
+        } else {
+            finish = .length
+        }
+        // Bytes held back by the decoder and text held back for a possible stop
+        // string are final now (unless a stop already cut the text).
+        if finish != .cancelled, !matcher.isStopped {
+            emit(matcher.append(decoder.finish()))
+            emit(matcher.finish())
+            if matcher.isStopped { finish = .stop }
+            if clientGone { finish = .cancelled }
+        }
+        var stats = job.stats
+        stats.generatedTokens = consumed
+        stats.stopReason = finish == .stop ? .stopToken : finish == .cancelled ? .cancelled : .maxTokens
+        outcome.cachedTokens = job.cachedTokens
+        outcome.finishReason = finish
+        outcome.stats = stats
+        return outcome
     }
 }

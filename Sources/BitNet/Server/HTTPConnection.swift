@@ -12,7 +12,7 @@ import Darwin
 public final class HTTPConnection: @unchecked Sendable {
     public let peer: String
     private let fd: Int32
-    private let lock = ServerLock()
+    private let lock = Lock()
     private var isClosed = false
     /// A send failed or timed out: the client is gone, stop writing.
     public private(set) var isBroken = false

@@ -20,7 +20,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Receives one line per request (and a few about the server); stderr in the CLI.
     private let log: @Sendable (String) -> Void
 
-    private let lock = ServerLock()
+    private let lock = Lock()
     private var listenFD: Int32 = -1
     private var stopping = false
     private var running = false
@@ -124,7 +124,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Runs ``run(shouldStop:)`` on a thread of its own (for tests and embedders).
     public func runInBackground() throws {
         try start()
-        guard ServerThread.spawn({ [self] in
+        guard DetachedThread.spawn({ [self] in
             do { try run() } catch { log("server stopped: \(error)") }
         }) else {
             throw ServerError.internalError("cannot start the server thread")
@@ -164,7 +164,7 @@ public final class HTTPServer: @unchecked Sendable {
             refuse(connection, ServerError.unavailable("too many open connections (\(configuration.maxConnections)); try again later"))
             return
         }
-        let started = ServerThread.spawn { [self] in
+        let started = DetachedThread.spawn { [self] in
             handle(connection, id: id)
         }
         if !started {

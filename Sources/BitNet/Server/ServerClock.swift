@@ -10,7 +10,7 @@ import Darwin
 /// jumps must not expire a request), and Unix time for OpenAI's `created`.
 enum ServerClock {
     /// Seconds on the monotonic clock (the one generation timings use).
-    static func now() -> Double { Generator.now() }
+    static func now() -> Double { MonotonicClock.now() }
 
     /// Seconds since 1970 (UTC).
     static func unixTime() -> Int {

@@ -6,17 +6,18 @@ import Musl
 import Darwin
 #endif
 
-/// Detached pthreads for the server: connections block in `recv`/`send`, which
+/// Detached pthreads for the server's connections and the batch scheduler: both block
+/// (in `recv`/`send`, on a condition), which
 /// must not happen on Swift concurrency's small cooperative pool, and the library
 /// does not use Foundation's `Thread`.
-enum ServerThread {
+package enum DetachedThread {
     private final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
     /// Starts `body` on a new detached thread; false when the system refuses one.
-    static func spawn(_ body: @escaping @Sendable () -> Void) -> Bool {
+    package static func spawn(_ body: @escaping @Sendable () -> Void) -> Bool {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)

@@ -6,14 +6,14 @@ import Musl
 import Darwin
 #endif
 
-/// A pthread mutex with one condition variable. The library avoids Foundation,
-/// and `Synchronization.Mutex` needs macOS 15, so the server's few shared
-/// counters are guarded by this.
-final class ServerLock: @unchecked Sendable {
+/// A pthread mutex with one condition variable: guards the model's forward
+/// steps, each session's state and the scheduler's queues. `Synchronization.Mutex`
+/// would do for the mutex but needs macOS 15 and has no condition variable.
+package final class Lock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    package init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
     }
@@ -25,19 +25,19 @@ final class ServerLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    package func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 
     /// Waits for a ``broadcast()``; call with the lock held (inside ``withLock(_:)``).
-    func wait() {
+    package func wait() {
         pthread_cond_wait(condition, mutex)
     }
 
     /// Waits for a ``broadcast()`` or until `seconds` have passed; call with the lock held.
-    func wait(seconds: Double) {
+    package func wait(seconds: Double) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let total = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 + max(0, seconds)
@@ -47,7 +47,7 @@ final class ServerLock: @unchecked Sendable {
         pthread_cond_timedwait(condition, mutex, &deadline)
     }
 
-    func broadcast() {
+    package func broadcast() {
         pthread_cond_broadcast(condition)
     }
 }
