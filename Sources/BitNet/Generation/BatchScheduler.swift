@@ -101,8 +101,10 @@ public final class BatchScheduler: @unchecked Sendable {
         }
         try lock.withLock {
             guard !closed else { throw SchedulerError.closed }
+            // counted as if the slots were filled first, so the figure does not depend on
+            // whether the scheduler's thread has admitted the latest requests yet
             guard busySlots + waiting.count < slots.count + configuration.maxQueue else {
-                throw SchedulerError.queueFull(waiting: waiting.count, slots: slots.count)
+                throw SchedulerError.queueFull(waiting: busySlots + waiting.count - slots.count, slots: slots.count)
             }
             waiting.append(request)
             if !running {

@@ -1,0 +1,148 @@
+import XCTest
+@testable import BitNet
+
+/// Continuous batching: what each request gets does not depend on the batch.
+final class BatchSchedulerTests: XCTestCase {
+    private static let weights = Result { try ModelWeights(path: GoldenModelTests.modelPath) }
+
+    private func model(threads: Int = 2) throws -> BitNetModel {
+        try BitNetModel(weights: try Self.weights.get(), contextLength: 512, threads: threads)
+    }
+
+    private func prompt(_ n: Int, seed: UInt64) -> [Int32] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<n).map { _ in Int32(rng.next() % 4000) + 10 }
+    }
+
+    /// Reads a request's events to the end: its tokens and how it ended.
+    private func drain(_ r: ScheduledGeneration) -> ([Int32], ScheduledGeneration.Event) {
+        var tokens: [Int32] = []
+        while true {
+            guard let e = r.next(timeout: 30) else { return (tokens, .failed("timed out")) }
+            if case .token(let t) = e { tokens.append(t) } else { return (tokens, e) }
+        }
+    }
+
+    /// Tokens of `prompt` generated alone with ``Generator`` on a fresh session.
+    private func alone(_ model: BitNetModel, _ prompt: [Int32], maxTokens: Int, sampling: SamplingParameters) throws -> [Int32] {
+        var out: [Int32] = []
+        try Generator(session: try model.makeSession()).generate(prompt: prompt, maxTokens: maxTokens, sampling: sampling) {
+            out.append($0)
+            return true
+        }
+        return out
+    }
+
+    /// 8 mixed requests (prompts of 3–150 tokens, greedy and seeded sampling, different
+    /// lengths) through 8 slots with a small step budget, so prompt chunks and decoding rows
+    /// share steps: each gets exactly the tokens it gets alone.
+    func testEachRequestInABatchOfEightGetsItsTokensAlone() throws {
+        let model = try model()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 8, contextLength: 8 * 256,
+                                                                              maxQueue: 0, stepTokenBudget: 24))
+        defer { scheduler.close() }
+        var requests: [ScheduledGeneration] = []
+        for i in 0..<8 {
+            var sampling = SamplingParameters.greedy
+            if i % 2 == 1 {
+                sampling.temperature = 0.9
+                sampling.topP = 0.9
+                sampling.seed = UInt64(100 + i)
+            }
+            let r = ScheduledGeneration(prompt: prompt([3, 40, 7, 150, 1, 64, 20, 90][i], seed: UInt64(i)),
+                                        maxTokens: [12, 5, 20, 8, 16, 3, 10, 6][i], sampling: sampling)
+            try scheduler.submit(r)
+            requests.append(r)
+        }
+        for (i, r) in requests.enumerated() {
+            let (tokens, end) = drain(r)
+            XCTAssertEqual(end, .finished(.maxTokens), "request \(i)")
+            XCTAssertEqual(tokens, try alone(model, r.prompt, maxTokens: r.maxTokens, sampling: r.sampling), "request \(i)")
+            XCTAssertEqual(r.stats.generatedTokens, r.maxTokens)
+        }
+        XCTAssertEqual(scheduler.snapshot.activeSlots, 0)
+    }
+
+    /// A request whose prompt shares a prefix with an earlier one in the same slot computes
+    /// only the rest, and its tokens equal a cold run's.
+    func testPrefixReuseComputesOnlyTheNewTokens() throws {
+        let model = try model()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 2, contextLength: 512))
+        defer { scheduler.close() }
+        let first = ScheduledGeneration(prompt: prompt(30, seed: 7), maxTokens: 4)
+        try scheduler.submit(first)
+        _ = drain(first)
+        let second = ScheduledGeneration(prompt: prompt(30, seed: 7) + prompt(5, seed: 8), maxTokens: 6)
+        try scheduler.submit(second)
+        let (tokens, _) = drain(second)
+        XCTAssertEqual(second.cachedTokens, 30)
+        XCTAssertEqual(second.stats.promptTokens, 5)
+        XCTAssertEqual(tokens, try alone(model, second.prompt, maxTokens: 6, sampling: .greedy))
+    }
+
+    /// Cancelling frees the slot: with one slot, a request queued behind a long one runs as
+    /// soon as the long one is cancelled.
+    func testCancellingFreesTheSlot() throws {
+        let model = try model()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 1, contextLength: 256, maxQueue: 1))
+        defer { scheduler.close() }
+        let long = ScheduledGeneration(prompt: prompt(4, seed: 1), maxTokens: 200)
+        let next = ScheduledGeneration(prompt: prompt(4, seed: 2), maxTokens: 3)
+        try scheduler.submit(long)
+        try scheduler.submit(next)
+        guard case .token = long.next(timeout: 30) else { return XCTFail("no first token") }
+        long.cancel()
+        let (_, end) = drain(long)
+        XCTAssertEqual(end, .finished(.cancelled))
+        XCTAssertLessThan(long.stats.generatedTokens, 200)
+        let (tokens, nextEnd) = drain(next)
+        XCTAssertEqual(nextEnd, .finished(.maxTokens))
+        XCTAssertEqual(tokens.count, 3)
+    }
+
+    /// The KV budget and the queue refuse cleanly, naming the lengths; nothing runs.
+    func testBudgetsRefuseCleanly() throws {
+        let model = try model()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 4, contextLength: 128, maxQueue: 1))
+        defer { scheduler.close() }
+        XCTAssertEqual(scheduler.slotContextLength, 32)
+        XCTAssertThrowsError(try scheduler.submit(ScheduledGeneration(prompt: prompt(33, seed: 1), maxTokens: 1))) {
+            XCTAssertEqual($0 as? SchedulerError, .promptTooLong(promptTokens: 33, slotContext: 32))
+            XCTAssertEqual("\($0)", "the prompt is 33 tokens but a slot's context holds 32")
+        }
+        XCTAssertThrowsError(try scheduler.submit(ScheduledGeneration(prompt: [], maxTokens: 1))) {
+            XCTAssertEqual($0 as? SchedulerError, .emptyPrompt)
+        }
+        // 4 slots + 1 waiting; the sixth is refused (long generations keep them busy)
+        let held = try (0..<5).map { i -> ScheduledGeneration in
+            let r = ScheduledGeneration(prompt: prompt(2, seed: UInt64(i)), maxTokens: 30)
+            try scheduler.submit(r)
+            return r
+        }
+        XCTAssertThrowsError(try scheduler.submit(ScheduledGeneration(prompt: [5], maxTokens: 1))) {
+            XCTAssertEqual($0 as? SchedulerError, .queueFull(waiting: 1, slots: 4))
+        }
+        for r in held { r.cancel() }
+        for r in held { _ = drain(r) }
+        XCTAssertThrowsError(try BatchScheduler(model: model, configuration: .init(parallel: 100, contextLength: 100))) {
+            XCTAssertTrue("\($0)".contains("leave 1 positions each"), "\($0)")
+        }
+        scheduler.close()
+        XCTAssertThrowsError(try scheduler.submit(ScheduledGeneration(prompt: [5], maxTokens: 1))) {
+            XCTAssertEqual($0 as? SchedulerError, .closed)
+        }
+    }
+
+    /// A generation that fills its slot's context ends as context_full, with a token count
+    /// that fits.
+    func testAFullSlotEndsTheGeneration() throws {
+        let model = try model()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 2, contextLength: 32))
+        defer { scheduler.close() }
+        let r = ScheduledGeneration(prompt: prompt(10, seed: 3), maxTokens: 100)
+        try scheduler.submit(r)
+        let (tokens, end) = drain(r)
+        XCTAssertEqual(end, .finished(.contextFull))
+        XCTAssertEqual(tokens.count, 16 - 10 + 1, "the last sampled token is reported but never fed")
+    }
+}
