@@ -117,7 +117,11 @@ typedef void (*bn_rmsnorm_fn)(const float *x, const float *w, float eps, int32_t
 
 /* F16 matrix × f32 activations (the tied embedding head):
  * w: (m, k) IEEE half row-major, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end):
- * y[t*ldy + r] = Σ_c f32(w[r*k + c]) · x[t*k + c] */
+ * y[t*ldy + r] = Σ_c f32(w[r*k + c]) · x[t*k + c]
+ * Batch-invariant in every ISA: y[t*ldy + r] is the same f32 value, bit for
+ * bit, whatever n is and wherever row t sits in the call (each element runs
+ * the n == 1 sequence of operations), so batched decoding gives every
+ * sequence the logits it gets alone (Tests/c/test_ops.c). */
 typedef void (*bn_f16_gemm_fn)(const uint16_t *w, int32_t k, const float *x, int32_t n,
                                float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
 

@@ -325,6 +325,67 @@ static void test_q8(void) {
     check_q8(33, 16384, 2, 1); /* ±127 weights against ±127/-128 activations at the largest K */
 }
 
+/* ---- batch invariance ----------------------------------------------------------
+ * Continuous batching decodes several sequences in one call: a sequence's
+ * output row must not depend on how many other rows share the call or where
+ * it sits. The integer sums are exact, so this holds when every path (the
+ * GEMV for n == 1, the GEMM tiles for n > 1, every ISA) ends with the same
+ * epilogue expression, (float)dot · (w_scale / x_scale[t]). Checked bit for
+ * bit through bn_i2s_matmul (2 threads, so rows are split too) and q8_gemm,
+ * for n = 1..17 with the n rows taken at every offset of a 17-row batch. */
+static void test_batch_invariance(void) {
+    static const int shapes[][2] = {{1, 1}, {17, 31}, {33, 100}, {45, 129}, {70, 1000}, {100, 2560}};
+    const int nmax = 17;
+    bn_pool *pool = bn_pool_create(2);
+    int cases = 0;
+    for (int ii = 0; ii < N_ISAS; ii++) {
+        const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+        if (!kt) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int m = shapes[si][0], k = shapes[si][1], ldy = m + 3;
+            problem p = make_problem(m, k, nmax, W_RANDOM, X_RANDOM);
+            bn_i2s_matrix w = {p.packed, m, k, bn_pad_rows(m), p.k_pad, 0.0123f + (float)(rnd() % 100) / 1000.0f};
+            /* Q8 head of the same shape: random int8 rows, per-row scales */
+            const int m16 = (m + 15) / 16 * 16;
+            int8_t *wq = malloc((size_t)m * k), *q8 = malloc(bn_q8r16_bytes(m, k));
+            for (size_t i = 0; i < (size_t)m * k; i++) wq[i] = (int8_t)((int)(rnd() % 255) - 127);
+            int32_t *row_sum = malloc(sizeof(int32_t) * m16);
+            bn_q8r16_pack(wq, m, k, q8, row_sum);
+            float *row_scale = malloc(sizeof(float) * m);
+            for (int r = 0; r < m; r++) row_scale[r] = 0.001f + (float)(rnd() % 100) / 1000.0f;
+            bn_q8_matrix wq8 = {q8, row_scale, row_sum, m, k, m16, p.k_pad};
+            /* every activation row alone (n == 1: the I2_S GEMV) */
+            float *one = malloc(sizeof(float) * nmax * m), *one_q8 = malloc(sizeof(float) * nmax * m);
+            for (int t = 0; t < nmax; t++) {
+                bn_i2s_matmul(pool, kt, &w, p.x + (size_t)t * p.k_pad, p.xs + t, p.xsum + t, 1, one + (size_t)t * m, m);
+                kt->q8_gemm(&wq8, p.x + (size_t)t * p.k_pad, p.xs + t, 1, one_q8 + (size_t)t * m, m, 0, m16);
+            }
+            for (int n = 1; n <= nmax; n++) {
+                const int s = (int)(rnd() % (unsigned)(nmax - n + 1));
+                const size_t bytes = sizeof(float) * (size_t)n * ldy;
+                float *y = guarded_alloc(bytes), *yq = guarded_alloc(bytes);
+                bn_i2s_matmul(pool, kt, &w, p.x + (size_t)s * p.k_pad, p.xs + s, p.xsum + s, n, y, ldy);
+                for (int r0 = 0; r0 < m16; r0 += 16) /* the head is split in 16-row units */
+                    kt->q8_gemm(&wq8, p.x + (size_t)s * p.k_pad, p.xs + s, n, yq, ldy, r0, r0 + 16);
+                CHECK(guard_ok(y, bytes) && guard_ok(yq, bytes), "%s batch outputs overran", kt->name);
+                for (int t = 0; t < n; t++) {
+                    CHECK(memcmp(y + (size_t)t * ldy, one + (size_t)(s + t) * m, sizeof(float) * m) == 0,
+                          "%s i2s_matmul not batch-invariant (m=%d k=%d n=%d t=%d)", kt->name, m, k, n, t);
+                    CHECK(memcmp(yq + (size_t)t * ldy, one_q8 + (size_t)(s + t) * m, sizeof(float) * m) == 0,
+                          "%s q8_gemm not batch-invariant (m=%d k=%d n=%d t=%d)", kt->name, m, k, n, t);
+                }
+                free(y);
+                free(yq);
+                cases++;
+            }
+            free(one); free(one_q8); free(wq); free(q8); free(row_sum); free(row_scale);
+            free_problem(&p);
+        }
+    }
+    bn_pool_destroy(pool);
+    printf("  batch invariance: %d (ISA, shape, n) cases of i2s_matmul and q8_gemm bit-identical to n = 1\n", cases);
+}
+
 /* ---- worker pool ------------------------------------------------------------ */
 
 typedef struct {
@@ -390,6 +451,7 @@ int main(void) {
     test_saturation();
     test_code3();
     test_q8();
+    test_batch_invariance();
     test_pool();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;

@@ -517,6 +517,53 @@ static void test_f16_gemm(void) {
     printf("  worst f16_gemm SIMD vs scalar %.2e (of Σ|w·x|)\n", worst);
 }
 
+/* Batch invariance (continuous batching): row t of f16_gemm(n) must equal
+ * f16_gemm(1) on activation row t alone, bit for bit, for every n, every
+ * position of t in the call and every ISA table, so a sequence decodes to the
+ * same logits alone and inside a batch. Odd random shapes (k crossing every
+ * tail path of every ISA: 64/32/16-column steps, 16/8/4-column steps, masked
+ * tails), n = 1..17 (past TOKEN_BLOCK = 16, so a second token block), and the
+ * rows split into uneven ranges as threads split them. */
+static void test_f16_gemm_batch_invariance(void) {
+    static const int ks[] = {1, 5, 13, 31, 67, 100, 129, 333, 1000, 2560};
+    int cases = 0;
+    for (int ii = 0; ii < N_ISAS; ii++) {
+        const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+        if (!kt) continue;
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            const int k = ks[ki], m = 1 + (int)(rnd() % 23), ldy = m + 2, nmax = 17;
+            uint16_t *w = malloc((size_t)m * k * 2);
+            float *x = malloc((size_t)nmax * k * 4);
+            for (size_t i = 0; i < (size_t)m * k; i++) w[i] = float_to_half(2.0f * rnd_float() * (ki % 3 ? 1.0f : 3e4f));
+            for (size_t i = 0; i < (size_t)nmax * k; i++) x[i] = (rnd() % 5 == 0) ? 1e3f * rnd_float() : rnd_float();
+            /* the n == 1 answer of every (row, activation row) */
+            float *one = malloc(sizeof(float) * (size_t)nmax * m);
+            for (int t = 0; t < nmax; t++) kt->f16_gemm(w, k, x + (size_t)t * k, 1, one + (size_t)t * m, m, 0, m);
+            for (int n = 1; n <= nmax; n++) {
+                /* activation rows [s, s + n) of x, so a row sits at every position of the call */
+                const int s = (int)(rnd() % (unsigned)(nmax - n + 1));
+                const size_t ybytes = sizeof(float) * (size_t)n * ldy;
+                float *y = guarded_alloc(ybytes);
+                const int cut = m > 1 ? 1 + (int)(rnd() % (unsigned)(m - 1)) : m;
+                kt->f16_gemm(w, k, x + (size_t)s * k, n, y, ldy, 0, cut);
+                if (cut < m) kt->f16_gemm(w, k, x + (size_t)s * k, n, y, ldy, cut, m);
+                CHECK(guard_ok(y, ybytes), "%s f16_gemm overran (m=%d k=%d n=%d)", kt->name, m, k, n);
+                for (int t = 0; t < n; t++)
+                    for (int r = 0; r < m; r++)
+                        CHECK(bits_of(y[(size_t)t * ldy + r]) == bits_of(one[(size_t)(s + t) * m + r]),
+                              "%s f16_gemm not batch-invariant (m=%d k=%d n=%d t=%d r=%d): %.9g vs %.9g alone",
+                              kt->name, m, k, n, t, r, y[(size_t)t * ldy + r], one[(size_t)(s + t) * m + r]);
+                free(y);
+                cases++;
+            }
+            free(one);
+            free(w);
+            free(x);
+        }
+    }
+    printf("  f16_gemm batch invariance: %d (ISA, shape, n) cases bit-identical to n = 1\n", cases);
+}
+
 /* ---- attention ------------------------------------------------------------------------- */
 
 static void test_attention(void) {
@@ -639,6 +686,7 @@ int main(void) {
     test_gates();
     test_rope();
     test_f16_gemm();
+    test_f16_gemm_batch_invariance();
     test_attention();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;

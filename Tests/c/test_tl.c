@@ -298,6 +298,60 @@ static void test_pool(void) {
     free_problem(&p);
 }
 
+/* Batch invariance across kernel families: the TL1/TL2 GEMV of one activation
+ * row equals the I2_S GEMV of that row bit for bit (same exact integer sum,
+ * same epilogue (float)dot · (w_scale / x_scale)), and row t of a TL call
+ * with n rows equals the TL GEMV of row t alone, for n = 1..17 at every
+ * offset, every ISA, through the pooled split (2 threads). A decode that
+ * switches kernel (--kernel auto) or batches sequences gets the same logits. */
+static void test_batch_invariance(void) {
+    static const int shapes[][2] = {{1, 2}, {31, 67}, {64, 300}, {100, 2560}};
+    const int nmax = 17;
+    bn_pool *pool = bn_pool_create(2);
+    int cases = 0;
+    for (int ii = 0; ii < N_ISAS; ii++) {
+        const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
+        if (!kt) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int m = shapes[si][0], k = shapes[si][1], ldy = m + 3;
+            const float scale = 0.0123f + (float)(rnd() % 100) / 1000.0f;
+            problem p = make_problem(m, k, nmax, W_RANDOM, X_RANDOM);
+            bn_i2s_matrix wi = {p.i2r16, m, k, bn_pad_rows(m), p.k_pad, scale};
+            float *one = malloc(sizeof(float) * nmax * m), *y1 = malloc(sizeof(float) * m);
+            for (int t = 0; t < nmax; t++)
+                bn_i2s_matmul(pool, kt, &wi, p.x + (size_t)t * p.k_pad, p.xs + t, p.xsum + t, 1, one + (size_t)t * m, m);
+            for (int type = 1; type <= 2; type++) {
+                uint8_t *tl = malloc(bn_tl_bytes(type, m, k));
+                bn_tl_pack(type, p.tern, m, k, tl);
+                bn_tl_matrix w = bn_tl_matrix_make(type, tl, m, k, scale);
+                for (int t = 0; t < nmax; t++) {
+                    bn_tl_matmul(pool, kt, &w, p.x + (size_t)t * p.k_pad, p.xs + t, 1, y1, m);
+                    CHECK(memcmp(y1, one + (size_t)t * m, sizeof(float) * m) == 0,
+                          "%s TL%d GEMV != I2_S GEMV (m=%d k=%d t=%d)", kt->name, type, m, k, t);
+                }
+                for (int n = 1; n <= nmax; n++) {
+                    const int s = (int)(rnd() % (unsigned)(nmax - n + 1));
+                    const size_t bytes = sizeof(float) * (size_t)n * ldy;
+                    float *y = guarded_alloc(bytes);
+                    bn_tl_matmul(pool, kt, &w, p.x + (size_t)s * p.k_pad, p.xs + s, n, y, ldy);
+                    CHECK(guard_ok(y, bytes), "%s TL%d batch overran", kt->name, type);
+                    for (int t = 0; t < n; t++)
+                        CHECK(memcmp(y + (size_t)t * ldy, one + (size_t)(s + t) * m, sizeof(float) * m) == 0,
+                              "%s TL%d not batch-invariant (m=%d k=%d n=%d t=%d)", kt->name, type, m, k, n, t);
+                    free(y);
+                    cases++;
+                }
+                free(tl);
+            }
+            free(one);
+            free(y1);
+            free_problem(&p);
+        }
+    }
+    bn_pool_destroy(pool);
+    printf("  batch invariance: %d (ISA, type, shape, n) TL cases bit-identical to the I2_S GEMV of each row\n", cases);
+}
+
 static void test_sizes(void) {
     CHECK(bn_tl_slots(2, 2560) == 856 && bn_tl_slots(1, 2560) == 1280, "slots");
     CHECK(bn_tl_bytes(1, 2560, 2560) == bn_i2r16_bytes(2560, 2560), "TL1 is 2 bits/weight");
@@ -321,6 +375,7 @@ int main(void) {
     test_shapes();
     test_adversarial();
     test_pool();
+    test_batch_invariance();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

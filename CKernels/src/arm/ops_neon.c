@@ -19,10 +19,11 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-/* f16_gemm for n > 1: register tiles of 4 weight rows × 4 activation rows
- * = 16 accumulators + 8 converted weight vectors (of 32). TOKEN_BLOCK
- * activation rows stay in L2 while a 4-row weight tile stays in L1. */
-enum { GEMM_ROWS = 4, GEMM_TOKENS = 4, TOKEN_BLOCK = 16, ATTN_KEYS = 8 };
+/* f16_gemm: one weight row at a time against up to ROW_TOKENS activation
+ * rows (4 accumulator chains per activation row: 24 of the 32 q registers),
+ * the activation rows taken TOKEN_BLOCK at a time (in L2) while the row
+ * stays in L1 for the other groups of the block. */
+enum { ROW_TOKENS = 6, TOKEN_BLOCK = 16, ATTN_KEYS = 8 };
 
 /* [Σa0, Σa1, Σa2, Σa3] */
 static inline float32x4_t hsum4x4(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3) {
@@ -232,82 +233,68 @@ void bn_rope_neon(float *x, int32_t heads, int32_t head_dim, const float *cos, c
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* n == 1: one weight row, streamed front to back with four accumulators
- * (one stream per core is what hardware prefetchers follow best; on x86,
- * four interleaved rows sharing the x loads measured ~40 % slower, see
- * ops_avx2.c). x stays in L1. */
-static inline float gemv_row(const uint16_t *wr, int32_t k, const float *x) {
-    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+/* The dot products of one weight row with T activation rows (k apart):
+ * y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c].
+ *
+ * Batch invariance: every (row, activation row) pair runs the same f32
+ * operations whatever T is — four chains, chain i taking columns
+ * [c + 4i, c + 4i + 4) of every 16-column step, then 4 at a time on chain 0,
+ * the tail on chain 1, ((a0 + a1) + (a2 + a3)) and vaddvq — so f16_gemm(n)
+ * equals n calls of f16_gemm(1) bit for bit (test_ops.c). One weight row at
+ * a time (one stream per core is what hardware prefetchers follow best; on
+ * x86 four interleaved rows measured ~40 % slower, see ops_avx2.c); for
+ * n > 1 each converted weight vector serves T activation rows. */
+static inline __attribute__((always_inline)) void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y,
+                                                           size_t ldy, const int T) {
+    float32x4_t a[4][ROW_TOKENS], wv[4];
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < T; t++) a[i][t] = vdupq_n_f32(0.0f);
     int32_t c = 0;
     for (; c + 16 <= k; c += 16) {
-        float32x4_t w0, w1, w2, w3;
-        load_ph8(wr + c, &w0, &w1);
-        load_ph8(wr + c + 8, &w2, &w3);
-        a0 = vfmaq_f32(a0, w0, vld1q_f32(x + c));
-        a1 = vfmaq_f32(a1, w1, vld1q_f32(x + c + 4));
-        a2 = vfmaq_f32(a2, w2, vld1q_f32(x + c + 8));
-        a3 = vfmaq_f32(a3, w3, vld1q_f32(x + c + 12));
-    }
-    for (; c + 4 <= k; c += 4) a0 = vfmaq_f32(a0, load_ph4(wr + c), vld1q_f32(x + c));
-    if (c < k) a1 = vfmaq_f32(a1, load_ph_tail(wr + c, k - c), load_tail(x + c, k - c));
-    return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-}
-
-/* n > 1: R weight rows × T activation rows; each converted weight vector
- * serves T rows, each x vector R rows. y: (T, ldy) from row 0 of the tile. */
-static inline __attribute__((always_inline)) void gemm_tile(const uint16_t *w, int32_t k, const float *x, float *y,
-                                                            int32_t ldy, const int R, const int T) {
-    float32x4_t acc[GEMM_ROWS][GEMM_TOKENS], wlo[GEMM_ROWS], whi[GEMM_ROWS];
-    for (int j = 0; j < R; j++)
-        for (int t = 0; t < T; t++) acc[j][t] = vdupq_n_f32(0.0f);
-    int32_t c = 0;
-    for (; c + 8 <= k; c += 8) {
-        for (int j = 0; j < R; j++) load_ph8(w + (size_t)j * (size_t)k + c, &wlo[j], &whi[j]);
+        load_ph8(wr + c, &wv[0], &wv[1]);
+        load_ph8(wr + c + 8, &wv[2], &wv[3]);
         for (int t = 0; t < T; t++) {
             const float *xt = x + (size_t)t * (size_t)k + c;
-            const float32x4_t x0 = vld1q_f32(xt), x1 = vld1q_f32(xt + 4);
-            for (int j = 0; j < R; j++) acc[j][t] = vfmaq_f32(vfmaq_f32(acc[j][t], wlo[j], x0), whi[j], x1);
+            for (int i = 0; i < 4; i++) a[i][t] = vfmaq_f32(a[i][t], wv[i], vld1q_f32(xt + 4 * i));
         }
     }
-    for (; c < k; c += 4) {
-        const int32_t cnt = k - c < 4 ? k - c : 4;
-        for (int j = 0; j < R; j++) wlo[j] = load_ph_tail(w + (size_t)j * (size_t)k + c, cnt);
-        for (int t = 0; t < T; t++) {
-            const float32x4_t xv = load_tail(x + (size_t)t * (size_t)k + c, cnt);
-            for (int j = 0; j < R; j++) acc[j][t] = vfmaq_f32(acc[j][t], wlo[j], xv);
-        }
+    for (; c + 4 <= k; c += 4) {
+        const float32x4_t w4 = load_ph4(wr + c);
+        for (int t = 0; t < T; t++) a[0][t] = vfmaq_f32(a[0][t], w4, vld1q_f32(x + (size_t)t * (size_t)k + c));
     }
-    for (int t = 0; t < T; t++) {
-        float *yt = y + (size_t)t * (size_t)ldy;
-        if (R == GEMM_ROWS)
-            vst1q_f32(yt, hsum4x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
-        else
-            for (int j = 0; j < R; j++) yt[j] = vaddvq_f32(acc[j][t]);
+    if (c < k) {
+        const float32x4_t w4 = load_ph_tail(wr + c, k - c);
+        for (int t = 0; t < T; t++) a[1][t] = vfmaq_f32(a[1][t], w4, load_tail(x + (size_t)t * (size_t)k + c, k - c));
     }
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = vaddvq_f32(vaddq_f32(vaddq_f32(a[0][t], a[1][t]), vaddq_f32(a[2][t], a[3][t])));
 }
 
-/* One row tile over activation rows [t0, t1): full tiles of GEMM_TOKENS, then single rows. */
-static inline __attribute__((always_inline)) void gemm_rows(const uint16_t *wr, int32_t k, const float *x, float *y,
-                                                            int32_t ldy, int32_t t0, int32_t t1, const int R) {
-    int32_t t = t0;
-    for (; t + GEMM_TOKENS <= t1; t += GEMM_TOKENS)
-        gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, GEMM_TOKENS);
-    for (; t < t1; t++) gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, 1);
+/* row_dots with T as a compile-time constant (the accumulators stay in registers). */
+static void row_dots_n(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, int32_t T) {
+    switch (T) {
+    case 1: row_dots(wr, k, x, y, ldy, 1); break;
+    case 2: row_dots(wr, k, x, y, ldy, 2); break;
+    case 3: row_dots(wr, k, x, y, ldy, 3); break;
+    case 4: row_dots(wr, k, x, y, ldy, 4); break;
+    case 5: row_dots(wr, k, x, y, ldy, 5); break;
+    default: row_dots(wr, k, x, y, ldy, 6); break;
+    }
 }
 
 // w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
 void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                       int32_t row_begin, int32_t row_end) {
-    if (n == 1) { /* decoding: one pass over the weights at memory bandwidth */
-        for (int32_t r = row_begin; r < row_end; r++) y[r] = gemv_row(w + (size_t)r * (size_t)k, k, x);
-        return;
-    }
     for (int32_t t0 = 0; t0 < n; t0 += TOKEN_BLOCK) {
-        const int32_t t1 = bn_min_i32(n, t0 + TOKEN_BLOCK);
-        int32_t r = row_begin;
-        for (; r + GEMM_ROWS <= row_end; r += GEMM_ROWS)
-            gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, GEMM_ROWS);
-        for (; r < row_end; r++) gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, 1);
+        const int32_t nb = bn_min_i32(n - t0, TOKEN_BLOCK);
+        const int32_t groups = (nb + ROW_TOKENS - 1) / ROW_TOKENS;
+        for (int32_t r = row_begin; r < row_end; r++) {
+            const uint16_t *wr = w + (size_t)r * (size_t)k;
+            for (int32_t g = 0; g < groups; g++) {
+                const int32_t ta = t0 + nb * g / groups, tb = t0 + nb * (g + 1) / groups;
+                row_dots_n(wr, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + r, (size_t)ldy, tb - ta);
+            }
+        }
     }
 }
 

@@ -20,12 +20,11 @@
 #define BN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-/* f16_gemm for n > 1: register tiles of 4 weight rows × 2 activation rows
- * = 8 accumulators + 4 converted weight vectors (of 16 ymm), so each
- * converted weight vector serves 2 activation rows and each x load 4 weight
- * rows. TOKEN_BLOCK activation rows (k = 2560: 160 KB) stay in L2 while a
- * 4-row tile of weights (20 KB) stays in L1. */
-enum { GEMM_ROWS = 4, GEMM_TOKENS = 2, TOKEN_BLOCK = 16, ATTN_KEYS = 8, PREFETCH_BYTES = 4096 };
+/* f16_gemm: one weight row at a time against up to ROW_TOKENS activation
+ * rows (4 accumulator chains per activation row: 12 of the 16 ymm), the
+ * activation rows taken TOKEN_BLOCK at a time (k = 2560: 160 KB, in L2)
+ * while the row (5 KB) stays in L1 for the other groups of the block. */
+enum { ROW_TOKENS = 3, TOKEN_BLOCK = 16, ATTN_KEYS = 8, PREFETCH_BYTES = 4096 };
 
 BN_INLINE BN_AVX2 float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -39,12 +38,6 @@ BN_INLINE BN_AVX2 float hmax8(__m256 v) {
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
     return _mm_cvtss_f32(m);
-}
-
-/* [Σa0, Σa1, Σa2, Σa3]: one transposing hadd tree instead of four reductions */
-BN_INLINE BN_AVX2 __m128 hsum4x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
-    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
 
 /* [Σa0, ..., Σa7] */
@@ -254,82 +247,74 @@ BN_AVX2 void bn_rope_avx2(float *x, int32_t heads, int32_t head_dim, const float
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* n == 1: one weight row, streamed front to back. Measured on Zen 5
- * (128256 × 2560, one core): one row at a time reads at the core's read
+/* The dot products of one weight row with T activation rows (k apart):
+ * y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c].
+ *
+ * Batch invariance: every (row, activation row) pair runs the same f32
+ * operations whatever T is — four chains, chain i taking columns
+ * [c + 8i, c + 8i + 8) of every 32-column step, then 8 at a time on chain 0,
+ * the masked tail on chain 1, ((a0 + a1) + (a2 + a3)) and hsum8 — so
+ * f16_gemm(n) equals n calls of f16_gemm(1) bit for bit (test_ops.c).
+ *
+ * One weight row at a time, also for n == 1: measured on Zen 5 (128256 ×
+ * 2560, one core) one row streamed front to back reads at the core's read
  * bandwidth (~35 GB/s), while four interleaved rows sharing each x load
  * reached only ~20 GB/s: the hardware prefetcher follows one stream far
- * better than four, and x (10 KB) stays in L1 either way. The software
- * prefetch PREFETCH_BYTES ahead (a hint: it never faults, and near
- * row_end it touches the next rows) added a few percent. */
-BN_INLINE BN_AVX2 float gemv_row(const uint16_t *wr, int32_t k, const float *x) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+ * better than four, and x (10 KB) stays in L1 either way. For n > 1 each
+ * converted weight vector serves T activation rows. The software prefetch
+ * PREFETCH_BYTES ahead (a hint: it never faults, and near the end of the
+ * range it touches the next rows) added a few percent. */
+BN_INLINE BN_AVX2 void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, const int T) {
+    __m256 a[4][ROW_TOKENS];
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < T; t++) a[i][t] = _mm256_setzero_ps();
     int32_t c = 0;
     for (; c + 32 <= k; c += 32) {
         _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES, _MM_HINT_T0);
-        a0 = _mm256_fmadd_ps(load_ph(wr + c), _mm256_loadu_ps(x + c), a0);
-        a1 = _mm256_fmadd_ps(load_ph(wr + c + 8), _mm256_loadu_ps(x + c + 8), a1);
-        a2 = _mm256_fmadd_ps(load_ph(wr + c + 16), _mm256_loadu_ps(x + c + 16), a2);
-        a3 = _mm256_fmadd_ps(load_ph(wr + c + 24), _mm256_loadu_ps(x + c + 24), a3);
-    }
-    for (; c + 8 <= k; c += 8) a0 = _mm256_fmadd_ps(load_ph(wr + c), _mm256_loadu_ps(x + c), a0);
-    if (c < k) a1 = _mm256_fmadd_ps(load_ph_tail(wr + c, k - c), _mm256_maskload_ps(x + c, tail_mask(k - c)), a1);
-    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-}
-
-/* n > 1: R weight rows × T activation rows; each converted weight vector
- * serves T rows, each x vector R rows. y: (T, ldy) from row 0 of the tile. */
-BN_INLINE BN_AVX2 void gemm_tile(const uint16_t *w, int32_t k, const float *x, float *y, int32_t ldy,
-                                 const int R, const int T) {
-    __m256 acc[GEMM_ROWS][GEMM_TOKENS], wv[GEMM_ROWS];
-    for (int j = 0; j < R; j++)
-        for (int t = 0; t < T; t++) acc[j][t] = _mm256_setzero_ps();
-    int32_t c = 0;
-    for (; c + 8 <= k; c += 8) {
-        for (int j = 0; j < R; j++) wv[j] = load_ph(w + (size_t)j * (size_t)k + c);
-        for (int t = 0; t < T; t++) {
-            const __m256 xv = _mm256_loadu_ps(x + (size_t)t * (size_t)k + c);
-            for (int j = 0; j < R; j++) acc[j][t] = _mm256_fmadd_ps(wv[j], xv, acc[j][t]);
+        for (int i = 0; i < 4; i++) {
+            const __m256 wv = load_ph(wr + c + 8 * i);
+            for (int t = 0; t < T; t++)
+                a[i][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)t * (size_t)k + c + 8 * i), a[i][t]);
         }
+    }
+    for (; c + 8 <= k; c += 8) {
+        const __m256 wv = load_ph(wr + c);
+        for (int t = 0; t < T; t++)
+            a[0][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)t * (size_t)k + c), a[0][t]);
     }
     if (c < k) {
         const __m256i m = tail_mask(k - c);
-        for (int j = 0; j < R; j++) wv[j] = load_ph_tail(w + (size_t)j * (size_t)k + c, k - c);
-        for (int t = 0; t < T; t++) {
-            const __m256 xv = _mm256_maskload_ps(x + (size_t)t * (size_t)k + c, m);
-            for (int j = 0; j < R; j++) acc[j][t] = _mm256_fmadd_ps(wv[j], xv, acc[j][t]);
-        }
+        const __m256 wv = load_ph_tail(wr + c, k - c);
+        for (int t = 0; t < T; t++)
+            a[1][t] = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x + (size_t)t * (size_t)k + c, m), a[1][t]);
     }
-    for (int t = 0; t < T; t++) {
-        float *yt = y + (size_t)t * (size_t)ldy;
-        if (R == GEMM_ROWS)
-            _mm_storeu_ps(yt, hsum4x8(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
-        else
-            for (int j = 0; j < R; j++) yt[j] = hsum8(acc[j][t]);
-    }
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum8(_mm256_add_ps(_mm256_add_ps(a[0][t], a[1][t]), _mm256_add_ps(a[2][t], a[3][t])));
 }
 
-/* One row tile over activation rows [t0, t1): full tiles of GEMM_TOKENS, then single rows. */
-BN_INLINE BN_AVX2 void gemm_rows(const uint16_t *wr, int32_t k, const float *x, float *y, int32_t ldy,
-                                 int32_t t0, int32_t t1, const int R) {
-    int32_t t = t0;
-    for (; t + GEMM_TOKENS <= t1; t += GEMM_TOKENS)
-        gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, GEMM_TOKENS);
-    for (; t < t1; t++) gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, 1);
+/* row_dots with T as a compile-time constant (the accumulators stay in registers). */
+static BN_AVX2 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, int32_t T) {
+    switch (T) {
+    case 1: row_dots(wr, k, x, y, ldy, 1); break;
+    case 2: row_dots(wr, k, x, y, ldy, 2); break;
+    default: row_dots(wr, k, x, y, ldy, 3); break;
+    }
 }
 
 // w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
 BN_AVX2 void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                               int32_t row_begin, int32_t row_end) {
-    if (n == 1) { /* decoding: one pass over the weights at memory bandwidth */
-        for (int32_t r = row_begin; r < row_end; r++) y[r] = gemv_row(w + (size_t)r * (size_t)k, k, x);
-        return;
-    }
     for (int32_t t0 = 0; t0 < n; t0 += TOKEN_BLOCK) {
-        const int32_t t1 = bn_min_i32(n, t0 + TOKEN_BLOCK);
-        int32_t r = row_begin;
-        for (; r + GEMM_ROWS <= row_end; r += GEMM_ROWS)
-            gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, GEMM_ROWS);
-        for (; r < row_end; r++) gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, 1);
+        const int32_t nb = bn_min_i32(n - t0, TOKEN_BLOCK);
+        /* groups of at most ROW_TOKENS, sizes within one of each other */
+        const int32_t groups = (nb + ROW_TOKENS - 1) / ROW_TOKENS;
+        for (int32_t r = row_begin; r < row_end; r++) {
+            const uint16_t *wr = w + (size_t)r * (size_t)k;
+            for (int32_t g = 0; g < groups; g++) {
+                const int32_t ta = t0 + nb * g / groups, tb = t0 + nb * (g + 1) / groups;
+                row_dots_n(wr, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + r, (size_t)ldy, tb - ta);
+            }
+        }
     }
 }
 

@@ -19,11 +19,11 @@
 #define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-/* f16_gemm for n > 1: register tiles of 4 weight rows × 4 activation rows
- * = 16 accumulators + 4 converted weight vectors (of 32 zmm). TOKEN_BLOCK
- * activation rows (k = 2560: 160 KB) stay in L2 while a 4-row tile of
- * weights (20 KB) stays in L1. */
-enum { GEMM_ROWS = 4, GEMM_TOKENS = 4, TOKEN_BLOCK = 16, ATTN_KEYS = 8, ATTN_AHEAD = 2, PREFETCH_BYTES = 4096 };
+/* f16_gemm: one weight row at a time against up to ROW_TOKENS activation
+ * rows (4 accumulator chains per activation row: 24 of the 32 zmm), the
+ * activation rows taken TOKEN_BLOCK at a time (k = 2560: 160 KB, in L2)
+ * while the row (5 KB) stays in L1 for the other groups of the block. */
+enum { ROW_TOKENS = 6, TOKEN_BLOCK = 16, ATTN_KEYS = 8, ATTN_AHEAD = 2, PREFETCH_BYTES = 4096 };
 
 BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
     return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
@@ -33,10 +33,15 @@ BN_INLINE BN_AVX512 __m256 fold8(__m512 v) {
     return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
 }
 
-/* [Σa0, Σa1, Σa2, Σa3] */
-BN_INLINE BN_AVX512 __m128 hsum4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(fold8(a0), fold8(a1)), _mm256_hadd_ps(fold8(a2), fold8(a3)));
-    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+/* Σ of the 16 lanes in one fixed order (upper half onto lower, then 4, 2, 1),
+ * written out rather than _mm512_reduce_add_ps, whose order the compiler may
+ * choose: the F16 head's batch invariance depends on this being one order. */
+BN_INLINE BN_AVX512 float hsum16(__m512 v) {
+    const __m256 h = fold8(v);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 /* [Σa0, ..., Σa7] */
@@ -212,77 +217,74 @@ BN_AVX512 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const f
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* n == 1: one weight row, streamed front to back (why one and not several
- * rows sharing the x loads: see gemv_row in ops_avx2.c). Two prefetches per
- * iteration (128 bytes of weights) keep PREFETCH_BYTES ahead; they are
- * hints and never fault. */
-BN_INLINE BN_AVX512 float gemv_row(const uint16_t *wr, int32_t k, const float *x) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+/* The dot products of one weight row with T activation rows (k apart):
+ * y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c].
+ *
+ * Batch invariance (continuous batching needs a sequence's logits not to
+ * depend on which other sequences share the call): every (row, activation
+ * row) pair runs the same f32 operations whatever T is and wherever the
+ * activation row sits in the call — four accumulator chains, chain i taking
+ * columns [c + 16i, c + 16i + 16) of every 64-column step, the masked tail
+ * (16 at a time) on chain 0, then ((a0 + a1) + (a2 + a3)) and hsum16. T only
+ * decides how many chains run side by side, so f16_gemm(n) equals n calls of
+ * f16_gemm(1) bit for bit (Tests/c/test_ops.c checks it).
+ *
+ * Why one weight row and not several sharing the x loads: for n == 1 the
+ * hardware prefetcher follows one stream far better than four interleaved
+ * rows (see gemv_row in ops_avx2.c), and for n > 1 each converted weight
+ * vector already serves T activation rows (the conversion is amortized over
+ * the batch, not over rows). Two prefetches per step (128 bytes of weights)
+ * keep PREFETCH_BYTES ahead; they are hints and never fault. */
+BN_INLINE BN_AVX512 void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, const int T) {
+    __m512 a[4][ROW_TOKENS];
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < T; t++) a[i][t] = _mm512_setzero_ps();
     int32_t c = 0;
     for (; c + 64 <= k; c += 64) {
         _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES, _MM_HINT_T0);
         _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES + 64, _MM_HINT_T0);
-        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c))), _mm512_loadu_ps(x + c), a0);
-        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16))),
-                             _mm512_loadu_ps(x + c + 16), a1);
-        a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 32))),
-                             _mm512_loadu_ps(x + c + 32), a2);
-        a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 48))),
-                             _mm512_loadu_ps(x + c + 48), a3);
+        for (int i = 0; i < 4; i++) {
+            const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16 * i)));
+            for (int t = 0; t < T; t++)
+                a[i][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (size_t)t * (size_t)k + c + 16 * i), a[i][t]);
+        }
     }
     for (; c < k; c += 16) {
         const __mmask16 m = mask16(k - c);
-        a0 = _mm512_fmadd_ps(load_ph(m, wr + c), _mm512_maskz_loadu_ps(m, x + c), a0);
+        const __m512 wv = load_ph(m, wr + c);
+        for (int t = 0; t < T; t++)
+            a[0][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c), a[0][t]);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum16(_mm512_add_ps(_mm512_add_ps(a[0][t], a[1][t]), _mm512_add_ps(a[2][t], a[3][t])));
 }
 
-/* n > 1: R weight rows × T activation rows; each converted weight vector
- * serves T rows, each x vector R rows. y: (T, ldy) from row 0 of the tile. */
-BN_INLINE BN_AVX512 void gemm_tile(const uint16_t *w, int32_t k, const float *x, float *y, int32_t ldy,
-                                   const int R, const int T) {
-    __m512 acc[GEMM_ROWS][GEMM_TOKENS], wv[GEMM_ROWS];
-    for (int j = 0; j < R; j++)
-        for (int t = 0; t < T; t++) acc[j][t] = _mm512_setzero_ps();
-    for (int32_t c = 0; c < k; c += 16) {
-        const __mmask16 m = mask16(k - c);
-        for (int j = 0; j < R; j++) wv[j] = load_ph(m, w + (size_t)j * (size_t)k + c);
-        for (int t = 0; t < T; t++) {
-            const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c);
-            for (int j = 0; j < R; j++) acc[j][t] = _mm512_fmadd_ps(wv[j], xv, acc[j][t]);
-        }
+/* row_dots with T as a compile-time constant (the accumulators stay in registers). */
+static BN_AVX512 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, int32_t T) {
+    switch (T) {
+    case 1: row_dots(wr, k, x, y, ldy, 1); break;
+    case 2: row_dots(wr, k, x, y, ldy, 2); break;
+    case 3: row_dots(wr, k, x, y, ldy, 3); break;
+    case 4: row_dots(wr, k, x, y, ldy, 4); break;
+    case 5: row_dots(wr, k, x, y, ldy, 5); break;
+    default: row_dots(wr, k, x, y, ldy, 6); break;
     }
-    for (int t = 0; t < T; t++) {
-        float *yt = y + (size_t)t * (size_t)ldy;
-        if (R == GEMM_ROWS)
-            _mm_storeu_ps(yt, hsum4x16(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
-        else
-            for (int j = 0; j < R; j++) yt[j] = _mm512_reduce_add_ps(acc[j][t]);
-    }
-}
-
-/* One row tile over activation rows [t0, t1): full tiles of GEMM_TOKENS, then single rows. */
-BN_INLINE BN_AVX512 void gemm_rows(const uint16_t *wr, int32_t k, const float *x, float *y, int32_t ldy,
-                                   int32_t t0, int32_t t1, const int R) {
-    int32_t t = t0;
-    for (; t + GEMM_TOKENS <= t1; t += GEMM_TOKENS)
-        gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, GEMM_TOKENS);
-    for (; t < t1; t++) gemm_tile(wr, k, x + (size_t)t * (size_t)k, y + (size_t)t * (size_t)ldy, ldy, R, 1);
 }
 
 // w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
 BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                                   int32_t row_begin, int32_t row_end) {
-    if (n == 1) { /* decoding: one pass over the weights at memory bandwidth */
-        for (int32_t r = row_begin; r < row_end; r++) y[r] = gemv_row(w + (size_t)r * (size_t)k, k, x);
-        return;
-    }
     for (int32_t t0 = 0; t0 < n; t0 += TOKEN_BLOCK) {
-        const int32_t t1 = bn_min_i32(n, t0 + TOKEN_BLOCK);
-        int32_t r = row_begin;
-        for (; r + GEMM_ROWS <= row_end; r += GEMM_ROWS)
-            gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, GEMM_ROWS);
-        for (; r < row_end; r++) gemm_rows(w + (size_t)r * (size_t)k, k, x, y + r, ldy, t0, t1, 1);
+        const int32_t nb = bn_min_i32(n - t0, TOKEN_BLOCK);
+        /* groups of at most ROW_TOKENS, sizes within one of each other (16 = 6+5+5) */
+        const int32_t groups = (nb + ROW_TOKENS - 1) / ROW_TOKENS;
+        for (int32_t r = row_begin; r < row_end; r++) {
+            const uint16_t *wr = w + (size_t)r * (size_t)k;
+            for (int32_t g = 0; g < groups; g++) {
+                const int32_t ta = t0 + nb * g / groups, tb = t0 + nb * (g + 1) / groups;
+                row_dots_n(wr, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + r, (size_t)ldy, tb - ta);
+            }
+        }
     }
 }
 
