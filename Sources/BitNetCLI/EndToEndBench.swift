@@ -24,6 +24,8 @@ struct EndToEndBench: ParsableCommand {
     @Option(help: "Decode kernel: auto, i2_s, tl1 or tl2.") var kernel = "auto"
     @Option(name: .customLong("kv"), help: "KV cache precision: f32 or f16.") var kvPrecision = "f32"
     @Flag(help: "One JSON object per thread count.") var json = false
+    @Option(help: "Sequences decoded together, comma-separated (e.g. 1,2,4,8,16): aggregate tg of batched steps instead of pp/tg.")
+    var parallel: String?
 
     func run() throws {
         guard promptTokens >= 1, genTokens >= 1, repetitions >= 1 else { throw ValidationError("-p, -n and -r must be ≥ 1") }
@@ -54,6 +56,16 @@ struct EndToEndBench: ParsableCommand {
         guard let kv = KVCache.Precision(rawValue: kvPrecision) else { throw ValidationError("--kv must be f32 or f16") }
         let bytesPerToken = weights.bytesPerToken - (headPrecision == .q8 ? c.vocabSize * c.hiddenSize : 0)
         let name = model.split(separator: "/").last.map(String.init) ?? model
+        if let parallel {
+            let widths = parallel.split(separator: ",").map { Int($0) ?? 0 }
+            guard !widths.isEmpty, widths.allSatisfy({ (1...256).contains($0) }) else {
+                throw ValidationError("--parallel takes counts in 1...256, comma-separated (got '\(parallel)')")
+            }
+            try ParallelBench(weights: weights, kernels: kernels, headPrecision: headPrecision, kernelSelection: kernelSelection,
+                              kvPrecision: kv, promptTokens: promptTokens, genTokens: genTokens, repetitions: repetitions,
+                              json: json, name: name).run(threads: counts, parallel: widths)
+            return
+        }
         if !json {
             print("model \(name): \(c.architectureName), \(c.layerCount) layers, hidden \(c.hiddenSize); " +
                   "\(ProgressBar.bytes(Double(bytesPerToken))) read per token; load \(String(format: "%.2f", loadSeconds)) s; isa \(kernels.isa)")

@@ -152,7 +152,7 @@ func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
     return Double(length) / TimingStats(samples).median / 1e9
 }
 
-private func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
+func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
     var job = StreamJob(base: UnsafeRawPointer(bitPattern: 64)!, length: 0,
                         isa: bn_isa(rawValue: UInt32(isa.rawValue)), iterations: 4_000_000, work: 0)
     let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, _, _ in
