@@ -76,7 +76,6 @@ struct ServeCommand: ParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.apiKey = apiKey ?? environment("BITNET_API_KEY")
-        configuration.maxQueue = maxQueue
         configuration.maxConnections = max(64, parallel + maxQueue + 16)
         configuration.requestTimeout = timeout
         configuration.writeTimeout = timeout

@@ -19,6 +19,7 @@ final class ServerTests: XCTestCase {
     static let apiKey = "test-key"
     /// Larger than the model's 256 so a stream runs long enough to hang up in the middle of it.
     static let contextLength = 1024
+    static let parallel = 4
 
     /// Log lines the server writes.
     final class LogLines: @unchecked Sendable {
@@ -42,15 +43,19 @@ final class ServerTests: XCTestCase {
             reference = try BitNetModel(weights: weights, contextLength: ServerTests.contextLength, threads: 1)
             tokenizer = try Tokenizer(gguf: weights.file)
             let template = ChatTemplate.detect(gguf: weights.file, tokenizer: tokenizer).template
+            // 4 slots of the same per-slot context, batched: every test below also checks
+            // that batching and slot choice change no text
             let service = try CompletionService(model: model, tokenizer: tokenizer,
-                                            formatter: try template.formatter(tokenizer: tokenizer),
-                                            modelName: "bitnet-shakespeare-i2_s.gguf")
+                                                formatter: try template.formatter(tokenizer: tokenizer),
+                                                modelName: "bitnet-shakespeare-i2_s.gguf",
+                                                scheduling: .init(parallel: ServerTests.parallel,
+                                                                  contextLength: ServerTests.parallel * ServerTests.contextLength,
+                                                                  maxQueue: 2, stepTokenBudget: 16))
             var configuration = ServerConfiguration()
             configuration.port = 0
             configuration.apiKey = ServerTests.apiKey
             configuration.requestTimeout = 0.5
             configuration.writeTimeout = 5
-            configuration.maxQueue = 2
             let log = self.log
             server = BitNetServer(service: service, configuration: configuration) { log.append($0) }
             try server.runInBackground()
@@ -332,6 +337,31 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(choiceText(byIDs), want)
     }
 
+    /// Requests at the same time are generated together (continuous batching) and each
+    /// gets the text it gets alone.
+    func testConcurrentRequestsEachGetTheirTextAlone() throws {
+        let f = try fixture()
+        let prompts = ["KING HENRY.\nNow, lords, ", "ROMEO.\n", "Enter a MESSENGER.\n\nMESSENGER.\nMy lord, the ", "FIRST"]
+        let lengths = [20, 12, 30, 8]
+        let wants = try zip(prompts, lengths).map {
+            try referenceText(f.tokenizer.encode($0), maxTokens: $1, stops: f.server.service.completionStopTokens)
+        }
+        let replies = ResultBox(count: prompts.count)
+        let texts = TextBox(count: prompts.count)
+        nonisolated(unsafe) let test = self // only its stateless request helpers are used
+        DispatchQueue.concurrentPerform(iterations: prompts.count) { i in
+            let escaped = prompts[i].replacingOccurrences(of: "\n", with: "\\n")
+            let stream = i % 2 == 0 ? "" : #","stream":true"#
+            guard let reply = try? test.post("/v1/completions", #"{"prompt":"\#(escaped)","max_tokens":\#(lengths[i]),"temperature":0\#(stream)}"#) else { return }
+            texts.set(i, i % 2 == 0 ? test.choiceText(reply) : test.streamed(reply).text)
+            replies.set(i, [Float(reply.status)])
+        }
+        for i in prompts.indices {
+            XCTAssertEqual(replies.get(i), [200], "request \(i)")
+            XCTAssertEqual(texts.get(i), wants[i], "request \(i)")
+        }
+    }
+
     func testChatCompletionRendersTheTemplateAndReusesTheConversation() throws {
         let f = try fixture()
         let service = f.server.service
@@ -563,4 +593,13 @@ final class ServerTests: XCTestCase {
 /// `connect(2)`, named apart from ``ServerTests``' own `connect()`.
 private func socketConnect(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
     connect(fd, address, length)
+}
+
+/// Texts written by concurrent requests, under a lock.
+private final class TextBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String?]
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ v: String?) { lock.lock(); values[i] = v; lock.unlock() }
+    func get(_ i: Int) -> String? { lock.lock(); defer { lock.unlock() }; return values[i] }
 }

@@ -7,8 +7,6 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// When set, every endpoint but `/health` wants `Authorization: Bearer <apiKey>`.
     public var apiKey: String?
-    /// Requests that may wait for the model while one runs; more get 503.
-    public var maxQueue = 8
     /// Open connections at once (reading, waiting or being served); more get 503 at once.
     /// Each costs a thread, so this bounds the threads too.
     public var maxConnections = 64
