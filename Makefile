@@ -4,7 +4,7 @@
 #                   for the NEON run), then the C kernel harness (x86 and arm64 under
 #                   qemu) and `swift test`
 #   make bench      kernel benchmark (release)
-#   make sanitize   C harness under ASan+UBSan, swift test under ASan
+#   make sanitize   C harness under ASan+UBSan, swift test under ASan, the concurrent tests under TSan
 SHELL := /bin/bash
 SWIFT ?= swift
 CC := $(shell command -v clang 2>/dev/null || echo cc)
@@ -138,6 +138,10 @@ sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD
 	# LeakSanitizer would report every XCTest case object; the C harnesses above check leaks.
 	ASAN_OPTIONS=detect_leaks=0 BITNET_SANITIZER=address \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	# Data races: the model's step lock, sessions from many threads, the batch scheduler's
+	# thread and the server's connection threads.
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --disable-swift-testing \
+		--filter 'SessionTests|BatchSchedulerTests|ServerTests'
 
 bench: build
 	.build/release/bitnet bench kernels
@@ -157,4 +161,4 @@ install: deps
 		Sources/BitNetC/bitnet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitnet.pc
 
 clean:
-	rm -rf $(BUILD_DIR) .build .build-asan
+	rm -rf $(BUILD_DIR) .build .build-asan .build-tsan
