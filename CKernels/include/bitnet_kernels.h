@@ -362,6 +362,11 @@ int32_t bn_pool_threads(const bn_pool *pool);
 void bn_pool_run(bn_pool *pool, bn_task_fn fn, void *ctx);
 /* Like bn_pool_run with at most nth threads. */
 void bn_pool_run_n(bn_pool *pool, bn_task_fn fn, void *ctx, int32_t nth);
+/* Atomically adds n to *counter and returns the value before: tasks that
+ * split work dynamically claim units with it, so a thread that starts late
+ * (a worker waking up) or runs slow (a shared core) takes fewer units instead
+ * of leaving the others idle at the end of a static split. */
+int32_t bn_pool_claim(int32_t *counter, int32_t n);
 
 /* Splits rows (in units of 32) over the pool and runs k->i2s_gemv (n == 1)
  * or k->i2s_gemm. */

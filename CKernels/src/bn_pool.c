@@ -123,6 +123,8 @@ void bn_pool_destroy(bn_pool *p) {
 
 int32_t bn_pool_threads(const bn_pool *p) { return p ? p->nthreads : 1; }
 
+int32_t bn_pool_claim(int32_t *counter, int32_t n) { return __atomic_fetch_add(counter, n, __ATOMIC_RELAXED); }
+
 void bn_pool_run_n(bn_pool *p, bn_task_fn fn, void *ctx, int32_t nth) {
     if (!p || p->nthreads == 1 || nth <= 1) {
         fn(ctx, 0, 1);
