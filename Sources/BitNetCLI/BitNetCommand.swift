@@ -1,4 +1,5 @@
 import ArgumentParser
+import BitNet
 
 @main
 struct BitNetCommand: AsyncParsableCommand {

@@ -3,8 +3,10 @@ import ArgumentParser
 import BitNet
 
 /// `bitnet bench e2e`: prompt-processing and generation speed like
-/// llama-bench, with the machine's read bandwidth measured in the same run
-/// to express generation as a fraction of the roofline.
+/// llama-bench, with the machine's read bandwidth measured around every run
+/// to express generation as a fraction of the roofline. Several thread counts
+/// or kernels (`-t 1,2 --kernel i2_s,auto`) run interleaved, five runs each by
+/// default, reported as medians with their spread (``MeasurementProtocol``).
 struct EndToEndBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "e2e",
@@ -15,20 +17,24 @@ struct EndToEndBench: ParsableCommand {
     @Option(name: .customShort("p"), help: "Prompt tokens (pp).") var promptTokens = 128
     @Option(name: .customShort("n"), help: "Generated tokens (tg).") var genTokens = 128
     @Option(name: .customShort("t"), help: "Thread counts, comma-separated.") var threads = "1,all"
-    @Option(name: .customShort("r"), help: "Repetitions (the median is reported).") var repetitions = 3
+    @Option(name: .customShort("r"), help: "Runs per configuration (medians and min–max are reported; default 5 when several thread counts or kernels are compared, else 3).")
+    var repetitions: Int?
     @Option(name: .customShort("d"), help: "Context depth: tokens already in the KV cache before each pp/tg run (llama-bench's -d).")
     var depth = 0
     @Option(help: "Prompt tokens per batch.") var batch = 128
     @Option(help: "Kernel level (may only lower the detected one).") var isa: String?
     @Option(help: "Output head: f16 (exact) or q8 (int8, opt-in).") var head = "f16"
-    @Option(help: "Decode kernel: auto, i2_s, tl1 or tl2.") var kernel = "auto"
+    @Option(help: "Decode kernel: auto, i2_s, tl1 or tl2; several, comma-separated, are compared interleaved (e.g. i2_s,auto).")
+    var kernel = "auto"
     @Option(name: .customLong("kv"), help: "KV cache precision: f32 or f16.") var kvPrecision = "f32"
     @Flag(help: "One JSON object per thread count.") var json = false
     @Option(help: "Sequences decoded together, comma-separated (e.g. 1,2,4,8,16): aggregate tg of batched steps instead of pp/tg.")
     var parallel: String?
+    @Flag(help: "Per-token time breakdown of generation (embedding, norms, quantization, each projection family, attention, head) against the read bandwidth.")
+    var profile = false
 
     func run() throws {
-        guard promptTokens >= 1, genTokens >= 1, repetitions >= 1 else { throw ValidationError("-p, -n and -r must be ≥ 1") }
+        guard promptTokens >= 1, genTokens >= 1, (repetitions ?? 1) >= 1 else { throw ValidationError("-p, -n and -r must be ≥ 1") }
         guard depth >= 0 else { throw ValidationError("-d must be ≥ 0") }
         var counts: [Int] = []
         for part in threads.split(separator: ",") {
@@ -47,22 +53,37 @@ struct EndToEndBench: ParsableCommand {
         let weights = try ModelWeights(path: model)
         let loadSeconds = Stopwatch.now() - loadStart
         let c = weights.config
-        guard let kernelSelection = KernelSelection(name: kernel) else {
+        var kernelNames: [String] = []
+        for part in kernel.split(separator: ",").map(String.init) where !kernelNames.contains(part) {
+            guard KernelSelection(name: part) != nil else { throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2 (or several, comma-separated)") }
+            kernelNames.append(part)
+        }
+        guard let kernelSelection = kernelNames.first.flatMap(KernelSelection.init(name:)) else {
             throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2")
         }
+        let runs = repetitions ?? (counts.count * kernelNames.count > 1 ? MeasurementProtocol.comparedRuns : 3)
         guard let headPrecision = BitNetModel.HeadPrecision(rawValue: head) else {
             throw ValidationError("--head must be f16 or q8")
         }
         guard let kv = KVCache.Precision(rawValue: kvPrecision) else { throw ValidationError("--kv must be f32 or f16") }
         let bytesPerToken = weights.bytesPerToken - (headPrecision == .q8 ? c.vocabSize * c.hiddenSize : 0)
         let name = model.split(separator: "/").last.map(String.init) ?? model
+        if profile {
+            for t in counts {
+                let m = try BitNetModel(weights: weights, contextLength: promptTokens + genTokens + 1, threads: t,
+                                        kernels: kernels, batchSize: batch, headPrecision: headPrecision,
+                                        kernel: kernelSelection, kvPrecision: kv)
+                try ProfileBench(model: m, promptTokens: promptTokens, genTokens: genTokens, json: json, name: name).run()
+            }
+            return
+        }
         if let parallel {
             let widths = parallel.split(separator: ",").map { Int($0) ?? 0 }
             guard !widths.isEmpty, widths.allSatisfy({ (1...256).contains($0) }) else {
                 throw ValidationError("--parallel takes counts in 1...256, comma-separated (got '\(parallel)')")
             }
             try ParallelBench(weights: weights, kernels: kernels, headPrecision: headPrecision, kernelSelection: kernelSelection,
-                              kvPrecision: kv, promptTokens: promptTokens, genTokens: genTokens, repetitions: repetitions,
+                              kvPrecision: kv, promptTokens: promptTokens, genTokens: genTokens, repetitions: runs,
                               json: json, name: name).run(threads: counts, parallel: widths)
             return
         }
@@ -74,34 +95,86 @@ struct EndToEndBench: ParsableCommand {
         let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         let decode = (0..<genTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         let prefix = (0..<depth).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        // every (threads, kernel) configuration gets its model (the weights are shared) and
+        // session; the kernel choice is re-applied before each of its runs, since the
+        // matrices are shared too (repacking is untimed)
+        struct Config {
+            let threads: Int
+            let kernelName: String
+            let selection: KernelSelection
+            let model: BitNetModel
+            let session: Session
+        }
+        var configs: [Config] = []
         for t in counts {
-            let m = try BitNetModel(weights: weights, contextLength: depth + max(promptTokens, genTokens) + 1, threads: t,
-                                    kernels: kernels, batchSize: batch, headPrecision: headPrecision,
-                                    kernel: kernelSelection, kvPrecision: kv)
-            let session = try m.makeSession()
-            var pp: [Double] = [], tg: [Double] = []
-            _ = try session.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
-            // the depth's tokens are computed once, untimed; each run then starts from them
-            session.reset()
-            if !prefix.isEmpty { _ = try session.forward(prefix) }
-            for _ in 0..<repetitions {
-                session.truncate(to: depth)
-                pp.append(Double(promptTokens) / (try Stopwatch.time { _ = try session.forward(prompt) }))
-                session.truncate(to: depth)
-                tg.append(Double(genTokens) / (try Stopwatch.time { for token in decode { _ = try session.forward([token]) } }))
+            for name in kernelNames {
+                let selection = KernelSelection(name: name)!
+                let m = try BitNetModel(weights: weights, contextLength: depth + max(promptTokens, genTokens) + 1, threads: t,
+                                        kernels: kernels, batchSize: batch, headPrecision: headPrecision,
+                                        kernel: selection, kvPrecision: kv)
+                configs.append(Config(threads: t, kernelName: name, selection: selection, model: m, session: try m.makeSession()))
             }
-            let bandwidth = measureReadBandwidth(pool: m.pool, isa: kernels.isa)
-            let ppMedian = TimingStats(pp).median, tgMedian = TimingStats(tg).median
-            let roofline = bandwidth * 1e9 / Double(bytesPerToken)
+        }
+        let matrices = weights.layers.flatMap(\.projections)
+        func select(_ c: Config) throws {
+            switch c.selection {
+            case .fixed(let k): try TernaryMatrix.useForDecoding(matrices.map { ($0, k) }, pool: c.model.pool)
+            case .auto: try KernelTuner(kernels: kernels, pool: c.model.pool).apply(to: matrices)
+            }
+        }
+        // untimed: warm-up (pages, pool threads) and the depth's tokens, once per configuration
+        for c in configs {
+            try select(c)
+            _ = try c.session.forward(Array(prompt.prefix(8)))
+            c.session.reset()
+            if !prefix.isEmpty { _ = try c.session.forward(prefix) }
+        }
+        // the host's ceilings per thread count, printed next to the absolute figures
+        var peaks: [Int: Double] = [:]
+        for c in configs where peaks[c.threads] == nil { peaks[c.threads] = measureInt8Peak(pool: c.model.pool, isa: kernels.isa) }
+        let probe = BandwidthProbe()
+        let samples = try MeasurementProtocol.interleaved(configs, runs: runs, probe: { probe.measure(pool: $0.model.pool, isa: kernels.isa) }) { c in
+            try select(c)
+            c.session.truncate(to: depth)
+            let pp = Double(promptTokens) / (try Stopwatch.time { _ = try c.session.forward(prompt) })
+            c.session.truncate(to: depth)
+            let tg = Double(genTokens) / (try Stopwatch.time { for token in decode { _ = try c.session.forward([token]) } })
+            return ["pp": pp, "tg": tg]
+        }
+        if !json {
+            print("host: int8 peak " + peaks.keys.sorted().map { String(format: "%.0f GOP/s at %d thread(s)", peaks[$0]!, $0) }.joined(separator: ", ") +
+                  "; \(runs) run(s) per configuration" + (configs.count > 1 ? ", interleaved" : "") +
+                  "; read bandwidth measured before and after each run; medians (min–max)")
+        }
+        var tgMedians: [String: Double] = [:]
+        for (c, runs) in zip(configs, samples) {
+            let pp = Spread(runs.map { $0.values["pp"]! }), tg = Spread(runs.map { $0.values["tg"]! })
+            let bw = Spread(runs.flatMap { [$0.bandwidthBefore, $0.bandwidthAfter] })
+            // each run against the bandwidth measured around it
+            let fraction = Spread(runs.map { $0.values["tg"]! / ($0.bandwidth * 1e9 / Double(bytesPerToken)) })
+            tgMedians["\(c.threads)|\(c.kernelName)"] = tg.median
             if json {
-                print(jsonLine([("model", .string(name)), ("threads", .int(t)), ("pp_tok_s", .double(ppMedian)),
-                                ("tg_tok_s", .double(tgMedian)), ("bytes_per_token", .int(bytesPerToken)),
-                                ("read_bandwidth_gbps", .double(bandwidth)), ("roofline_fraction", .double(tgMedian / roofline)),
-                                ("head", .string(head)), ("kernel", .string(kernel)), ("pp_tokens", .int(promptTokens)), ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)), ("isa", .string(kernels.isa.description))]))
+                print(jsonLine([("model", .string(name)), ("threads", .int(c.threads))] + pp.json("pp_tok_s") + tg.json("tg_tok_s") +
+                               [("bytes_per_token", .int(bytesPerToken))] + bw.json("read_bandwidth_gbps") +
+                               fraction.json("roofline_fraction") +
+                               [("int8_peak_gops", .double(peaks[c.threads] ?? .nan)), ("runs", .int(runs.count)),
+                                ("head", .string(head)), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
+                                ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)),
+                                ("isa", .string(kernels.isa.description))]))
             } else {
-                print(String(format: "threads %d: pp%d %.1f tok/s | tg%d %.2f tok/s = %.0f%% of roofline (%.1f GB/s read → %.1f tok/s)%@",
-                             t, promptTokens, ppMedian, genTokens, tgMedian, tgMedian / roofline * 100, bandwidth, roofline,
-                             depth > 0 ? " @ depth \(depth) (the roofline counts weights only)" : ""))
+                let label = kernelNames.count > 1 ? "threads \(c.threads), kernel \(c.kernelName)" : "threads \(c.threads)"
+                print("\(label): pp\(promptTokens) \(pp.text(1)) tok/s | tg\(genTokens) \(tg.text(2)) tok/s = " +
+                      String(format: "%.0f%% (%.0f–%.0f%%)", fraction.median * 100, fraction.min * 100, fraction.max * 100) +
+                      " of roofline | read \(bw.text(1)) GB/s around the runs" + String(format: ", int8 peak %.0f GOP/s", peaks[c.threads] ?? .nan) +
+                      (depth > 0 ? " @ depth \(depth) (the roofline counts weights only)" : ""))
+            }
+        }
+        // kernels compared: each one's median tg against the first kernel's, at each thread count
+        if !json, kernelNames.count > 1 {
+            for t in counts {
+                guard let base = tgMedians["\(t)|\(kernelNames[0])"] else { continue }
+                let others = kernelNames.dropFirst().compactMap { k in tgMedians["\(t)|\(k)"].map { String(format: "%@ %.3f×", k, $0 / base) } }
+                print("tg vs \(kernelNames[0]) at \(t) thread(s): " + others.joined(separator: ", "))
             }
         }
     }

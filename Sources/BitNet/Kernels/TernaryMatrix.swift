@@ -97,6 +97,10 @@ public final class TernaryMatrix: @unchecked Sendable {
         Int(bn_i2r16_code(storage.pointer.assumingMemoryBound(to: UInt8.self), Int32(paddedCols), Int32(row), Int32(col))) - 1
     }
 
+    /// Bytes one single-row product reads: the lookup-table copy when a TL kernel decodes,
+    /// else the I2_R16 weights.
+    package var decodeByteCount: Int { tlStorage?.byteCount ?? storage.byteCount }
+
     /// Packed bytes (I2_R16), e.g. to write a pre-repacked cache file.
     public var packedBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage.bytes) }
 

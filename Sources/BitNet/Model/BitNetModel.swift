@@ -127,11 +127,16 @@ public final class BitNetModel: @unchecked Sendable {
     /// same order as alone. Inputs are checked before any cache changes; on success
     /// each session's cache has grown by its tokens.
     public func step(_ inputs: [SequenceInput]) throws -> [[Float]] {
-        try lock.withLock { try stepLocked(inputs) }
+        try lock.withLock { try stepLocked(inputs, profile: nil) }
     }
 
-    /// ``step(_:)`` with the lock already held (a session's own calls).
-    func stepLocked(_ inputs: [SequenceInput]) throws -> [[Float]] {
+    /// ``step(_:)`` that also adds each phase's time to `profile`.
+    package func step(_ inputs: [SequenceInput], profile: StepProfile?) throws -> [[Float]] {
+        try lock.withLock { try stepLocked(inputs, profile: profile) }
+    }
+
+    /// ``step(_:)`` with the lock already held.
+    func stepLocked(_ inputs: [SequenceInput], profile: StepProfile?) throws -> [[Float]] {
         let vocab = config.vocabSize
         var seen = Set<ObjectIdentifier>()
         for input in inputs {
@@ -165,8 +170,9 @@ public final class BitNetModel: @unchecked Sendable {
                 rows += n
             }
             if parts.isEmpty { break }
-            try runPass(parts, inputs, &results)
+            try runPass(parts, inputs, &results, profile)
         }
+        profile?.finishStep()
         return results
     }
 
@@ -178,7 +184,8 @@ public final class BitNetModel: @unchecked Sendable {
     }
 
     /// One pass of the graph over ≤ batchSize rows.
-    private func runPass(_ parts: [StepPart], _ inputs: [SequenceInput], _ results: inout [[Float]]) throws {
+    private func runPass(_ parts: [StepPart], _ inputs: [SequenceInput], _ results: inout [[Float]],
+                         _ profile: StepProfile?) throws {
         let c = config, s = state
         let ops = kernels.table.pointee
         let n = parts.last.map { $0.firstRow + $0.tokens.count } ?? 0
@@ -190,6 +197,15 @@ public final class BitNetModel: @unchecked Sendable {
         let cosRows = s.ropeCos.typed(Float.self).baseAddress!, sinRows = s.ropeSin.typed(Float.self).baseAddress!
         let eps = c.normEpsilon
         let caches = parts.map { inputs[$0.input].session.cache }
+
+        // the clock is read only when profiling
+        var clock = profile == nil ? 0 : MonotonicClock.now()
+        func lap(_ phase: StepProfile.Phase) {
+            guard let profile else { return }
+            let now = MonotonicClock.now()
+            profile.add(phase, now - clock)
+            clock = now
+        }
 
         var longest = 0
         for (part, cache) in zip(parts, caches) {
@@ -204,28 +220,38 @@ public final class BitNetModel: @unchecked Sendable {
         s.reserveScores(contextLength: longest)
         let scores = s.scores.typed(Float.self).baseAddress!
         let scoreStride = Int32(RunState.scoreStride(contextLength: s.scoreContext))
+        // one segment per sequence; only the cache pointers change from layer to layer
+        var segments = zip(parts, caches).map { part, cache in
+            AttentionSegment(firstRow: Int32(part.firstRow), tokens: Int32(part.tokens.count),
+                             startPosition: Int32(cache.count), keys: UnsafeRawPointer(cache.keyBase(layer: 0)),
+                             values: UnsafeRawPointer(cache.valueBase(layer: 0)), headStride: cache.headStride,
+                             halfCache: cache.precision == .f16)
+        }
+        let neox: Int32 = c.ropeIsNeoX ? 1 : 0
+        lap(.embedding)
 
         for (l, w) in weights.layers.enumerated() {
             // attention block
             normRows(x, w.attnNorm, n: n, width: hidden, eps: eps, into: h)
-            try project(h, n: n, acts: s.actsHidden, [(w.q, q), (w.k, k), (w.v, v)])
-            var segments = [AttentionSegment]()
-            segments.reserveCapacity(parts.count)
-            for (part, cache) in zip(parts, caches) {
+            lap(.norms)
+            try quantize(h, n: n, into: s.actsHidden)
+            lap(.quantize)
+            try matmul(w.q, s.actsHidden, into: q)
+            try matmul(w.k, s.actsHidden, into: k)
+            try matmul(w.v, s.actsHidden, into: v)
+            lap(.qkv)
+            for (i, (part, cache)) in zip(parts, caches).enumerated() {
                 for j in 0..<part.tokens.count {
                     let row = part.firstRow + j
-                    ops.rope(q + row * qDim, Int32(c.headCount), Int32(c.headDim), cosRows + row * half, sinRows + row * half,
-                             c.ropeIsNeoX ? 1 : 0)
+                    ops.rope(q + row * qDim, Int32(c.headCount), Int32(c.headDim), cosRows + row * half, sinRows + row * half, neox)
                     ops.rope(k + row * kvDim, Int32(c.kvHeadCount), Int32(c.headDim), cosRows + row * half,
-                             sinRows + row * half, c.ropeIsNeoX ? 1 : 0)
+                             sinRows + row * half, neox)
                     cache.store(layer: l, position: cache.count + j, keys: k + row * kvDim, values: v + row * kvDim)
                 }
-                segments.append(AttentionSegment(firstRow: Int32(part.firstRow), tokens: Int32(part.tokens.count),
-                                                 startPosition: Int32(cache.count),
-                                                 keys: UnsafeRawPointer(cache.keyBase(layer: l)),
-                                                 values: UnsafeRawPointer(cache.valueBase(layer: l)),
-                                                 headStride: cache.headStride, halfCache: cache.precision == .f16))
+                segments[i].keys = UnsafeRawPointer(cache.keyBase(layer: l))
+                segments[i].values = UnsafeRawPointer(cache.valueBase(layer: l))
             }
+            lap(.ropeAndCache)
             segments.withUnsafeBufferPointer { segs in
                 var job = AttentionJob(table: kernels.table, q: q, out: att, scores: scores, scoreStride: scoreStride,
                                        segments: segs.baseAddress!, segmentCount: Int32(segs.count), rows: Int32(n),
@@ -233,20 +259,37 @@ public final class BitNetModel: @unchecked Sendable {
                                        scale: 1 / Float(c.headDim).squareRoot())
                 withUnsafeMutablePointer(to: &job) { pool.run(threads: min(pool.threads, n * c.headCount), AttentionJob.task, context: $0) }
             }
+            lap(.attention)
             if let sub = w.attnSubNorm { normRows(att, sub, n: n, width: qDim, eps: eps, into: att) }
-            try project(att, n: n, acts: s.actsQ, [(w.o, h)])
+            lap(.norms)
+            try quantize(att, n: n, into: s.actsQ)
+            lap(.quantize)
+            try matmul(w.o, s.actsQ, into: h)
+            lap(.output)
             ops.add(h, x, Int32(n * hidden))
+            lap(.elementwise)
 
             // feed-forward block
             normRows(x, w.ffnNorm, n: n, width: hidden, eps: eps, into: h)
-            try project(h, n: n, acts: s.actsHidden, [(w.gate, gate), (w.up, up)])
+            lap(.norms)
+            try quantize(h, n: n, into: s.actsHidden)
+            lap(.quantize)
+            try matmul(w.gate, s.actsHidden, into: gate)
+            try matmul(w.up, s.actsHidden, into: up)
+            lap(.gateUp)
             switch c.activation {
             case .relu2: ops.gate_relu2(gate, up, Int32(n * ffn))
             case .silu: ops.gate_silu(gate, up, Int32(n * ffn))
             }
+            lap(.elementwise)
             if let sub = w.ffnSubNorm { normRows(gate, sub, n: n, width: ffn, eps: eps, into: gate) }
-            try project(gate, n: n, acts: s.actsFFN, [(w.down, h)])
+            lap(.norms)
+            try quantize(gate, n: n, into: s.actsFFN)
+            lap(.quantize)
+            try matmul(w.down, s.actsFFN, into: h)
+            lap(.down)
             ops.add(h, x, Int32(n * hidden))
+            lap(.elementwise)
         }
         for (part, cache) in zip(parts, caches) { cache.count += part.tokens.count }
 
@@ -265,6 +308,7 @@ public final class BitNetModel: @unchecked Sendable {
             }
         }
         guard !wanted.isEmpty else { return }
+        defer { lap(.head) }
         try head(rows: wanted.map(\.row)) { produce in
             // one input's consecutive rows: straight into its result; otherwise through a buffer
             if Set(wanted.map(\.input)).count == 1 {
@@ -293,14 +337,14 @@ public final class BitNetModel: @unchecked Sendable {
         }
     }
 
-    /// BitLinear: quantize the n input rows once per token (as the reference
-    /// does), then run each projection that reads them.
-    private func project(_ input: UnsafeMutablePointer<Float>, n: Int, acts: QuantizedActivations,
-                         _ outputs: [(TernaryMatrix, UnsafeMutablePointer<Float>)]) throws {
+    /// BitLinear's input: the n rows quantized once per token (as the reference does),
+    /// then read by every projection of that input.
+    private func quantize(_ input: UnsafeMutablePointer<Float>, n: Int, into acts: QuantizedActivations) throws {
         try kernels.quantize(UnsafeBufferPointer(start: input, count: n * acts.cols), rows: n, cols: acts.cols, into: acts)
-        for (matrix, out) in outputs {
-            try kernels.matmul(matrix, acts, into: UnsafeMutableBufferPointer(start: out, count: n * matrix.rows), pool: pool)
-        }
+    }
+
+    private func matmul(_ matrix: TernaryMatrix, _ acts: QuantizedActivations, into out: UnsafeMutablePointer<Float>) throws {
+        try kernels.matmul(matrix, acts, into: UnsafeMutableBufferPointer(start: out, count: acts.rows * matrix.rows), pool: pool)
     }
 
     /// Logits of pass rows `rows` (ascending; final norm, then the head). The rows are

@@ -1,0 +1,74 @@
+import BitNet
+
+/// `bench e2e --profile`: where a generated token's time goes — each phase's share
+/// of the token, and for the phases that stream memory (projections, attention over
+/// the KV cache, head) the speed their bytes were read at against the read bandwidth
+/// measured around the run.
+struct ProfileBench {
+    let model: BitNetModel
+    let promptTokens: Int
+    let genTokens: Int
+    let json: Bool
+    let name: String
+
+    func run() throws {
+        let c = model.config
+        let session = try model.makeSession()
+        var rng = SeededGenerator(seed: 7)
+        func randomTokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }
+        let prompt = randomTokens(promptTokens), decode = randomTokens(genTokens)
+        _ = try session.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
+        session.reset()
+        _ = try session.forward(prompt)
+        let profile = StepProfile()
+        let before = measureReadBandwidth(pool: model.pool, isa: model.kernels.isa)
+        let start = Stopwatch.now()
+        for token in decode { _ = try model.step([SequenceInput(session: session, tokens: [token])], profile: profile) }
+        let wall = Stopwatch.now() - start
+        let after = measureReadBandwidth(pool: model.pool, isa: model.kernels.isa)
+        let bandwidth = (before + after) / 2
+
+        // bytes each phase reads per token
+        func bytes(_ pick: (LayerWeights) -> [TernaryMatrix]) -> Int {
+            model.weights.layers.reduce(0) { sum, l in sum + pick(l).reduce(0) { $0 + $1.decodeByteCount } }
+        }
+        let meanPosition = Double(promptTokens) + Double(genTokens) / 2
+        let kvBytes = Int(2 * Double(c.layerCount * c.kvDim) * meanPosition) * session.kvPrecision.bytes
+        let headBytes = c.vocabSize * c.hiddenSize * (model.q8Head == nil ? 2 : 1)
+        let streamed: [StepProfile.Phase: Int] = [
+            .qkv: bytes { [$0.q, $0.k, $0.v] }, .output: bytes { [$0.o] }, .gateUp: bytes { [$0.gate, $0.up] },
+            .down: bytes { [$0.down] }, .attention: kvBytes, .head: headBytes,
+        ]
+        let perToken = wall / Double(genTokens)
+        let measured = profile.total / Double(genTokens)
+        let totalBytes = streamed.values.reduce(0, +)
+        if !json {
+            print(String(format: "%@, threads %d: %.2f ms per token (%.1f tok/s); read %.1f→%.1f GB/s; %@ per token → roofline %.1f tok/s (%.0f%%)",
+                         name, model.pool.threads, perToken * 1e3, 1 / perToken, before, after,
+                         ProgressBar.bytes(Double(totalBytes)), bandwidth * 1e9 / Double(totalBytes),
+                         bandwidth * 1e9 / Double(totalBytes) > 0 ? (1 / perToken) / (bandwidth * 1e9 / Double(totalBytes)) * 100 : 0))
+            print("phase                      ms/token   share      bytes/token   GB/s   of bandwidth")
+        }
+        for phase in StepProfile.Phase.allCases {
+            let seconds = (profile.seconds[phase] ?? 0) / Double(genTokens)
+            let b = streamed[phase]
+            let speed = b.map { seconds > 0 ? Double($0) / seconds / 1e9 : 0 }
+            if json {
+                let base = [("model", BitNetCLI.JSONValue.string(name)), ("threads", .int(model.pool.threads)),
+                            ("phase", .string(phase.rawValue)), ("ms_per_token", .double(seconds * 1e3)),
+                            ("share", .double(seconds / perToken)), ("read_bandwidth_gbps", .double(bandwidth))]
+                let streaming = b.map { [("bytes_per_token", BitNetCLI.JSONValue.int($0)), ("gbps", .double(speed ?? 0)),
+                                         ("bandwidth_fraction", .double((speed ?? 0) / bandwidth))] } ?? []
+                print(jsonLine(base + streaming))
+            } else {
+                print(String(format: "%-24@ %9.3f   %5.1f%%   %@   %@", phase.rawValue, seconds * 1e3, seconds / perToken * 100,
+                             (b.map { ProgressBar.bytes(Double($0)) } ?? "").padding(toLength: 11, withPad: " ", startingAt: 0),
+                             speed.map { String(format: "%5.1f   %5.0f%%", $0, $0 / bandwidth * 100) } ?? ""))
+            }
+        }
+        if !json {
+            print(String(format: "%-24@ %9.3f   %5.1f%%   (pool hand-offs, Swift overhead, clock reads)", "unaccounted",
+                         (perToken - measured) * 1e3, (perToken - measured) / perToken * 100))
+        }
+    }
+}
