@@ -1,0 +1,113 @@
+import Foundation
+import BitNet
+import CKernels
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The measurement protocol the benchmarks share (issue 16, item 5). On a shared
+/// or virtual machine the read bandwidth moves between runs (this VM: 40 and, at
+/// times, 70 GB/s at 2 threads), so a tok/s figure means little without the
+/// bandwidth it ran against:
+///   - configurations compared (thread counts, kernels) run interleaved, run 1 of
+///     each, then run 2 of each, …, so a slow phase of the host hits all of them;
+///   - the read bandwidth is measured right before and right after every run, and
+///     each run's roofline fraction uses the mean of the two;
+///   - figures are medians with their spread (min–max) over the runs, never a best
+///     case; the host's int8 peak and read bandwidth are printed next to them.
+struct MeasurementProtocol {
+    /// Runs per configuration when several are compared (one alone: the caller's default).
+    static let comparedRuns = 5
+
+    /// `runs` rounds; in each, `body(config)` for every configuration in order, with
+    /// the bandwidth probed around it. Returns the samples per configuration.
+    static func interleaved<Config>(_ configs: [Config], runs: Int, probe: (Config) -> Double,
+                                    _ body: (Config) throws -> [String: Double]) rethrows -> [[RunSample]] {
+        var out = [[RunSample]](repeating: [], count: configs.count)
+        for _ in 0..<runs {
+            for (i, c) in configs.enumerated() {
+                let before = probe(c)
+                let values = try body(c)
+                let after = probe(c)
+                out[i].append(RunSample(values: values, bandwidthBefore: before, bandwidthAfter: after))
+            }
+        }
+        return out
+    }
+}
+
+/// One timed run: its figures (e.g. "pp", "tg" in tok/s) and the read bandwidth around it.
+struct RunSample {
+    let values: [String: Double]
+    let bandwidthBefore: Double
+    let bandwidthAfter: Double
+    var bandwidth: Double { (bandwidthBefore + bandwidthAfter) / 2 }
+}
+
+/// Median and spread of one figure over runs.
+struct Spread {
+    let median: Double
+    let min: Double
+    let max: Double
+    let count: Int
+
+    init(_ samples: [Double]) {
+        let s = TimingStats(samples)
+        median = s.median
+        min = s.min
+        max = samples.max() ?? .nan
+        count = samples.count
+    }
+
+    /// "29.8 (29.1–30.2)" with the given decimals.
+    func text(_ decimals: Int) -> String {
+        let f = "%.\(decimals)f"
+        return String(format: f, median) + " (" + String(format: f, min) + "–" + String(format: f, max) + ")"
+    }
+
+    /// JSON fields "<name>" (the median, the field benchmarks always had), "<name>_min", "<name>_max".
+    func json(_ name: String) -> [(String, JSONValue)] {
+        [(name, .double(median)), (name + "_min", .double(min)), (name + "_max", .double(max))]
+    }
+}
+
+/// Read bandwidth of a pool's threads, reusable between runs: one buffer of 4× the
+/// last-level cache (at least 256 MiB) allocated and touched once, each probe the
+/// median of three passes (~0.1 s at 25 GB/s). `measureReadBandwidth` (1 GiB, five
+/// passes) stays the careful once-per-run ceiling of `bench kernels`.
+final class BandwidthProbe {
+    private let buffer: UnsafeMutableRawPointer
+    private let length: Int
+
+    init() {
+        length = max(256 << 20, 4 * HostProfile.lastLevelCacheBytes) / 4096 * 4096
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)
+        memset(buffer, 1, length) // real pages (untouched ones all read the same zero page)
+    }
+
+    deinit { buffer.deallocate() }
+
+    private struct Job {
+        var base: UnsafeRawPointer
+        var length: Int
+        var isa: bn_isa
+    }
+
+    /// GB/s read by all of `pool`'s threads together.
+    func measure(pool: WorkerPool, isa: ISA) -> Double {
+        var job = Job(base: UnsafeRawPointer(buffer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)))
+        let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
+            let job = ctx!.assumingMemoryBound(to: Job.self).pointee
+            let slice = job.length / Int(nth) / 64 * 64
+            _ = bn_bench_read(job.isa, job.base + slice * Int(ith), slice)
+        }
+        var samples: [Double] = []
+        for _ in 0..<3 {
+            samples.append(Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } })
+        }
+        return Double(length) / TimingStats(samples).median / 1e9
+    }
+}
