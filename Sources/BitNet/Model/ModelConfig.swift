@@ -85,6 +85,9 @@ public struct ModelConfig: Sendable, Equatable {
                                                    reason: "partial rotary embeddings (rotating \(rot) of \(self.headDim) dims) are not supported")
         }
         try validate(path: path)
+        // Every consumer of a token id (prompts, stop tokens, the C API) indexes the
+        // embedding with it; refusing a bad id here makes every command say the same.
+        _ = try SpecialTokenIDs(gguf: file, vocabularySize: vocabSize)
     }
 
     /// Sanity limits: catch corrupt or hostile values before they size allocations.

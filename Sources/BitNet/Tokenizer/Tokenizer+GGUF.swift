@@ -23,22 +23,7 @@ extension TokenizerVocabulary {
         guard let model = Model(rawValue: modelName) else { throw TokenizerError.unsupportedModel(modelName) }
         let tokens = try gguf.stringArray(TokenizerKey.tokens)
 
-        // Ids that do not fit Int32 cannot name a token; `Tokenizer` rejects the
-        // ones outside the vocabulary with a clear error.
-        func id(_ key: String) throws -> Int32? {
-            guard let value = try gguf.optionalInteger(key) else { return nil }
-            guard let id = Int32(exactly: value) else {
-                throw TokenizerError.specialTokenOutOfRange(name: key, id: -1, vocabularySize: tokens.count)
-            }
-            return id
-        }
-        // Optional ids (eot, pad, unknown) pointing outside the vocabulary are
-        // dropped, as llama.cpp does with a warning, rather than failing the load.
-        func optionalID(_ key: String) throws -> Int32? {
-            guard let id = try? id(key), id >= 0, Int(id) < tokens.count else { return nil }
-            return id
-        }
-
+        let ids = try SpecialTokenIDs(gguf: gguf, vocabularySize: tokens.count)
         self.init(
             model: model,
             pre: try gguf.optionalString(TokenizerKey.pre),
@@ -46,11 +31,11 @@ extension TokenizerVocabulary {
             merges: try gguf.optionalStringArray(TokenizerKey.merges) ?? [],
             scores: try gguf.optionalFloat32Array(TokenizerKey.scores) ?? [],
             tokenTypes: try gguf.optionalInt32Array(TokenizerKey.tokenType) ?? [],
-            bosID: try id(TokenizerKey.bosID),
-            eosID: try id(TokenizerKey.eosID),
-            eotID: try optionalID(TokenizerKey.eotID),
-            padID: try optionalID(TokenizerKey.padID),
-            unknownID: try optionalID(TokenizerKey.unknownID),
+            bosID: ids.bos,
+            eosID: ids.eos,
+            eotID: ids.eot,
+            padID: ids.pad,
+            unknownID: ids.unknown,
             addBOS: try gguf.optionalBool(TokenizerKey.addBOS),
             addEOS: try gguf.optionalBool(TokenizerKey.addEOS),
             addSpacePrefix: try gguf.optionalBool(TokenizerKey.addSpacePrefix)
