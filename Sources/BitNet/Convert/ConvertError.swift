@@ -14,6 +14,10 @@ public enum ConvertError: Error, CustomStringConvertible, Sendable, Equatable {
     case missingFile(path: String, what: String)
     /// A system call on `path` failed.
     case io(path: String, operation: String, errno: Int32)
+    /// `path` is a directory, FIFO, socket or device where a file was expected.
+    case notARegularFile(path: String, what: String)
+    /// A whole-file read (JSON, tokenizer) larger than `limit` bytes, refused before reading.
+    case fileTooLarge(path: String, what: String, size: Int, limit: Int)
     /// The file is not valid JSON, or not the JSON shape expected.
     case invalidJSON(path: String, reason: String)
     /// A config value is missing, of the wrong type, or out of range.
@@ -51,6 +55,10 @@ public enum ConvertError: Error, CustomStringConvertible, Sendable, Equatable {
         case .io(let path, let operation, let code):
             let message = strerror(code).map { String(cString: $0) } ?? "unknown error"
             return "\(path): \(operation) failed: \(message) (errno \(code))"
+        case .notARegularFile(let path, let what):
+            return "\(path): \(what) is not a regular file (a directory, FIFO or device)"
+        case .fileTooLarge(let path, let what, let size, let limit):
+            return "\(path): \(what) is \(size) bytes, more than the \(limit >> 20) MiB this converter reads whole"
         case .invalidJSON(let path, let reason):
             return "\(path): invalid JSON: \(reason)"
         case .invalidConfig(let path, let key, let reason):

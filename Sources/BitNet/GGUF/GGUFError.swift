@@ -103,7 +103,7 @@ public enum GGUFError: Error, CustomStringConvertible, Sendable, Equatable {
         case .io(_, let operation, let code):
             return "\(prefix)\(operation) failed: \(Self.systemMessage(code)) (errno \(code))"
         case .notARegularFile:
-            return "\(prefix)not a regular file"
+            return "\(prefix)not a regular file (a directory, FIFO or device cannot hold a GGUF model)"
         case .emptyFile:
             return "\(prefix)file is empty (0 bytes), not a GGUF file"
         case .truncated(_, let field, let offset, let needed, let fileSize):

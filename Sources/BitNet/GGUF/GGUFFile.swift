@@ -219,7 +219,10 @@ public final class GGUFFile: @unchecked Sendable {
     // MARK: - Mapping
 
     private static func map(path: String) throws -> (UnsafeRawPointer, Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer
+        // forever, before the regular-file check below could refuse it. It
+        // changes nothing for the regular files that pass that check.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw GGUFError.io(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
         var st = stat()
