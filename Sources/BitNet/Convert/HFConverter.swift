@@ -125,6 +125,15 @@ public final class HFConverter: @unchecked Sendable {
             return false
         }
         func float(_ t: SafetensorsTensor) -> Bool {
+            // F16 and BF16 have the same size, so a header that names the wrong one
+            // passes every size check and yields silently wrong weights; a tensor in
+            // the other half-precision format than config.json declares is refused.
+            if let declared = hf.torchDType,
+               (t.dtype == .f16 && declared == "bfloat16") || (t.dtype == .bf16 && declared == "float16") {
+                problems.append(.unsupportedDType(path: t.path, tensor: t.name, dtype: t.dtype.rawValue,
+                                                  reason: "contradicts config.json's torch_dtype '\(declared)' (mislabelled half-precision data?)"))
+                return false
+            }
             if t.dtype.isFloat { return true }
             problems.append(.unsupportedDType(path: t.path, tensor: t.name, dtype: t.dtype.rawValue,
                                               reason: "cannot be read as floats (expected BF16, F16 or F32)"))

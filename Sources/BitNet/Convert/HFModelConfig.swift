@@ -25,6 +25,8 @@ public struct HFModelConfig: Sendable {
     public let eosTokenIDs: [Int]
     public let padTokenID: Int?
     public let nameOrPath: String?
+    /// `torch_dtype` or `dtype` ("bfloat16", "float16", "float32"): the checkpoint's float format.
+    public let torchDType: String?
 
     public init(path: String) throws {
         try self.init(json: JSONValue.read(path: path, what: "config.json"), path: path)
@@ -99,6 +101,8 @@ public struct HFModelConfig: Sendable {
         }
         padTokenID = try int("pad_token_id", required: false)
         nameOrPath = try? string("_name_or_path")
+        // newer transformers write "dtype"; a malformed value only loses this cross-check
+        torchDType = (try? string("torch_dtype")) ?? (try? string("dtype"))
 
         // things the GGUF graph cannot express: fail rather than write a wrong model
         for key in ["attention_bias", "mlp_bias"] where root[key]?.bool == true {

@@ -69,6 +69,15 @@ final class SafetensorsFile: @unchecked Sendable {
             tensors[name] = SafetensorsTensor(name: name, dtype: dtype, shape: shape, offset: dataStart + begin,
                                               byteCount: bytes, path: path)
         }
+        // Sizes alone cannot catch two entries sharing bytes (each range is the
+        // right length); converted, both tensors would read the same data.
+        let ordered = tensors.values.filter { $0.byteCount > 0 }.sorted { ($0.offset, $0.name) < ($1.offset, $1.name) }
+        for (a, b) in zip(ordered, ordered.dropFirst()) where b.offset < a.offset + a.byteCount {
+            throw ConvertError.invalidTensor(
+                path: path, tensor: b.name,
+                reason: "data_offsets [\(b.offset - dataStart), \(b.offset - dataStart + b.byteCount)] overlap tensor '\(a.name)' " +
+                    "at [\(a.offset - dataStart), \(a.offset - dataStart + a.byteCount)]")
+        }
         self.tensors = tensors
     }
 
