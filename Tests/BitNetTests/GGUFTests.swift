@@ -418,32 +418,88 @@ final class GGUFTests: XCTestCase {
         }
     }
 
-    /// Seeded random corruption: overwritten bytes, including runs of 0xFF in
-    /// the counts and lengths, must either parse or throw, never crash or hang.
-    func testRandomCorruptionNeverCrashes() throws {
-        let full = smallValidFile().bytes
+    /// Seeded corruption of a complete model file (overwritten bytes and 0xFF runs,
+    /// a u64 count or length made huge, bytes inserted or deleted in the header,
+    /// cut ends), each variant taken through what a run does with a file: parse,
+    /// hyperparameters, weights, tokenizer, logits of a short prompt. Every variant
+    /// must end in one of two ways:
+    /// - a thrown GGUFError or ModelError naming the file, or a TokenizerError;
+    /// - a load. Where what the model computes with is unchanged (hyperparameters,
+    ///   tensor table, tensor bytes), the logits must be the original's bit for bit,
+    ///   and the tokenization too where the tokenizer keys are unchanged; where a
+    ///   weight or a hyperparameter changed, that it ran to the end is all one can ask.
+    func testRandomCorruptionEndsInACleanErrorOrTheOriginalModel() throws {
+        let original = path("tiny.gguf")
+        try TinyModelFile.write(to: original)
+        let full = Array(try Data(contentsOf: URL(fileURLWithPath: original)))
+        let reference = try CorruptionProbe(path: original)
+        let headerEnd = try GGUFFile(path: original).dataOffset
         let file = path("fuzz.gguf")
         var rng = SeededGenerator(seed: 42)
-        var accepted = 0
-        for _ in 0..<2000 {
+        var outcomes = (errors: 0, unchanged: 0, changed: 0)
+        for round in 0..<1500 {
             var bytes = full
+            Self.corrupt(&bytes, headerEnd: headerEnd, rng: &rng)
+            try writeBytes(bytes, to: file)
+            let probe: CorruptionProbe
+            do {
+                probe = try CorruptionProbe(path: file)
+            } catch let error as GGUFError {
+                XCTAssertEqual(error.path, file, "round \(round): \(error)")
+                outcomes.errors += 1
+                continue
+            } catch let error as ModelError {
+                XCTAssertTrue(error.description.contains(file), "round \(round): \(error)")
+                outcomes.errors += 1
+                continue
+            } catch is TokenizerError {
+                outcomes.errors += 1
+                continue
+            }
+            if probe.computesLike(reference) {
+                XCTAssertEqual(probe.logits, reference.logits, "round \(round): same weights, different logits")
+                if probe.tokenizerMetadata == reference.tokenizerMetadata {
+                    XCTAssertEqual(probe.tokens, reference.tokens, "round \(round)")
+                }
+                outcomes.unchanged += 1
+            } else {
+                outcomes.changed += 1
+            }
+        }
+        // The generator must reach all three outcomes, or the checks above prove little.
+        XCTAssertGreaterThan(outcomes.errors, 300, "\(outcomes)")
+        XCTAssertGreaterThan(outcomes.unchanged, 50, "\(outcomes)")
+        XCTAssertGreaterThan(outcomes.changed, 50, "\(outcomes)")
+    }
+
+    /// Most mutations aim at the header, metadata and tensor table (the first
+    /// `headerEnd` bytes): that is where a bad value can mislead the reader.
+    private static func corrupt(_ bytes: inout [UInt8], headerEnd: Int, rng: inout SeededGenerator) {
+        func position(inHeader: Bool) -> Int { Int(rng.next() % UInt64(inHeader ? headerEnd : bytes.count)) }
+        switch rng.next() % 8 {
+        case 0...3:  // overwrite 1–4 runs of random bytes or 0xFF
             for _ in 0..<(1 + Int(rng.next() % 4)) {
-                let at = Int(rng.next() % UInt64(bytes.count))
+                let at = position(inHeader: rng.next() % 4 != 0)
                 let run = min(bytes.count - at, 1 + Int(rng.next() % 8))
                 let fill: UInt8? = rng.next() % 2 == 0 ? 0xFF : nil
                 for k in at..<(at + run) { bytes[k] = fill ?? UInt8(truncatingIfNeeded: rng.next()) }
             }
-            try writeBytes(bytes, to: file)
-            do {
-                let g = try GGUFFile(path: file)
-                defer { withExtendedLifetime(g) {} }  // data views point into g's mapping
-                for t in g.tensors { _ = g.data(for: t).reduce(0, &+) }
-                accepted += 1
-            } catch is GGUFError {
-                continue
+        case 4, 5:  // a huge u64 where a count, length, dimension or offset may be
+            let at = min(position(inHeader: true), bytes.count - 8)
+            let huge: [UInt64] = [.max, 1 << 40, 1 << 62, UInt64(Int64.max), 1 << 32, 0x8000_0000_0000_0000]
+            let value = huge[Int(rng.next() % UInt64(huge.count))]
+            withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(at..<(at + 8), with: $0) }
+        case 6:  // bytes inserted or deleted: everything after shifts
+            let at = position(inHeader: true)
+            let count = 1 + Int(rng.next() % 8)
+            if rng.next() % 2 == 0 {
+                bytes.removeSubrange(at..<min(bytes.count, at + count))
+            } else {
+                bytes.insert(contentsOf: (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: at)
             }
+        default:  // cut short
+            bytes.removeSubrange(position(inHeader: rng.next() % 2 == 0)...)
         }
-        XCTAssertLessThan(accepted, 2000)
     }
 
     func testEmptyFile() throws {
