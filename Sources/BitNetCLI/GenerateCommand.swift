@@ -31,26 +31,35 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print generated token ids instead of text.")
     var ids = false
 
-    @Option(name: .shortAndLong, help: "Tokens to generate.")
+    // Numbers parse `.unconditional`ly: otherwise "-n -1" reads -1 as an option and
+    // reports a missing value instead of the bad one (and "--presence-penalty -0.5"
+    // could not be written at all).
+    @Option(name: .shortAndLong, parsing: .unconditional, help: "Tokens to generate.")
     var n = 128
 
-    @Option(help: "Temperature (0 = greedy).") var temp: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK = 40
-    @Option(name: .customLong("top-p"), help: "Top-p (1 = off).") var topP: Float = 0.95
-    @Option(name: .customLong("min-p"), help: "Min-p (0 = off).") var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1
-    @Option(name: .customLong("presence-penalty"), help: "Presence penalty.") var presencePenalty: Float = 0
-    @Option(name: .customLong("frequency-penalty"), help: "Frequency penalty.") var frequencyPenalty: Float = 0
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Temperature (0 = greedy).") var temp: Float = 0.8
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Top-k (0 = off).") var topK = 40
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Top-p (1 = off).") var topP: Float = 0.95
+    @Option(name: .customLong("min-p"), parsing: .unconditional, help: "Min-p (0 = off).") var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional, help: "Repetition penalty (1 = off).")
+    var repeatPenalty: Float = 1
+    @Option(name: .customLong("presence-penalty"), parsing: .unconditional, help: "Presence penalty.")
+    var presencePenalty: Float = 0
+    @Option(name: .customLong("frequency-penalty"), parsing: .unconditional, help: "Frequency penalty.")
+    var frequencyPenalty: Float = 0
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .customLong("stop-token"), help: "Extra stop token ids, comma-separated.") var stopToken: String?
     @Flag(help: "Print the summary as one JSON object on stderr.") var json = false
 
     func validate() throws {
-        guard n >= 0 else { throw ValidationError("-n must be ≥ 0") }
-        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be ≥ 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
-        guard (0...1).contains(topP), (0...1).contains(minP) else { throw ValidationError("--top-p and --min-p must be in 0...1") }
-        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+        guard n >= 0 else { throw ValidationError("-n must be ≥ 0 (got \(n))") }
+        try checkNumber("--temp", temp, "≥ 0") { $0 >= 0 }
+        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (got \(topK))") }
+        try checkNumber("--top-p", topP, "in 0...1") { (0...1).contains($0) }
+        try checkNumber("--min-p", minP, "in 0...1") { (0...1).contains($0) }
+        try checkNumber("--repeat-penalty", repeatPenalty, "> 0") { $0 > 0 }
+        try checkNumber("--presence-penalty", presencePenalty, "finite") { _ in true }
+        try checkNumber("--frequency-penalty", frequencyPenalty, "finite") { _ in true }
     }
 
     func run() throws {
@@ -61,9 +70,13 @@ struct GenerateCommand: ParsableCommand {
             input = try parseTokenList(tokens)
         } else {
             guard let tokenizer else {
+                // present but unusable: rebuilding it throws the reason, which "no tokenizer" would hide
+                if model.weights.file["tokenizer.ggml.model"] != nil { _ = try Tokenizer(gguf: model.weights.file) }
                 throw ValidationError("\(model.weights.file.path) has no tokenizer metadata: give the prompt as --tokens 1,2,3")
             }
-            input = tokenizer.encode(try readPrompt(text: prompt, file: file), parseSpecial: special)
+            let limit = promptByteLimit(contextLength: options.ctx ?? model.config.contextLength)
+            let text = try readPrompt(text: prompt, file: file, limit: limit.bytes, limitReason: limit.reason)
+            input = tokenizer.encode(text, parseSpecial: special)
         }
         guard !input.isEmpty else { throw ValidationError("the prompt is empty") }
         var sampling = SamplingParameters()
@@ -76,7 +89,7 @@ struct GenerateCommand: ParsableCommand {
         sampling.frequencyPenalty = frequencyPenalty
         sampling.seed = seed
         var stops = tokenizer?.endOfGenerationIDs ?? []
-        if let eos = try model.weights.file.optionalInteger("tokenizer.ggml.eos_token_id") { stops.insert(Int32(eos)) }
+        if let eos = try SpecialTokenIDs(gguf: model.weights.file, vocabularySize: model.config.vocabSize).eos { stops.insert(eos) }
         if let stopToken { stops.formUnion(try parseTokenList(stopToken)) }
         let generator = Generator(session: try model.makeSession(), stopTokens: stops)
         var decoder = ids ? nil : tokenizer?.makeStreamingDecoder()
@@ -99,37 +112,82 @@ struct GenerateCommand: ParsableCommand {
     }
 }
 
-/// The prompt from -p, -f or standard input (in that order).
-func readPrompt(text: String?, file: String?) throws -> String {
+/// Refuses a non-finite option value (a literal past Float's range such as 1e39
+/// parses as inf) or one outside `range`, naming the option and the value.
+func checkNumber(_ option: String, _ value: Float, _ range: String, _ ok: (Float) -> Bool) throws {
+    guard value.isFinite else {
+        throw ValidationError("\(option) must be a finite number (got \(value)\(value.isNaN ? "" : ": the value is too large for a 32-bit float"))")
+    }
+    guard ok(value) else { throw ValidationError("\(option) must be \(range) (got \(value))") }
+}
+
+/// Prompt files and standard input are read up to a limit, so that `-f /dev/zero`
+/// or an endless pipe is refused by policy instead of reading until an allocation
+/// aborts. Text read whole without a context to size it (perplexity, tokenize) stops here.
+let maxTextBytes = 64 << 20
+
+/// The prompt limit when the context is known: 64 bytes per context token (real
+/// tokenizers average 3–5 bytes a token, so a larger prompt cannot fit), at least 1 MiB.
+func promptByteLimit(contextLength: Int) -> (bytes: Int, reason: String) {
+    let bytes = max(1 << 20, min(1 << 30, contextLength) * 64)
+    return (bytes, "64 bytes per token of the \(contextLength)-token context; raise --ctx for a longer prompt")
+}
+
+/// The prompt from -p, -f or standard input (in that order), at most `limit` bytes.
+func readPrompt(text: String?, file: String?, limit: Int = maxTextBytes,
+                limitReason: String = "the most read as text") throws -> String {
     if let text { return text }
     if let file {
-        guard let data = FileManagerLite.read(file) else { throw ValidationError("cannot read prompt file '\(file)'") }
+        let data = try FileManagerLite.read(file, limit: limit, limitReason: limitReason)
         return String(decoding: data, as: UTF8.self)
     }
     guard isatty(0) == 0 else { throw ValidationError("give a prompt with -p, -f FILE, or on standard input") }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(0, &buffer, buffer.count)
-        if n <= 0 { break }
-        bytes += buffer[0..<n]
+    guard let bytes = try FileManagerLite.read(descriptor: 0, limit: limit, name: "standard input") else {
+        throw ValidationError("the prompt on standard input is longer than \(ProgressBar.bytes(Double(limit))) " +
+                              "(\(limitReason))")
     }
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Whole-file reads without Foundation.
+/// Whole-file reads without Foundation, bounded.
 enum FileManagerLite {
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+    /// A regular file of at most `limit` bytes. Anything else (a FIFO, a device such
+    /// as /dev/zero, a directory) is refused by name before a read could block or run
+    /// on forever; such input can come on standard input instead.
+    static func read(_ path: String, limit: Int, limitReason: String) throws -> [UInt8] {
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer before fstat could refuse it
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            throw ValidationError("cannot read file '\(path)': \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ValidationError("file '\(path)' is not a regular file (a FIFO, device or directory); " +
+                                  "pipe such input on standard input instead")
+        }
+        let tooLong = ValidationError("file '\(path)' is longer than \(ProgressBar.bytes(Double(limit))) " +
+                                      "(\(limitReason))")
+        guard st.st_size <= limit, let bytes = try read(descriptor: fd, limit: limit, name: "file '\(path)'") else {
+            throw tooLong
+        }
+        return bytes
+    }
+
+    /// Everything up to end of file, or nil once more than `limit` bytes arrive
+    /// (one byte past the limit is read to tell the two apart).
+    static func read(descriptor fd: Int32, limit: Int, name: String) throws -> [UInt8]? {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = Glibc.read(fd, &buffer, buffer.count)
-            if n < 0 { return nil }
+            let n = Glibc.read(fd, &buffer, min(buffer.count, limit + 1 - bytes.count))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ValidationError("cannot read \(name): \(String(cString: strerror(errno)))")
+            }
             if n == 0 { return bytes }
             bytes += buffer[0..<n]
+            if bytes.count > limit { return nil }
         }
     }
 }
@@ -144,8 +202,7 @@ struct Summary {
     let decodeKernels: String
 
     static func describe(_ model: BitNetModel) -> String {
-        let kinds = Set(model.weights.layers.flatMap(\.projections)
-            .map(\.decodeKernel))
+        let kinds = Set(model.decodeKernels)
         if kinds.count == 1, let only = kinds.first { return only.rawValue }
         return model.kernelChoices.map { "\($0.shape) \($0.kernel)" }.joined(separator: ", ")
     }

@@ -10,14 +10,14 @@ struct LogitsCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
     @Option(help: "Token ids, comma-separated.") var tokens: String
-    @Option(help: "How many of the largest logits to print.") var top = 20
+    @Option(parsing: .unconditional, help: "How many of the largest logits to print.") var top = 20
     @Flag(name: .customLong("all-positions"), help: "Every position, not just the last.") var allPositions = false
     @Flag(help: "One JSON object per position.") var json = false
 
     func run() throws {
         let input = try parseTokenList(tokens)
         guard !input.isEmpty else { throw ValidationError("--tokens is empty") }
-        guard top >= 1 else { throw ValidationError("--top must be ≥ 1") }
+        guard top >= 1 else { throw ValidationError("--top must be ≥ 1 (got \(top))") }
         let (model, _) = try options.load(quiet: true)
         let vocab = model.config.vocabSize
         let logits = try model.makeSession().forward(input, allLogits: allPositions)

@@ -20,13 +20,14 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    @Option(name: [.customShort("t"), .long], help: "Threads (default: every online core).")
+    // `.unconditional`: so that "-t -1" is parsed and refused by value (see GenerateCommand)
+    @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: "Threads (default: every online core).")
     var threads: Int?
 
-    @Option(help: "Context length (default: the model's, capped to fit memory).")
+    @Option(parsing: .unconditional, help: "Context length (default: the model's, capped to fit memory).")
     var ctx: Int?
 
-    @Option(help: "Prompt tokens per batch.")
+    @Option(parsing: .unconditional, help: "Prompt tokens per batch.")
     var batch = 128
 
     @Option(help: "Kernel level: scalar, avx2, avx512, avx512vnni, neon, dotprod (may only lower the detected one).")
@@ -45,9 +46,9 @@ struct ModelOptions: ParsableArguments {
         guard KernelSelection(name: kernel) != nil else { throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2") }
         guard BitNetModel.HeadPrecision(rawValue: head) != nil else { throw ValidationError("--head must be f16 or q8") }
         guard KVCache.Precision(rawValue: kvPrecision) != nil else { throw ValidationError("--kv must be f32 or f16") }
-        if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024") }
-        if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive") }
-        if !(1...4096).contains(batch) { throw ValidationError("--batch must be in 1...4096") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024 (got \(threads))") }
+        if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive (got \(ctx))") }
+        if !(1...4096).contains(batch) { throw ValidationError("--batch must be in 1...4096 (got \(batch))") }
     }
 
     func kernels() throws -> Kernels {
@@ -60,8 +61,12 @@ struct ModelOptions: ParsableArguments {
     func load(quiet: Bool = false) throws -> (BitNetModel, Double) {
         let start = Stopwatch.now()
         let bar = quiet ? nil : ProgressBar(label: "loading", total: 1)
-        let weights = try ModelWeights(path: try model) { done, total in bar?.update(Double(done) / Double(total)) }
+        let path = try model
+        BusErrorHandler.install(mappedFile: path)
+        let weights = try ModelWeights(path: path) { done, total in bar?.update(Double(done) / Double(total)) }
         bar?.finish()
+        let ids = try SpecialTokenIDs(gguf: weights.file, vocabularySize: weights.config.vocabSize)
+        for ignored in ids.ignored { note("note: ignoring \(ignored): not a token of the \(weights.config.vocabSize)-token vocabulary") }
         let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
                                      batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16,
                                      kernel: KernelSelection(name: kernel) ?? .auto,

@@ -18,19 +18,29 @@ struct PerplexityCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
     @Option(name: .customShort("f"), help: "Text file.") var file: String
-    @Option(help: "Window length in tokens (default: 256, at most the context).") var window = 256
-    @Option(help: "Sliding windows starting every N tokens (Hugging Face's recipe) instead of BOS windows.")
+    @Option(parsing: .unconditional, help: "Window length in tokens (default: 256, at most the context).") var window = 256
+    @Option(parsing: .unconditional, help: "Sliding windows starting every N tokens (Hugging Face's recipe) instead of BOS windows.")
     var stride: Int?
     @Flag(name: .customLong("no-bos"), help: "With --stride: do not prepend BOS.") var noBOS = false
     @Flag(help: "Print one JSON object.") var json = false
+
+    // Checked here: the window also becomes the default --ctx, whose own check
+    // would otherwise blame --ctx for a bad --window.
+    func validate() throws {
+        guard window >= 2 else { throw ValidationError("--window must be ≥ 2 (BOS and one scored token; got \(window))") }
+        if let stride, !(1...window).contains(stride) {
+            throw ValidationError("--stride must be in 1...\(window) (the window; got \(stride))")
+        }
+    }
 
     func run() throws {
         var opts = options
         if opts.ctx == nil { opts.ctx = window }
         let (model, _) = try opts.load(quiet: json)
-        guard let tokenizer = try? Tokenizer(gguf: model.weights.file) else {
+        guard model.weights.file["tokenizer.ggml.model"] != nil else {
             throw ValidationError("\(model.weights.file.path) has no tokenizer metadata")
         }
+        let tokenizer = try Tokenizer(gguf: model.weights.file)
         let text = try readPrompt(text: nil, file: file)
         let tokens = tokenizer.encode(text, addSpecial: stride != nil && !noBOS)
         guard tokens.count >= 2 else { throw ValidationError("\(file) has fewer than 2 tokens") }

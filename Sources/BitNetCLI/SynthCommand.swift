@@ -22,19 +22,20 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Copy the tokenizer.* metadata of this GGUF (e.g. a vocab-only file).")
     var vocab: String?
 
-    @Option(help: "Random seed (same seed, same file).")
+    @Option(parsing: .unconditional, help: "Random seed (same seed, same file).")
     var seed: UInt64 = 1
 
     @Option(help: "Architecture for explicit dimensions: bitnet-b1.58, bitnet or llama.")
     var arch: String?
-    @Option(help: "Hidden size.") var hidden: Int?
-    @Option(help: "Layer count.") var layers: Int?
-    @Option(help: "Attention heads.") var heads: Int?
-    @Option(name: .customLong("kv-heads"), help: "KV heads (default: heads).") var kvHeads: Int?
-    @Option(help: "FFN width.") var ffn: Int?
-    @Option(name: .customLong("vocab-size"), help: "Vocabulary size.") var vocabSize: Int?
-    @Option(help: "Context length.") var ctx: Int?
-    @Option(name: .customLong("rope-theta"), help: "RoPE base.") var ropeTheta: Float?
+    // numbers parse `.unconditional`ly so that "--hidden -1" is refused by value, not as a missing value
+    @Option(parsing: .unconditional, help: "Hidden size.") var hidden: Int?
+    @Option(parsing: .unconditional, help: "Layer count.") var layers: Int?
+    @Option(parsing: .unconditional, help: "Attention heads.") var heads: Int?
+    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "KV heads (default: heads).") var kvHeads: Int?
+    @Option(parsing: .unconditional, help: "FFN width.") var ffn: Int?
+    @Option(name: .customLong("vocab-size"), parsing: .unconditional, help: "Vocabulary size.") var vocabSize: Int?
+    @Option(parsing: .unconditional, help: "Context length.") var ctx: Int?
+    @Option(name: .customLong("rope-theta"), parsing: .unconditional, help: "RoPE base.") var ropeTheta: Float?
     @Option(help: "FFN activation override: relu2 or silu.") var activation: String?
     @Option(name: .customLong("type"),
             help: "Projection storage: i2_s (default), tq2_0, tq1_0 (K a multiple of 256), tl1, tl2, f16 (latent weights), or bitnetcpp-tl1 / bitnetcpp-tl2 (bitnet.cpp's layouts; large, 3b and 8b shapes only).")

@@ -8,8 +8,12 @@ final class CLITests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     static let vocab = root.appendingPathComponent("Tests/BitNetTests/Fixtures/tokenizers/ggml-vocab-llama-bpe.gguf").path
+    /// The executable of the same build as these tests first (a `--scratch-path`
+    /// build has its own), then the default build folders.
     static var binary: String? {
-        let candidates = [".build/debug/bitnet", ".build/release/bitnet"].map { root.appendingPathComponent($0).path }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [beside.appendingPathComponent("bitnet").path] +
+            [".build/debug/bitnet", ".build/release/bitnet"].map { root.appendingPathComponent($0).path }
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
     static let model = NSTemporaryDirectory() + "/bitnet-cli-\(getpid()).gguf"
@@ -20,8 +24,11 @@ final class CLITests: XCTestCase {
         var stderr: String
     }
 
+    /// Runs the CLI. `stdinFile` (e.g. /dev/zero) replaces the `stdin` text; a run
+    /// past `timeout` seconds is killed and fails the test, so a hang is a failure
+    /// rather than a stuck test run.
     @discardableResult
-    func run(_ args: [String], stdin: String? = nil) throws -> Result {
+    func run(_ args: [String], stdin: String? = nil, stdinFile: String? = nil, timeout: Double = 120) throws -> Result {
         guard let binary = Self.binary else { throw XCTSkip("build the bitnet executable first (swift build)") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
@@ -29,12 +36,24 @@ final class CLITests: XCTestCase {
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
         p.standardError = err
-        p.standardInput = input
+        if let stdinFile {
+            p.standardInput = try XCTUnwrap(FileHandle(forReadingAtPath: stdinFile))
+        } else {
+            p.standardInput = input
+        }
         try p.run()
-        if let stdin { input.fileHandleForWriting.write(stdin.data(using: .utf8)!) }
-        try input.fileHandleForWriting.close()
+        let watchdog = DispatchWorkItem { [p] in if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        if stdinFile == nil {
+            if let stdin { input.fileHandleForWriting.write(stdin.data(using: .utf8)!) }
+            try input.fileHandleForWriting.close()
+        }
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        watchdog.cancel()
+        if p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGTERM {
+            XCTFail("bitnet \(args.joined(separator: " ")) still ran after \(timeout) s")
+        }
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                       stderr: String(decoding: e, as: UTF8.self))
     }
