@@ -95,9 +95,8 @@ struct EndToEndBench: ParsableCommand {
         let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         let decode = (0..<genTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         let prefix = (0..<depth).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
-        // every (threads, kernel) configuration gets its model (the weights are shared) and
-        // session; the kernel choice is re-applied before each of its runs, since the
-        // matrices are shared too (repacking is untimed)
+        // every (threads, kernel) configuration gets its model — the weights are shared, each
+        // model keeps its own decode kernel choice — and session
         struct Config {
             let threads: Int
             let kernelName: String
@@ -115,16 +114,8 @@ struct EndToEndBench: ParsableCommand {
                 configs.append(Config(threads: t, kernelName: name, selection: selection, model: m, session: try m.makeSession()))
             }
         }
-        let matrices = weights.layers.flatMap(\.projections)
-        func select(_ c: Config) throws {
-            switch c.selection {
-            case .fixed(let k): try TernaryMatrix.useForDecoding(matrices.map { ($0, k) }, pool: c.model.pool)
-            case .auto: try KernelTuner(kernels: kernels, pool: c.model.pool).apply(to: matrices)
-            }
-        }
         // untimed: warm-up (pages, pool threads) and the depth's tokens, once per configuration
         for c in configs {
-            try select(c)
             _ = try c.session.forward(Array(prompt.prefix(8)))
             c.session.reset()
             if !prefix.isEmpty { _ = try c.session.forward(prefix) }
@@ -134,7 +125,6 @@ struct EndToEndBench: ParsableCommand {
         for c in configs where peaks[c.threads] == nil { peaks[c.threads] = measureInt8Peak(pool: c.model.pool, isa: kernels.isa) }
         let probe = BandwidthProbe()
         let samples = try MeasurementProtocol.interleaved(configs, runs: runs, probe: { probe.measure(pool: $0.model.pool, isa: kernels.isa) }) { c in
-            try select(c)
             c.session.truncate(to: depth)
             let pp = Double(promptTokens) / (try Stopwatch.time { _ = try c.session.forward(prompt) })
             c.session.truncate(to: depth)

@@ -1,3 +1,4 @@
+import Foundation
 import BitNet
 
 /// `bench e2e --profile`: where a generated token's time goes — each phase's share
@@ -29,15 +30,17 @@ struct ProfileBench {
         let bandwidth = (before + after) / 2
 
         // bytes each phase reads per token
-        func bytes(_ pick: (LayerWeights) -> [TernaryMatrix]) -> Int {
-            model.weights.layers.reduce(0) { sum, l in sum + pick(l).reduce(0) { $0 + $1.decodeByteCount } }
+        func bytes(_ projections: [Int]) -> Int { // indices in LayerWeights.projections order
+            model.weights.layers.indices.reduce(0) { sum, l in
+                sum + projections.reduce(0) { $0 + model.decodeByteCount(layer: l, projection: $1) }
+            }
         }
         let meanPosition = Double(promptTokens) + Double(genTokens) / 2
         let kvBytes = Int(2 * Double(c.layerCount * c.kvDim) * meanPosition) * session.kvPrecision.bytes
         let headBytes = c.vocabSize * c.hiddenSize * (model.q8Head == nil ? 2 : 1)
         let streamed: [StepProfile.Phase: Int] = [
-            .qkv: bytes { [$0.q, $0.k, $0.v] }, .output: bytes { [$0.o] }, .gateUp: bytes { [$0.gate, $0.up] },
-            .down: bytes { [$0.down] }, .attention: kvBytes, .head: headBytes,
+            .qkv: bytes([0, 1, 2]), .output: bytes([3]), .gateUp: bytes([4, 5]), .down: bytes([6]),
+            .attention: kvBytes, .head: headBytes,
         ]
         let perToken = wall / Double(genTokens)
         let measured = profile.total / Double(genTokens)
@@ -61,13 +64,13 @@ struct ProfileBench {
                                          ("bandwidth_fraction", .double((speed ?? 0) / bandwidth))] } ?? []
                 print(jsonLine(base + streaming))
             } else {
-                print(String(format: "%-24@ %9.3f   %5.1f%%   %@   %@", phase.rawValue, seconds * 1e3, seconds / perToken * 100,
+                print(String(format: "%@ %9.3f   %5.1f%%   %@   %@", phase.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0), seconds * 1e3, seconds / perToken * 100,
                              (b.map { ProgressBar.bytes(Double($0)) } ?? "").padding(toLength: 11, withPad: " ", startingAt: 0),
                              speed.map { String(format: "%5.1f   %5.0f%%", $0, $0 / bandwidth * 100) } ?? ""))
             }
         }
         if !json {
-            print(String(format: "%-24@ %9.3f   %5.1f%%   (pool hand-offs, Swift overhead, clock reads)", "unaccounted",
+            print(String(format: "%@ %9.3f   %5.1f%%   (pool hand-offs, Swift overhead, clock reads)", "unaccounted".padding(toLength: 24, withPad: " ", startingAt: 0),
                          (perToken - measured) * 1e3, (perToken - measured) / perToken * 100))
         }
     }

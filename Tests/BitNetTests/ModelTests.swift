@@ -210,17 +210,24 @@ extension ModelTests {
         let weights = try ModelWeights(path: path)
         let input: [Int32] = [5, 9, 2, 33, 17, 8]
         var reference: [[Float]] = []
-        for kernel in MatrixKernel.allCases {
-            let model = try BitNetModel(weights: weights, contextLength: 16, threads: 2, kernel: .fixed(kernel))
-            let session = try model.makeSession()
-            let steps = try input.map { try session.forward([$0]) }
-            if kernel == .i2s { reference = steps } else { XCTAssertEqual(steps, reference, "\(kernel)") }
-            for layer in weights.layers { XCTAssertEqual(layer.gate.decodeKernel, kernel) }
+        // one model per kernel on the same weights, all alive at once: a model's kernel choice
+        // is its own (loading another never changes it), and sessions interleave across them
+        let models = try MatrixKernel.allCases.map {
+            try BitNetModel(weights: weights, contextLength: 16, threads: 2, kernel: .fixed($0))
+        }
+        let sessions = try models.map { try $0.makeSession() }
+        var steps = [[[Float]]](repeating: [], count: models.count)
+        for token in input {
+            for i in models.indices { steps[i].append(try sessions[i].forward([token])) }
+        }
+        for (i, kernel) in MatrixKernel.allCases.enumerated() {
+            if kernel == .i2s { reference = steps[i] } else { XCTAssertEqual(steps[i], reference, "\(kernel)") }
+            XCTAssertEqual(Set(models[i].decodeKernels), [kernel])
         }
         // auto: one measured choice per distinct shape, remembered in the cache file
         let dir = "\(Self.tmp)/bitnet-tune-\(getpid())"
         setenv("BITNET_CACHE_DIR", dir, 1)
-        defer { unsetenv("BITNET_CACHE_DIR"); unlink(dir + "/tune-v1.txt"); rmdir(dir) }
+        defer { unsetenv("BITNET_CACHE_DIR"); unlink(dir + "/tune-v2.txt"); rmdir(dir) }
         let auto = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
         let autoSession = try auto.makeSession()
         XCTAssertEqual(Set(auto.kernelChoices.map(\.shape)), ["96x96", "32x96", "160x96", "96x160"])

@@ -9,6 +9,7 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
     case threadPoolUnavailable(threads: Int)
     case invalidCodes(count: Int)
     case invalidTableIndices(count: Int)
+    case notALookupTableKernel(MatrixKernel)
 
     public var description: String {
         switch self {
@@ -24,6 +25,8 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
             return "ternary weight \(index) is \(value); only -1, 0 and 1 are allowed"
         case .invalidCodes(let count):
             return "the weights hold \(count) invalid I2_S codes (3); only the I2_S kernels reproduce them"
+        case .notALookupTableKernel(let kernel):
+            return "\(kernel.rawValue) is not a lookup-table kernel (tl1 or tl2)"
         case .invalidTableIndices(let count):
             return "the weights hold \(count) TL table indices that no packer writes (TL1 > 8, TL2 > 13)"
         case .threadPoolUnavailable(let threads):

@@ -43,9 +43,9 @@ public struct KernelTuner {
         self.pool = pool
     }
 
-    /// Chooses per shape and switches every matrix to its shape's kernel.
-    @discardableResult
-    public func apply(to matrices: [TernaryMatrix]) throws -> [Choice] {
+    /// Chooses a decode kernel per shape: the choices, and each matrix's kernel (in order).
+    /// Nothing in the matrices changes: the caller builds the tables it uses.
+    public func choose(for matrices: [TernaryMatrix]) throws -> (choices: [Choice], kernels: [MatrixKernel]) {
         var groups: [String: [TernaryMatrix]] = [:]
         var order: [String] = []
         for m in matrices {
@@ -59,7 +59,7 @@ public struct KernelTuner {
         let totalBytes = matrices.reduce(0) { $0 + $1.packedBytes.count }
         let evict = totalBytes > HostProfile.lastLevelCacheBytes ? Evictor(bytes: 2 * HostProfile.lastLevelCacheBytes) : nil
         var choices: [Choice] = []
-        var jobs: [(TernaryMatrix, MatrixKernel)] = []
+        var byShape: [String: MatrixKernel] = [:]
         for key in order {
             let group = groups[key]!
             let cacheKey = "\(Self.machineKey)|\(kernels.isa)|t\(pool.threads)|\(key)"
@@ -70,12 +70,11 @@ public struct KernelTuner {
                 choice = try measure(group, evict: evict)
                 cache[cacheKey] = choice.kernel.rawValue
             }
-            jobs += group.map { ($0, choice.kernel) }
+            byShape[key] = choice.kernel
             choices.append(choice)
         }
-        try TernaryMatrix.useForDecoding(jobs, pool: pool)
         if useCache { Self.writeCache(cache) }
-        return choices
+        return (choices, matrices.map { byShape["\($0.rows)x\($0.cols)"]! })
     }
 
     /// The cached decode kernel for one shape on this machine, if `bitnet tune` or an
@@ -105,14 +104,14 @@ public struct KernelTuner {
         var timings: [MatrixKernel: Double] = [:]
         let calls = max(8, sample.count)
         for kernel in MatrixKernel.allCases + [.i2s] {
-            try TernaryMatrix.useForDecoding(sample.map { ($0, kernel) }, pool: pool)
+            let tables = try LookupTableMatrix.make(sample.map { ($0, kernel) }, pool: pool)
             try y.withUnsafeMutableBufferPointer { out in
-                for m in sample { try kernels.matmul(m, acts, into: out, pool: pool) } // warm-up: code, pool, TL tables
+                for (m, t) in zip(sample, tables) { try kernels.matmul(m, acts, into: out, pool: pool, table: t) } // warm-up
                 var samples: [Double] = []
                 for i in 0..<calls {
                     evict?.flush(pool: pool, isa: kernels.isa)
                     let start = Generator.now()
-                    try kernels.matmul(sample[i % sample.count], acts, into: out, pool: pool)
+                    try kernels.matmul(sample[i % sample.count], acts, into: out, pool: pool, table: tables[i % sample.count])
                     samples.append(Generator.now() - start)
                 }
                 let median = samples.sorted()[samples.count / 2]
@@ -124,8 +123,6 @@ public struct KernelTuner {
         for kernel in [MatrixKernel.tl1, .tl2] where (timings[kernel] ?? .infinity) < 0.92 * min(i2s, timings[best] ?? .infinity) {
             best = kernel
         }
-        // leave the sample on the winner: apply(to:) then repacks only the other matrices
-        try TernaryMatrix.useForDecoding(sample.map { ($0, best) }, pool: pool)
         return Choice(rows: sample[0].rows, cols: cols, kernel: best, timings: timings)
     }
 

@@ -41,9 +41,10 @@ public struct Kernels: @unchecked Sendable {
         out.rows = rows
     }
 
-    /// y (x.rows, w.rows) = x · wᵀ, dequantized; rows split over `pool` when given.
+    /// y (x.rows, w.rows) = x · wᵀ, dequantized; rows split over `pool` when given. A
+    /// single row uses `table` (w's TL1/TL2 copy) when given: same result, other kernel.
     public func matmul(_ w: TernaryMatrix, _ x: QuantizedActivations, into y: UnsafeMutableBufferPointer<Float>,
-                       pool: WorkerPool? = nil) throws {
+                       pool: WorkerPool? = nil, table lookup: LookupTableMatrix? = nil) throws {
         guard x.cols == w.cols else {
             throw KernelError.dimensionMismatch(what: "activation columns vs weight columns", expected: w.cols, actual: x.cols)
         }
@@ -53,12 +54,15 @@ public struct Kernels: @unchecked Sendable {
         guard y.count >= x.rows * w.rows, let out = y.baseAddress else {
             throw KernelError.bufferSize(what: "matmul output", expected: x.rows * w.rows, actual: y.count)
         }
-        if x.rows == 1, w.decodeKernel != .i2s {
-            let done: Void? = w.withTLDescriptor { descriptor in
+        if x.rows == 1, let tl = lookup {
+            guard tl.rows == w.rows, tl.cols == w.cols else {
+                throw KernelError.dimensionMismatch(what: "lookup table rows", expected: w.rows, actual: tl.rows)
+            }
+            tl.withDescriptor { descriptor in
                 bn_tl_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,
                              x.scales.typed(Float.self).baseAddress, 1, out, Int32(w.rows))
             }
-            if done != nil { return }
+            return
         }
         w.withDescriptor { descriptor in
             bn_i2s_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,

@@ -63,15 +63,28 @@ public final class BitNetModel: @unchecked Sendable {
         state = try RunState(config: c, rowCapacity: self.batchSize, threads: pool.threads)
         q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
         let matrices = weights.layers.flatMap(\.projections)
+        let chosen: [MatrixKernel]
         switch kernel {
         case .fixed(let k):
-            try TernaryMatrix.useForDecoding(matrices.map { ($0, k) }, pool: pool)
+            chosen = Array(repeating: k, count: matrices.count)
             kernelChoices = []
         case .auto:
             var tuner = KernelTuner(kernels: kernels, pool: pool)
             tuner.useCache = tuneCache
-            kernelChoices = try tuner.apply(to: matrices)
+            (kernelChoices, chosen) = try tuner.choose(for: matrices)
         }
+        let tables = try LookupTableMatrix.make(Array(zip(matrices, chosen)), pool: pool)
+        let perLayer = matrices.count / max(1, weights.layers.count)
+        decodeTables = weights.layers.indices.map { Array(tables[($0 * perLayer)..<(($0 + 1) * perLayer)]) }
+    }
+
+    /// The decode kernel of every projection, layer by layer in ``LayerWeights/projections`` order.
+    public var decodeKernels: [MatrixKernel] { decodeTables.flatMap { $0.map { $0?.kernel ?? .i2s } } }
+
+    /// Bytes one decoded token reads from projection `index` (LayerWeights.projections order)
+    /// of layer `layer`: its lookup table when a TL kernel decodes it, else its I2_R16 weights.
+    package func decodeByteCount(layer: Int, projection index: Int) -> Int {
+        decodeTables[layer][index]?.byteCount ?? weights.layers[layer].projections[index].packedBytes.count
     }
 
     /// A new conversation: an empty KV cache of `contextLength` positions (default:
@@ -102,11 +115,18 @@ public final class BitNetModel: @unchecked Sendable {
     }
 
     /// The decode kernel chosen per matrix shape (empty when one was fixed).
-    public private(set) var kernelChoices: [KernelTuner.Choice] = []
+    public let kernelChoices: [KernelTuner.Choice]
+    /// Per layer, per projection (LayerWeights.projections order): the TL copy a
+    /// lookup-table decode kernel reads, nil for I2_S. The model's, not the weights'.
+    let decodeTables: [[LookupTableMatrix?]]
 
     /// Bytes read per generated token with this model's head.
     public var bytesPerToken: Int {
-        weights.bytesPerToken - (q8Head.map { $0.rows * $0.cols } ?? 0)
+        var total = q8Head.map { $0.rows * $0.cols } ?? weights.output.rows * weights.output.cols * 2
+        for (l, layer) in weights.layers.enumerated() {
+            for p in layer.projections.indices { total += decodeByteCount(layer: l, projection: p) }
+        }
+        return total
     }
 
     public static func defaultContextLength(config c: ModelConfig) -> Int {
@@ -236,9 +256,10 @@ public final class BitNetModel: @unchecked Sendable {
             lap(.norms)
             try quantize(h, n: n, into: s.actsHidden)
             lap(.quantize)
-            try matmul(w.q, s.actsHidden, into: q)
-            try matmul(w.k, s.actsHidden, into: k)
-            try matmul(w.v, s.actsHidden, into: v)
+            let tl = decodeTables[l] // q, k, v, o, gate, up, down
+            try matmul(w.q, tl[0], s.actsHidden, into: q)
+            try matmul(w.k, tl[1], s.actsHidden, into: k)
+            try matmul(w.v, tl[2], s.actsHidden, into: v)
             lap(.qkv)
             for (i, (part, cache)) in zip(parts, caches).enumerated() {
                 for j in 0..<part.tokens.count {
@@ -264,7 +285,7 @@ public final class BitNetModel: @unchecked Sendable {
             lap(.norms)
             try quantize(att, n: n, into: s.actsQ)
             lap(.quantize)
-            try matmul(w.o, s.actsQ, into: h)
+            try matmul(w.o, tl[3], s.actsQ, into: h)
             lap(.output)
             ops.add(h, x, Int32(n * hidden))
             lap(.elementwise)
@@ -274,8 +295,8 @@ public final class BitNetModel: @unchecked Sendable {
             lap(.norms)
             try quantize(h, n: n, into: s.actsHidden)
             lap(.quantize)
-            try matmul(w.gate, s.actsHidden, into: gate)
-            try matmul(w.up, s.actsHidden, into: up)
+            try matmul(w.gate, tl[4], s.actsHidden, into: gate)
+            try matmul(w.up, tl[5], s.actsHidden, into: up)
             lap(.gateUp)
             switch c.activation {
             case .relu2: ops.gate_relu2(gate, up, Int32(n * ffn))
@@ -286,7 +307,7 @@ public final class BitNetModel: @unchecked Sendable {
             lap(.norms)
             try quantize(gate, n: n, into: s.actsFFN)
             lap(.quantize)
-            try matmul(w.down, s.actsFFN, into: h)
+            try matmul(w.down, tl[6], s.actsFFN, into: h)
             lap(.down)
             ops.add(h, x, Int32(n * hidden))
             lap(.elementwise)
@@ -343,8 +364,10 @@ public final class BitNetModel: @unchecked Sendable {
         try kernels.quantize(UnsafeBufferPointer(start: input, count: n * acts.cols), rows: n, cols: acts.cols, into: acts)
     }
 
-    private func matmul(_ matrix: TernaryMatrix, _ acts: QuantizedActivations, into out: UnsafeMutablePointer<Float>) throws {
-        try kernels.matmul(matrix, acts, into: UnsafeMutableBufferPointer(start: out, count: acts.rows * matrix.rows), pool: pool)
+    private func matmul(_ matrix: TernaryMatrix, _ table: LookupTableMatrix?, _ acts: QuantizedActivations,
+                        into out: UnsafeMutablePointer<Float>) throws {
+        try kernels.matmul(matrix, acts, into: UnsafeMutableBufferPointer(start: out, count: acts.rows * matrix.rows),
+                           pool: pool, table: table)
     }
 
     /// Logits of pass rows `rows` (ascending; final norm, then the head). The rows are
