@@ -16,7 +16,7 @@ ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
 	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
 
-.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift test-capi test-golden demo sanitize bench install clean
+.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift test-capi test-golden test-examples demo sanitize bench install clean
 PREFIX ?= /usr/local
 SWIFT_RUNTIME := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n '/runtimeLibraryPaths/{n;s/[ ",]//g;p;}')
 
@@ -118,6 +118,20 @@ test-capi: deps
 		-o $(BUILD_DIR)/test_capi
 	$(BUILD_DIR)/test_capi $(BUILD_DIR)/capi-model.gguf
 
+# The three ways in for an app (Examples/): a Swift package depending on this one by path
+# (streams with the async API), a C program built with pkg-config against `make install`
+# into a temporary prefix, and Python ctypes on the installed shared library.
+EXAMPLES_PREFIX := $(CURDIR)/$(BUILD_DIR)/examples-prefix
+SHIPPED_MODEL := Sources/BitNetCLI/Resources/bitnet-shakespeare-i2_s.gguf
+test-examples: deps
+	$(MAKE) --no-print-directory install PREFIX=$(EXAMPLES_PREFIX)
+	cd Examples/swift-stream && $(SWIFT) build --scratch-path $(CURDIR)/.build-examples
+	.build-examples/debug/StreamExample $(SHIPPED_MODEL) "KING HENRY." 24
+	$(CC) -std=c11 -Wall -Wextra -Werror Examples/c/generate.c \
+		$$(PKG_CONFIG_PATH=$(EXAMPLES_PREFIX)/lib/pkgconfig pkg-config --cflags --libs bitnet) -o $(BUILD_DIR)/example-c
+	$(BUILD_DIR)/example-c $(SHIPPED_MODEL) "KING HENRY."
+	python3 Examples/python/generate.py $(EXAMPLES_PREFIX)/lib/libBitNetCAPI.so $(SHIPPED_MODEL) "KING HENRY."
+
 # The shipped model's whole held-out perplexity (release CLI) against the reference's golden value.
 test-golden: deps
 	$(SWIFT) build -c release --product bitnet
@@ -128,7 +142,7 @@ test-golden: deps
 demo: build
 	.build/release/bitnet generate -p "KING HENRY." -n 120 --temp 0.8 --seed 7
 
-test: deps test-c test-arm64 test-capi test-golden test-swift
+test: deps test-c test-arm64 test-capi test-golden test-examples test-swift
 
 sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan
 	$(BUILD_DIR)/test_kernels_asan
@@ -148,17 +162,105 @@ bench: build
 
 # Installs the C API: libBitNetCAPI.so (engine), libbitnet_kernels.a (kernels), the headers and
 # bitnet.pc (pkg-config). The library needs the Swift runtime at $(SWIFT_RUNTIME) (rpath).
+# The shared library gets an SONAME carrying the C ABI version (bitnet.h's BITNET_ABI_VERSION):
+# programs linked against it load only a compatible one. SwiftPM has no portable way to set it
+# (linker flags would be unsafeFlags), so patchelf does it on the installed copy.
+ABI_VERSION := $(shell sed -n 's/^\#define BITNET_ABI_VERSION //p' Sources/BitNetCAPIHeader/include/bitnet.h)
+LIB_VERSION := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/BitNet/Support/LibraryVersion.swift)
 install: deps
+	@command -v patchelf >/dev/null || { echo "installing patchelf (apt-get)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq patchelf >/dev/null; }
 	$(SWIFT) build -c release --product BitNetCAPI
 	@mkdir -p $(BUILD_DIR)/kernels-obj $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	for f in $(KERNEL_SRCS); do $(CC) -O2 -fPIC -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels/src \
 		-c $$f -o $(BUILD_DIR)/kernels-obj/$$(echo $$f | tr / _).o || exit 1; done
 	ar rcs $(BUILD_DIR)/libbitnet_kernels.a $(BUILD_DIR)/kernels-obj/*.o
 	install -m 644 $(BUILD_DIR)/libbitnet_kernels.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 .build/release/libBitNetCAPI.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 .build/release/libBitNetCAPI.so $(DESTDIR)$(PREFIX)/lib/libBitNetCAPI.so.$(LIB_VERSION)
+	patchelf --set-soname libBitNetCAPI.so.$(ABI_VERSION) $(DESTDIR)$(PREFIX)/lib/libBitNetCAPI.so.$(LIB_VERSION)
+	ln -sf libBitNetCAPI.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/libBitNetCAPI.so.$(ABI_VERSION)
+	ln -sf libBitNetCAPI.so.$(ABI_VERSION) $(DESTDIR)$(PREFIX)/lib/libBitNetCAPI.so
 	install -m 644 Sources/BitNetCAPIHeader/include/bitnet.h CKernels/include/bitnet_kernels.h $(DESTDIR)$(PREFIX)/include/
-	sed 's|@PREFIX@|$(PREFIX)|; s|-Wl,-rpath,$${libdir}|-Wl,-rpath,$${libdir} -Wl,-rpath,$(SWIFT_RUNTIME)|' \
+	sed 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(LIB_VERSION)|; s|-Wl,-rpath,$${libdir}|-Wl,-rpath,$${libdir} -Wl,-rpath,$(SWIFT_RUNTIME)|' \
 		Sources/BitNetC/bitnet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitnet.pc
 
 clean:
-	rm -rf $(BUILD_DIR) .build .build-asan .build-tsan
+	rm -rf $(BUILD_DIR) .build .build-asan .build-tsan .build-examples
+
+# ---- Fuzzing (Fuzz/README.md) ---------------------------------------------------------------
+# libFuzzer targets, built outside SwiftPM so the package needs no unsafeFlags: the BitNet
+# sources are compiled once into a coverage-instrumented, ASan-checked static library (with
+# -enable-testing, so harnesses reach internal parsers), the C kernels likewise with clang,
+# and each harness links against both.
+#   make fuzz             every target for FUZZ_SECONDS (default 60) on Fuzz/corpus/<target>
+#   make fuzz-long        FUZZ_SECONDS (default 1800) per target, growing build/fuzz/corpus/<target>
+#   make fuzz-<target>    one target; FUZZ_TARGETS="gguf chat" limits the set
+#   make fuzz-seeds       regenerate the committed seed corpus (each target writes its own)
+SWIFTC ?= swiftc
+FUZZ_DIR := $(BUILD_DIR)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SWIFT_TARGETS := gguf gguf_model safetensors hf_config hf_tokenizer chat tokenizer
+FUZZ_C_TARGETS := kernels capi
+FUZZ_TARGETS ?= $(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS)
+FUZZ_BITNET_SRCS := $(shell find Sources/BitNet -name '*.swift')
+FUZZ_SWIFTFLAGS := -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name bitnet \
+	-I CKernels/include -Xcc -D_GNU_SOURCE
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -ICKernels/include -ICKernels/src
+FUZZ_KERNEL_OBJS := $(patsubst CKernels/src/%.c,$(FUZZ_DIR)/kernels-obj/%.o,$(KERNEL_SRCS))
+
+.PHONY: fuzz fuzz-long fuzz-build fuzz-seeds $(addprefix fuzz-,$(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS))
+
+# The kernels with ASan and coverage but without libFuzzer's main (the harness brings it).
+$(FUZZ_DIR)/kernels-obj/%.o: CKernels/src/%.c $(KERNEL_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/libkernels.a: $(FUZZ_KERNEL_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/libBitNet.a: $(FUZZ_BITNET_SRCS)
+	@mkdir -p $(FUZZ_DIR)/mod
+	$(SWIFTC) -emit-library -static -module-name BitNet -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
+		-emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNet.swiftmodule $(FUZZ_BITNET_SRCS) -o $@
+
+$(FUZZ_DIR)/%: Fuzz/swift/%.swift Fuzz/swift/FuzzSupport.swift $(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a
+	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name fuzz_$* -I $(FUZZ_DIR)/mod Fuzz/swift/FuzzSupport.swift $< \
+		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a -lm -o $@
+
+# C kernels' format entry points: plain C, UBSan as well.
+$(FUZZ_DIR)/kernels: Fuzz/c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS)
+	@mkdir -p $(FUZZ_DIR)
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(KERNEL_SRCS) $< -lm -lpthread -o $@
+
+# The C API from C: bitnet.h's functions (Sources/BitNetC) over the instrumented library.
+$(FUZZ_DIR)/capi: Fuzz/c/capi.c Sources/BitNetC/BitNetCAPI.swift Sources/BitNetCAPIHeader/bitnet_params.c \
+		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a
+	@mkdir -p $(FUZZ_DIR)/capi-obj
+	printf 'module BitNetCAPIHeader {\n header "%s/Sources/BitNetCAPIHeader/include/bitnet.h"\n export *\n}\n' \
+		"$(CURDIR)" > $(FUZZ_DIR)/capi-obj/module.modulemap
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,fuzzer-no-link -ISources/BitNetCAPIHeader/include -c Fuzz/c/capi.c \
+		-o $(FUZZ_DIR)/capi-obj/capi.o
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,fuzzer-no-link -ISources/BitNetCAPIHeader/include \
+		-c Sources/BitNetCAPIHeader/bitnet_params.c -o $(FUZZ_DIR)/capi-obj/bitnet_params.o
+	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name BitNetC -I $(FUZZ_DIR)/mod -I $(FUZZ_DIR)/capi-obj \
+		Sources/BitNetC/BitNetCAPI.swift $(FUZZ_DIR)/capi-obj/capi.o $(FUZZ_DIR)/capi-obj/bitnet_params.o \
+		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a -lm -o $@
+
+fuzz-build: $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+
+# Each target: its committed seeds (read-only) plus a working corpus under build/fuzz.
+fuzz: fuzz-build
+	Fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_DIR)/corpus-short $(FUZZ_TARGETS)
+
+fuzz-long: FUZZ_SECONDS := $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),1800)
+fuzz-long: fuzz-build
+	Fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_DIR)/corpus $(FUZZ_TARGETS)
+
+$(addprefix fuzz-,$(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS)): fuzz-%: $(FUZZ_DIR)/%
+	Fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_DIR)/corpus $*
+
+fuzz-seeds: fuzz-build
+	for t in $(FUZZ_SWIFT_TARGETS); do rm -rf Fuzz/corpus/$$t && \
+		BITNET_FUZZ_WRITE_SEEDS=Fuzz/corpus/$$t $(FUZZ_DIR)/$$t || exit 1; done
+	Fuzz/c/make_seeds.sh Fuzz/corpus $(FUZZ_DIR)
