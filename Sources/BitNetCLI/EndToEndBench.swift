@@ -73,7 +73,9 @@ struct EndToEndBench: ParsableCommand {
                 let m = try BitNetModel(weights: weights, contextLength: promptTokens + genTokens + 1, threads: t,
                                         kernels: kernels, batchSize: batch, headPrecision: headPrecision,
                                         kernel: kernelSelection, kvPrecision: kv)
-                try ProfileBench(model: m, promptTokens: promptTokens, genTokens: genTokens, json: json, name: name).run()
+                var bench = ProfileBench(model: m, promptTokens: promptTokens, genTokens: genTokens, json: json, name: name)
+                bench.parallel = parallel.flatMap { Int($0) } ?? 1
+                try bench.run()
             }
             return
         }

@@ -11,20 +11,25 @@ struct ProfileBench {
     let genTokens: Int
     let json: Bool
     let name: String
+    /// Sequences per step (bench e2e --profile --parallel N): the breakdown of a batched step.
+    var parallel = 1
 
     func run() throws {
         let c = model.config
-        let session = try model.makeSession()
+        let sessions = try (0..<parallel).map { _ in try model.makeSession() }
+        let session = sessions[0]
         var rng = SeededGenerator(seed: 7)
         func randomTokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }
-        let prompt = randomTokens(promptTokens), decode = randomTokens(genTokens)
+        let prompt = randomTokens(promptTokens), decode = (0..<genTokens).map { _ in randomTokens(parallel) }
         _ = try session.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
         session.reset()
-        _ = try session.forward(prompt)
+        _ = try model.step(sessions.map { SequenceInput(session: $0, tokens: prompt, logits: .none) })
         let profile = StepProfile()
         let before = measureReadBandwidth(pool: model.pool, isa: model.kernels.isa)
         let start = Stopwatch.now()
-        for token in decode { _ = try model.step([SequenceInput(session: session, tokens: [token])], profile: profile) }
+        for row in decode {
+            _ = try model.step(zip(sessions, row).map { SequenceInput(session: $0, tokens: [$1]) }, profile: profile)
+        }
         let wall = Stopwatch.now() - start
         let after = measureReadBandwidth(pool: model.pool, isa: model.kernels.isa)
         let bandwidth = (before + after) / 2
@@ -46,6 +51,7 @@ struct ProfileBench {
         let measured = profile.total / Double(genTokens)
         let totalBytes = streamed.values.reduce(0, +)
         if !json {
+            if parallel > 1 { print("\(parallel) sequences per step: times are per step (\(parallel) tokens), bytes are read once per step") }
             print(String(format: "%@, threads %d: %.2f ms per token (%.1f tok/s); read %.1f→%.1f GB/s; %@ per token → roofline %.1f tok/s (%.0f%%)",
                          name, model.pool.threads, perToken * 1e3, 1 / perToken, before, after,
                          ProgressBar.bytes(Double(totalBytes)), bandwidth * 1e9 / Double(totalBytes),
