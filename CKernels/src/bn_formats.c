@@ -16,7 +16,7 @@ size_t bn_i2s_canonical_bytes(int32_t m, int32_t k) {
 }
 
 /* Canonical: flattened element e = r*k + c lives in block e/128 at byte
- * (e%128)%32, shift 6 - 2*((e%128)/32) (FORMATS.md §3). */
+ * (e%128)%32, shift 6 - 2*((e%128)/32) (docs/FORMATS.md §3.2). */
 int bn_i2s_canonical_code(const uint8_t *src, int32_t k, int32_t r, int32_t c) {
     const size_t e = (size_t)r * (size_t)k + (size_t)c;
     const size_t j = e % BN_I2S_BLOCK;

@@ -313,9 +313,9 @@ final class ChatTemplateTests: XCTestCase {
 
     func testDetectionFromTemplateText() throws {
         let t = try llama3
-        // convert-ms's placeholder in the official 2B4T GGUF (FORMATS.md §6).
+        // convert-ms's placeholder in the official 2B4T GGUF (docs/FORMATS.md §6.6).
         let placeholder = "{% for message in messages %}{% if message['role'] == 'user' %}{{'Human: ' + message['content'] + '\\n\\nBITNETAssistant: '}}{% else %}{{message['content'] + '<|eot_id|>'}}{% endif %}{% endfor %}"
-        // The Hugging Face 2B4T template as described in FORMATS.md §6.
+        // The Hugging Face 2B4T template as described in docs/FORMATS.md §6.6.
         let hf2b4t = "{% for message in messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
         let llama = "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
         let falcon = "{% for message in messages %}{% if message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] + '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"

@@ -1,7 +1,7 @@
 import XCTest
 @testable import BitNet
 
-/// `HFConverter` on tiny synthetic checkpoints of every family (FORMATS.md §7):
+/// `HFConverter` on tiny synthetic checkpoints of every family (docs/FORMATS.md §7):
 /// the converted file loads, every projection holds exactly the ternary values
 /// and scale the source implies (including llama's Q/K permutation), the
 /// embedding and norms survive, and the engine's logits agree with the plain
@@ -92,7 +92,7 @@ final class ConvertTests: XCTestCase {
             // f32 SIMD sums vs Double loops on a tiny model (same bound as ModelTests). The
             // weights themselves are checked exactly above; this checks the file runs. An int8
             // activation landing on a rounding tie can flip between the two and move later
-            // logits by ~0.02 (FORMATS.md §8; seen for the llama fixture with seed 16), so
+            // logits by ~0.02 (docs/FORMATS.md §8; seen for the llama fixture with seed 16), so
             // the fixtures' seeds are ones without such a tie.
             XCTAssertLessThan(diff, 2e-3, "position \(p)", file: file, line: line)
             XCTAssertEqual(Sampler.argmax(row), Sampler.argmax(want[p]), "argmax at \(p)", file: file, line: line)

@@ -63,7 +63,7 @@ final class KernelTests: XCTestCase {
         var rng = Rng(state: 99)
         for (m, k) in [(3, 1000), (7, 128), (5, 8640), (1, 33)] { // blocks straddle rows when k % 128 != 0
             let values = (0..<(m * k)).map { _ in rng.ternary() }
-            // canonical layout built here from FORMATS.md §3 independently of the C packer
+            // canonical layout built here from docs/FORMATS.md §3.2 independently of the C packer
             var canonical = [UInt8](repeating: 0x55, count: TernaryMatrix.canonicalByteCount(rows: m, cols: k))
             for (e, v) in values.enumerated() {
                 let j = e % 128, byte = e / 128 * 32 + j % 32, shift = 6 - 2 * (j / 32)

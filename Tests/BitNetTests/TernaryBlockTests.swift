@@ -7,7 +7,7 @@ import Glibc
 
 /// llama.cpp's TQ1_0 / TQ2_0 files load into the same ternary matrices as I2_S.
 final class TernaryBlockTests: XCTestCase {
-    /// Encoders written from FORMATS.md §5, independent of the decoder.
+    /// Encoders written from docs/FORMATS.md §5.1–§5.2, independent of the decoder.
     static func encodeTQ2(_ t: [Int8], d: Float) -> [UInt8] {
         var out: [UInt8] = []
         for b in stride(from: 0, to: t.count, by: 256) {

@@ -123,7 +123,7 @@ final class TokenizerGoldenTests: XCTestCase {
     }
 
     /// The official 2B4T file has no `tokenizer.ggml.pre`: the 128256-token vocabulary
-    /// must still get the Llama-3 pre-tokenizer (FORMATS.md §6).
+    /// must still get the Llama-3 pre-tokenizer (docs/FORMATS.md §6.3).
     func testMissingPreWithLlama3VocabularyUsesLlamaBPE() throws {
         let file = try GGUFFile(path: Self.fixtures.appendingPathComponent("ggml-vocab-llama-bpe.gguf").path)
         var vocabulary = try TokenizerVocabulary(gguf: file)

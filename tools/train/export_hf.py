@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export the trained checkpoint in the layout of microsoft/bitnet-b1.58-2B-4T-bf16 (FORMATS.md §7a).
+"""Export the trained checkpoint in the layout of microsoft/bitnet-b1.58-2B-4T-bf16 (docs/FORMATS.md §7a).
 
   out/hf/config.json             BitNetForCausalLM config with the online BitNet quantization_config (§9)
   out/hf/model.safetensors       bf16 master weights, tensor names of §7a, no lm_head (tied)

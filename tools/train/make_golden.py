@@ -4,7 +4,7 @@
 Reference set-up: BitNetForCausalLM.from_pretrained(out/hf, dtype=torch.float32,
 attn_implementation="eager"). The file holds bf16 latent weights; loading in float32
 upcasts them exactly, so each projection's ternary scale is s = mean|W| computed in f32
-over the bf16 values (FORMATS.md §9), W_q = clamp(round(W / s), -1, 1) * s, and every
+over the bf16 values (docs/FORMATS.md §9), W_q = clamp(round(W / s), -1, 1) * s, and every
 activation is quantized per token to int8 (absmax, round half to even) before each
 projection. The head (tied embedding) and the norms are f32, the head's input unquantized.
 

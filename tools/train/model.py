@@ -1,6 +1,6 @@
 """A BitNet b1.58 decoder with the 2B4T architecture, trained quantization-aware.
 
-Architecture (FORMATS.md §2.2, same as transformers' BitNetForCausalLM):
+Architecture (docs/FORMATS.md §2.2, same as transformers' BitNetForCausalLM):
   x = embed[token]
   per layer:
     h = RMSNorm(x) * input_layernorm

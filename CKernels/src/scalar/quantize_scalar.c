@@ -1,4 +1,4 @@
-/* Per-token int8 activation quantization, BitNet b1.58 (FORMATS.md §2.2, §3):
+/* Per-token int8 activation quantization, BitNet b1.58 (docs/FORMATS.md §2.2, §3.5):
  * the specification every SIMD twin must match bit for bit. */
 #include <math.h>
 #include "internal.h"

@@ -9,7 +9,7 @@
 ///
 /// Formats and their sources:
 /// - `bitnet` — BitNet-b1.58-2B-4T, reference BN `gpu/tokenizer.py` `ChatFormat`
-///   (FORMATS.md §6): BOS once, then per message the header "System: ", "User: " or
+///   (docs/FORMATS.md §6.6): BOS once, then per message the header "System: ", "User: " or
 ///   "Assistant: " and the stripped content, **each tokenized separately** and
 ///   concatenated, then `<|eot_id|>`; the generation prompt is the "Assistant: "
 ///   header. (bitnet.cpp's hard-coded variant omits `<|eot_id|>` after system and

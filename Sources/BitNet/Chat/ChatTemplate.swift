@@ -3,7 +3,7 @@
 /// (``detect(chatTemplate:architecture:tokenizer:)``) or by name. Rendering to token
 /// ids is done by ``ChatFormatter``.
 public enum ChatTemplate: String, Sendable, CaseIterable {
-    /// BitNet-b1.58-2B-4T's canonical format (FORMATS.md §6, reference: BN `gpu/tokenizer.py`
+    /// BitNet-b1.58-2B-4T's canonical format (docs/FORMATS.md §6.6, reference: BN `gpu/tokenizer.py`
     /// `ChatFormat`): `<|begin_of_text|>System: …<|eot_id|>User: …<|eot_id|>Assistant: `,
     /// each "Role: " header and each stripped content tokenized separately.
     case bitnet
@@ -63,7 +63,7 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
 
         if let text = chatTemplate, !text.isEmpty {
             // bitnet.cpp's converter stores a placeholder containing "BITNET"
-            // ("Human: …\n\nBITNETAssistant: …", FORMATS.md §6); bitnet.cpp itself
+            // ("Human: …\n\nBITNETAssistant: …", docs/FORMATS.md §6.6); bitnet.cpp itself
             // ignores its text. The model was trained on the canonical format, so use that.
             if text.contains("BITNET") {
                 return ChatTemplateDetection(

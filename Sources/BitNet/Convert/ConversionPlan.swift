@@ -13,7 +13,7 @@ public struct ConversionPlan: Sendable {
     public let problems: [ConvertError]
     /// Findings that do not stop the conversion.
     public let warnings: [String]
-    /// Which checkpoint family the weights are (FORMATS.md §7).
+    /// Which checkpoint family the weights are (docs/FORMATS.md §7).
     public let checkpointKind: String
     public let tokenizerSummary: String
 

@@ -3,11 +3,11 @@ public struct ConversionStep: Sendable {
     public enum Recipe: Sendable {
         /// Floats copied with a type change (norms → F32, embedding/head → F16).
         case floats(SafetensorsTensor)
-        /// Latent or master weights [out, in], ternarized per tensor (FORMATS.md §7a/c).
+        /// Latent or master weights [out, in], ternarized per tensor (docs/FORMATS.md §7a, §7c).
         case ternarize(SafetensorsTensor)
         /// uint8 [out/4, in] with 2-bit codes in four output-row quarters, and a
         /// scalar `weight_scale` that multiplies (AutoBitLinear) or divides
-        /// (BitLinear) (FORMATS.md §7b).
+        /// (BitLinear) (docs/FORMATS.md §7b).
         case packed(SafetensorsTensor, scale: SafetensorsTensor, multiply: Bool)
     }
 

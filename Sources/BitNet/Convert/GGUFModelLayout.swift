@@ -3,7 +3,7 @@
 /// weights) and `HFConverter` (real checkpoints). Sharing it is what makes a
 /// converted 2B4T file and a `bitnet synth` file of the same shape carry the
 /// same tensor table and key set as the official `ggml-model-i2_s.gguf`
-/// (FORMATS.md §2.3): arch keys, I2_S projections with the 32-byte scale tail,
+/// (docs/FORMATS.md §2.3): arch keys, I2_S projections with the 32-byte scale tail,
 /// F16 embedding, F32 norms.
 public struct GGUFModelLayout: Sendable {
     /// How ternary projections are stored.
@@ -138,7 +138,7 @@ public struct GGUFModelLayout: Sendable {
                "bitnet_b1_58-3B and Llama3-8B-1.58 have one)"
     }
 
-    /// Byte count of an I2_S projection: canonical codes plus the 32-byte scale tail (FORMATS.md §3).
+    /// Byte count of an I2_S projection: canonical codes plus the 32-byte scale tail (docs/FORMATS.md §3.3).
     public static func i2sByteCount(rows: Int, cols: Int) -> Int {
         TernaryMatrix.canonicalByteCount(rows: rows, cols: cols) + 32
     }

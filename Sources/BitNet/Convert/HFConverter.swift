@@ -13,7 +13,7 @@ import Darwin
 /// re-reads the file and checks it against the plan before giving it its final
 /// name.
 ///
-/// Families (FORMATS.md §7): (a) 2B4T bf16 master weights and (c) 1bitLLM
+/// Families (docs/FORMATS.md §7): (a) 2B4T bf16 master weights and (c) 1bitLLM
 /// fp16 latent weights are ternarized per tensor; (b) packed uint8 +
 /// `weight_scale` checkpoints are unpacked. The GGUF arch follows the graph:
 /// `bitnet-b1.58` (attn_sub_norm/ffn_sub_norm), `bitnet` (1bitLLM's

@@ -1,5 +1,5 @@
 /// The fields of a Hugging Face `config.json` that decide the GGUF: the model
-/// class, the dimensions, and the BitNet quantization settings (FORMATS.md §7, §9).
+/// class, the dimensions, and the BitNet quantization settings (docs/FORMATS.md §7e, §9).
 public struct HFModelConfig: Sendable {
     public let path: String
     public let architectures: [String]
@@ -118,7 +118,7 @@ public struct HFModelConfig: Sendable {
     }
 
     /// `AutoBitLinear` checkpoints store `weight_scale` = mean|W| (multiply);
-    /// the older `BitLinear` class stores its inverse (divide). FORMATS.md §7(b).
+    /// the older `BitLinear` class stores its inverse (divide). docs/FORMATS.md §7b.
     public var packedScaleMultiplies: Bool { linearClass == "autobitlinear" }
 
     /// The model class, for messages.

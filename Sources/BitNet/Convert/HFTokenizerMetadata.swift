@@ -1,4 +1,4 @@
-/// The `tokenizer.ggml.*` keys (FORMATS.md §6, the keys `Tokenizer+GGUF.swift`
+/// The `tokenizer.ggml.*` keys (docs/FORMATS.md §6.1, the keys `Tokenizer+GGUF.swift`
 /// reads) built from a Hugging Face folder: `tokenizer.json` (byte-level BPE:
 /// vocab, merges, added tokens, pre-tokenizer) or `tokenizer.model`
 /// (SentencePiece, the 1bitLLM models), plus `tokenizer_config.json`,
@@ -11,7 +11,7 @@ public struct HFTokenizerMetadata: Sendable {
     /// One line for reports: model, token count, merges, pre.
     public var summary = ""
 
-    /// Llama-3's split regex as `tokenizer.json` spells it (FORMATS.md §6).
+    /// Llama-3's split regex as `tokenizer.json` spells it (docs/FORMATS.md §6.3).
     static let llama3Regex =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 

@@ -109,7 +109,7 @@ struct TensorEncoder {
 
     // MARK: - Ternary projections
 
-    /// Ternarizes per tensor (FORMATS.md §7a): s = max(mean|W|, 1e-5),
+    /// Ternarizes per tensor (docs/FORMATS.md §7a): s = max(mean|W|, 1e-5),
     /// t = clamp(round(W/s), -1, 1), rounding half to even. A tensor already
     /// in {-a, 0, a} (a preprocessed export) keeps s = a, as the model loader does.
     private func writeTernarized(_ t: SafetensorsTensor, rows: Int, cols: Int, entry: GGUFModelLayout.Entry,

@@ -7,7 +7,7 @@ import CKernels
 /// numbering; removed ids (4, 5, 31–33) are left unnamed and never reused here.
 ///
 /// Ids 36–39 are where bitnet.cpp's fork and upstream ggml disagree (see
-/// FORMATS.md §1): 36 is I2_S in the fork and a removed, never-stored type
+/// docs/FORMATS.md §1.5): 36 is I2_S in the fork and a removed, never-stored type
 /// upstream; 39 is TL2 in the fork but MXFP4 upstream. This type follows the
 /// fork, because BitNet files are what this engine reads.
 public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
@@ -47,11 +47,11 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let tq1_0 = GGMLType(rawValue: 34)
     public static let tq2_0 = GGMLType(rawValue: 35)
     /// bitnet.cpp's 2-bit ternary type: `M*K/4` packed bytes plus a 32-byte tail
-    /// whose first 4 bytes are the f32 per-tensor scale (FORMATS.md §3).
+    /// whose first 4 bytes are the f32 per-tensor scale (docs/FORMATS.md §3.3).
     public static let i2_s = GGMLType(rawValue: 36)
     /// bitnet.cpp's int8 activation type; it only exists in memory, never in files.
     public static let i8_s = GGMLType(rawValue: 37)
-    /// bitnet.cpp's ARM LUT type (FORMATS.md §4).
+    /// bitnet.cpp's ARM LUT type (docs/FORMATS.md §4.2).
     public static let tl1 = GGMLType(rawValue: 38)
     /// bitnet.cpp's x86 LUT type. Upstream ggml uses the same id 39 for MXFP4,
     /// so a file from upstream llama.cpp with type 39 is *not* TL2; callers that

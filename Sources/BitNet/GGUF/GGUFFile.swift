@@ -15,7 +15,7 @@ import Darwin
 /// crash or a giant allocation. (A file truncated by another process *while*
 /// mapped can still raise SIGBUS; mmap offers no defence against that.)
 ///
-/// Tensor extents come from the offsets, not from type traits (FORMATS.md §1):
+/// Tensor extents come from the offsets, not from type traits (docs/FORMATS.md §1.4):
 /// bitnet.cpp writes hidden `*_scale` bytes between tensors, and its I2_S/TL1/
 /// TL2 sizes do not follow ggml's traits. Tensors of types whose size is
 /// unknown (TL1, TL2, ids newer than this code) are accepted so that files can

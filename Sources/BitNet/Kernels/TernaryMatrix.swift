@@ -37,7 +37,7 @@ public final class TernaryMatrix: @unchecked Sendable {
         Int(bn_i2s_canonical_bytes(Int32(clamping: rows), Int32(clamping: cols)))
     }
 
-    /// From the canonical I2_S file layout (bitnet.cpp, FORMATS.md §3):
+    /// From the canonical I2_S file layout (bitnet.cpp, docs/FORMATS.md §3.2):
     /// 128-element blocks of the flattened matrix, which may straddle rows.
     public convenience init(canonicalI2S bytes: UnsafeRawBufferPointer, rows: Int, cols: Int, scale: Float) throws {
         try self.init(rows: rows, cols: cols, scale: scale)

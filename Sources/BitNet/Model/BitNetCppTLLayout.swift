@@ -40,7 +40,7 @@
 ///
 /// After the packed bytes (zero-padded to the 32-byte GGUF alignment) comes the
 /// hidden `<name>_scale` tensor: one f32, `max|W|`, in a 32-byte slot with no
-/// tensor-info entry of its own (FORMATS.md §1, §4).
+/// tensor-info entry of its own (docs/FORMATS.md §1.4, §4.1).
 public struct BitNetCppTLLayout: Sendable {
     /// Which of bitnet.cpp's two lookup-table types.
     public enum Kind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-/// The graph variants this engine runs (FORMATS.md §2).
+/// The graph variants this engine runs (docs/FORMATS.md §2).
 public enum ModelArchitecture: String, Sendable, CaseIterable {
     /// BitNet-b1.58-2B-4T: sub-norms before o_proj and down_proj, gated relu², NeoX RoPE, tied F16 head.
     case bitnetB158 = "bitnet-b1.58"

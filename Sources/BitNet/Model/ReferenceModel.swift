@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The oracle for tests: the BitNet b1.58 forward pass of FORMATS.md §2.2
+/// The oracle for tests: the BitNet b1.58 forward pass of docs/FORMATS.md §2.2
 /// written as plain loops over dequantized weights (no SIMD, no kernels, no
 /// cache, sums in Double). Only activation quantization stays in f32, because
 /// that rounding is part of the model's definition. Slow; for tiny models.

@@ -133,7 +133,7 @@ struct TensorLoader {
         var matrix: TernaryMatrix
         switch t.type {
         case .i2_s:
-            // canonical codes, then the f32 per-tensor scale in the tail (FORMATS.md §3)
+            // canonical codes, then the f32 per-tensor scale in the tail (docs/FORMATS.md §3.3)
             let packed = TernaryMatrix.canonicalByteCount(rows: rows, cols: cols)
             let d = try data(t, bytes: packed + 4)
             let scale = d.loadUnaligned(fromByteOffset: packed, as: Float.self)

@@ -1,4 +1,4 @@
-/// Upstream llama.cpp's ternary block formats (FORMATS.md §5): 256-element
+/// Upstream llama.cpp's ternary block formats (docs/FORMATS.md §5): 256-element
 /// blocks with an f16 scale each. BitNet models have one scale per tensor,
 /// so every non-zero block of a converted BitNet tensor carries the same d;
 /// decoding yields ternary values plus that d (or a description of why not).

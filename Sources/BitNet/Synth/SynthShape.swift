@@ -11,7 +11,7 @@ public enum SynthShape: String, CaseIterable, Sendable {
     case falcon3_10b = "falcon3-10b"
     case b100 = "100b"
 
-    /// Dimensions: 2B4T from FORMATS.md §2.1; large/3B/Llama3-8B from bitnet.cpp's
+    /// Dimensions: 2B4T from docs/FORMATS.md §2.1; large/3B/Llama3-8B from bitnet.cpp's
     /// ModelShapeDict (§2.4); Falcon3 from the published HF configs (not verified
     /// against a file here); 100B is bitnet.cpp's demo scale (8192 hidden, 80 layers).
     public var config: ModelConfig {

@@ -28,7 +28,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     /// `tokenizer.json`; llama.cpp sets it for the same names).
     ///
     /// A missing `pre` with Llama-3's 128256 tokens means the official BitNet
-    /// b1.58 2B4T file, whose converter never wrote the key (FORMATS.md §6).
+    /// b1.58 2B4T file, whose converter never wrote the key (docs/FORMATS.md §6.3).
     /// bitnet.cpp then falls back to `default`, but the model was trained with the
     /// Llama-3 tokenizer, so we use `llama-bpe` to match training and Hugging Face.
     /// Unknown names fall back to `default` (llama.cpp refuses to load them).

@@ -1,4 +1,4 @@
-/// `tokenizer.ggml.*` metadata keys (FORMATS.md §6), verbatim.
+/// `tokenizer.ggml.*` metadata keys (docs/FORMATS.md §6.1), verbatim.
 enum TokenizerKey {
     static let model = "tokenizer.ggml.model"
     static let pre = "tokenizer.ggml.pre"

@@ -1,4 +1,4 @@
-/// Text ⇄ token ids for the two GGUF tokenizer families (FORMATS.md §6):
+/// Text ⇄ token ids for the two GGUF tokenizer families (docs/FORMATS.md §6):
 /// byte-level BPE (`gpt2`: Llama-3 / BitNet b1.58 2B4T, Falcon, GPT-2) and
 /// SentencePiece (`llama`: Llama-2 / 1bitLLM).
 ///

@@ -1,5 +1,5 @@
 /// Everything a `Tokenizer` is built from: the `tokenizer.ggml.*` metadata of a
-/// GGUF file (FORMATS.md §6), as plain values so tests can build toy vocabularies
+/// GGUF file (docs/FORMATS.md §6.1), as plain values so tests can build toy vocabularies
 /// in memory. `Tokenizer+GGUF.swift` fills it from a file.
 public struct TokenizerVocabulary: Sendable, Equatable {
     /// `tokenizer.ggml.model`.
