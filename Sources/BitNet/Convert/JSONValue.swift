@@ -1,5 +1,5 @@
-/// A parsed JSON document. Written here instead of using Foundation so the
-/// library keeps no Foundation dependency, and so that errors can give the byte
+/// A parsed JSON document, parsed here rather than by Foundation (which the library imports
+/// only in ModelWeights.swift, to load layers in parallel) so that errors can give the byte
 /// offset of a syntax error in a multi-megabyte tokenizer.json.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
