@@ -1,8 +1,8 @@
 # bitnet.swift — build, test and benchmark.
-#   make            release build (.build/release/bitnet)
+#   make            release build (.build/release/bitnet, and bitnet-server beside it)
 #   make test       installs what is missing (libopenblas-dev; qemu + arm64 cross libc
 #                   for the NEON run), then the C kernel harness (x86 and arm64 under
-#                   qemu) and `swift test`
+#                   qemu), `swift test` and the server package's tests (test-server)
 #   make bench      kernel benchmark (release)
 #   make sanitize   C harness under ASan+UBSan, swift test under ASan, the concurrent tests under TSan
 SHELL := /bin/bash
@@ -16,14 +16,21 @@ ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
 	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
 
-.PHONY: all build deps deps-arm64 test test-c test-arm64 test-swift test-capi test-golden test-examples demo sanitize bench install clean
+.PHONY: all build build-server deps deps-arm64 test test-c test-arm64 test-swift test-server test-capi test-golden test-examples demo sanitize bench install clean
 PREFIX ?= /usr/local
 SWIFT_RUNTIME := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n '/runtimeLibraryPaths/{n;s/[ ",]//g;p;}')
 
 all: build
 
-build: deps
+build: deps build-server
 	$(SWIFT) build -c release --product bitnet
+
+# `bitnet serve` runs bitnet-server, its own package (Server/: Hummingbird, SwiftNIO) so the
+# library never links NIO. Copied (not linked) beside bitnet, so it survives a clean of Server/.build.
+build-server: deps
+	$(SWIFT) build -c release --package-path Server --product bitnet-server
+	@mkdir -p .build/release
+	install -m 755 Server/.build/release/bitnet-server .build/release/bitnet-server
 
 # OpenBLAS is the fp32 baseline the benchmark compares against; the CLI links it.
 deps:
@@ -105,6 +112,13 @@ test-swift: deps
 		tail -1 | awk '{ s = ($$2 == "" ? 0 : $$2); if (NF == 2) { f = $$2; s = 0 } else f = $$3; \
 			print "swift test: " ($$1 - s - f) " passed, " f " failed, " s " skipped" }'
 
+# The server package's tests (Hummingbird, in-process on 127.0.0.1): one debug build.
+test-server: deps
+	$(SWIFT) build --package-path Server --build-tests
+	@mkdir -p $(BUILD_DIR)
+	set -o pipefail; $(SWIFT) test --package-path Server --skip-build --disable-swift-testing 2>&1 | tee $(BUILD_DIR)/server-test.log
+	@grep -E "Test Suite 'All tests' (passed|failed)" -A1 $(BUILD_DIR)/server-test.log | sed -n 's/^[[:space:]]*//;2p'
+
 # The engine's C API from a C program, on a tiny synthetic model with the Llama-3 tokenizer.
 test-capi: deps
 	$(SWIFT) build --product BitNetCAPI
@@ -142,7 +156,7 @@ test-golden: deps
 demo: build
 	.build/release/bitnet generate -p "KING HENRY." -n 120 --temp 0.8 --seed 7
 
-test: deps test-c test-arm64 test-capi test-golden test-examples test-swift
+test: deps test-c test-arm64 test-capi test-golden test-examples test-swift test-server
 
 sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan
 	$(BUILD_DIR)/test_kernels_asan
@@ -152,10 +166,9 @@ sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD
 	# LeakSanitizer would report every XCTest case object; the C harnesses above check leaks.
 	ASAN_OPTIONS=detect_leaks=0 BITNET_SANITIZER=address \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
-	# Data races: the model's step lock, sessions from many threads, the batch scheduler's
-	# thread and the server's connection threads.
+	# Data races: the model's step lock, sessions from many threads, the batch scheduler's thread.
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --disable-swift-testing \
-		--filter 'SessionTests|BatchSchedulerTests|ServerTests'
+		--filter 'SessionTests|BatchSchedulerTests'
 
 bench: build
 	.build/release/bitnet bench kernels
@@ -186,7 +199,7 @@ install: deps
 		Sources/BitNetC/bitnet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitnet.pc
 
 clean:
-	rm -rf $(BUILD_DIR) .build .build-asan .build-tsan .build-examples
+	rm -rf $(BUILD_DIR) .build .build-asan .build-tsan Server/.build .build-examples
 
 # ---- Fuzzing (Fuzz/README.md) ---------------------------------------------------------------
 # libFuzzer targets, built outside SwiftPM so the package needs no unsafeFlags: the BitNet

@@ -1,3 +1,5 @@
+import BitNet
+
 /// What one completion produced, for the response body, `usage`, `timings` and the log.
 public struct CompletionOutcome: Sendable {
     public enum FinishReason: String, Sendable {
@@ -17,7 +19,17 @@ public struct CompletionOutcome: Sendable {
     /// Of those, how many were already in the KV cache and were not computed again.
     public var cachedTokens = 0
     /// Prompt tokens fed (`promptTokens - cachedTokens`), generated tokens, and their timings.
-    public var stats = GenerationStats()
+    public var stats: GenerationStats
+
+    // GenerationStats has no public initializer: an outcome starts from its request's stats.
+    public init(text: String = "", finishReason: FinishReason = .length, promptTokens: Int = 0, cachedTokens: Int = 0,
+                stats: GenerationStats) {
+        self.text = text
+        self.finishReason = finishReason
+        self.promptTokens = promptTokens
+        self.cachedTokens = cachedTokens
+        self.stats = stats
+    }
 
     public var completionTokens: Int { stats.generatedTokens }
 

@@ -1,3 +1,6 @@
+import BitNet
+import Foundation
+
 /// The JSON bodies of the OpenAI-compatible API: completions, chat completions,
 /// their stream chunks, and the model list. `timings` follows llama.cpp's server
 /// (prompt/predicted counts, milliseconds and tokens per second) plus
@@ -12,7 +15,7 @@ public struct OpenAIResponse: Sendable {
     public init(kind: CompletionRequest.Kind, model: String) {
         self.kind = kind
         self.model = model
-        created = ServerClock.unixTime()
+        created = Int(Date().timeIntervalSince1970)
         let random = UInt64.random(in: 0...UInt64.max)
         let hex = String(random, radix: 16)
         id = (kind == .chat ? "chatcmpl-" : "cmpl-") + String(repeating: "0", count: 16 - hex.count) + hex

@@ -1,3 +1,5 @@
+import BitNet
+
 /// A validated `POST /v1/completions` or `POST /v1/chat/completions` body.
 /// Parsing checks every field it uses (type and range) and refuses the OpenAI
 /// options this engine cannot honour (n > 1, logprobs, echo, suffix, tools)

@@ -1,3 +1,5 @@
+import BitNet
+
 /// The model behind the server: turns a ``CompletionRequest`` into prompt tokens
 /// (chat messages through the model's ``ChatFormatter``) and generates them on a
 /// ``BatchScheduler`` — `parallel` requests at once, each in a slot with its own
@@ -11,7 +13,7 @@
 /// activations, exact integer dot products), so cached keys and values equal
 /// recomputed ones — ServerTests compares with a cold run — and the sampler is
 /// given the whole prompt as history either way.
-public final class CompletionService: @unchecked Sendable {
+public final class CompletionService: Sendable {
     public let model: BitNetModel
     public let tokenizer: Tokenizer
     public let formatter: ChatFormatter
@@ -116,8 +118,7 @@ public final class CompletionService: @unchecked Sendable {
                     onText: (String) -> Bool = { _ in true }) throws -> CompletionOutcome {
         let (request, job, stopTokens) = (submission.request, submission.job, submission.stopTokens)
         defer { job.cancel() } // a thrown decoder error must not leave the slot generating
-        var outcome = CompletionOutcome()
-        outcome.promptTokens = job.prompt.count
+        var generated = ""
         var decoder = tokenizer.makeStreamingDecoder()
         var matcher = StopStringMatcher(stops: request.stop)
         var clientGone = false
@@ -125,7 +126,7 @@ public final class CompletionService: @unchecked Sendable {
         var stopTokenSeen = false
         func emit(_ text: String) {
             guard !text.isEmpty, !clientGone else { return }
-            outcome.text += text
+            generated += text
             if !onText(text) { clientGone = true }
         }
         var ending: GenerationStats.StopReason = .cancelled
@@ -169,9 +170,7 @@ public final class CompletionService: @unchecked Sendable {
         var stats = job.stats
         stats.generatedTokens = consumed
         stats.stopReason = finish == .stop ? .stopToken : finish == .cancelled ? .cancelled : .maxTokens
-        outcome.cachedTokens = job.cachedTokens
-        outcome.finishReason = finish
-        outcome.stats = stats
-        return outcome
+        return CompletionOutcome(text: generated, finishReason: finish, promptTokens: job.prompt.count,
+                                 cachedTokens: job.cachedTokens, stats: stats)
     }
 }

@@ -1,3 +1,6 @@
+import BitNet
+import Hummingbird
+
 /// An error the server answers with: an HTTP status and an OpenAI-shaped body
 /// `{"error":{"message":…,"type":…,"param":…,"code":null}}`. Messages name the
 /// field and the value at fault so a client can fix its request.
@@ -16,7 +19,7 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         self.param = param
     }
 
-    public var description: String { "\(status) \(HTTPResponse.reasonPhrase(status)): \(message)" }
+    public var description: String { "\(status) \(HTTPResponse.Status(code: status).reasonPhrase): \(message)" }
 
     /// The JSON body of the error response.
     public var json: String {
@@ -32,10 +35,11 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         return w.text
     }
 
-    public var response: HTTPResponse {
-        var r = HTTPResponse.json(json, status: status)
-        if status == 401 { r.headers.append(("WWW-Authenticate", "Bearer")) }
-        return r
+    /// The whole response: the status, the JSON body, and `WWW-Authenticate` on a 401.
+    public var response: Response {
+        var headers: HTTPFields = [.contentType: JSONResponse.contentType]
+        if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 
     // MARK: - The usual cases

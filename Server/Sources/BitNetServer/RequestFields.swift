@@ -1,3 +1,5 @@
+import BitNet
+
 /// Typed access to the fields of a request's JSON object. Every accessor returns
 /// nil for an absent field or `null`, and throws a 400 ``ServerError`` naming the
 /// field, what it must be, and what was sent.

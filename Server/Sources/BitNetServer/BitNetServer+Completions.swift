@@ -1,0 +1,268 @@
+import BitNet
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+extension BitNetServer {
+    /// `POST /v1/completions` and `/v1/chat/completions`.
+    ///
+    /// The body is parsed here (bounded by `maxBodyBytes`); then, if a place among
+    /// `parallel + maxQueue` is free (else 503 at once), a thread of the request's
+    /// own tokenizes the prompt, submits it to the scheduler and reads its tokens,
+    /// sending text through a bounded ``GenerationPipe``. Errors up to admission
+    /// (a prompt too long, a full queue) are answered with their status, streamed
+    /// or not; after that a stream carries them as a last event.
+    func completion(_ kind: CompletionRequest.Kind, request: Request, context: ServerContext) async throws -> Response {
+        let start = ContinuousClock.now
+        let completion = try CompletionRequest.parse(body: try await body(of: request), kind: kind)
+        guard !shutdown.isStopping else { throw ServerError.unavailable("the server is shutting down") }
+        guard admission.tryAcquire() else {
+            let s = service.scheduler.configuration
+            throw ServerError.unavailable("the server is busy: all \(s.parallel) slots are busy and the queue of "
+                                          + "\(s.maxQueue) is full; try again later")
+        }
+        let pipe = GenerationPipe(capacity: configuration.streamBuffer)
+        let peer = peers.state(for: context.channel)
+        var logger = context.logger
+        logger[metadataKey: "route"] = "\(kind == .chat ? "chat_completions" : "completions")"
+        startGeneration(completion, pipe: pipe, peer: peer, start: start, logger: logger)
+
+        // The first event says whether the request was admitted.
+        switch await pipe.next() {
+        case .admitted:
+            break
+        case .failed(let error):
+            throw error
+        case .text, .done, .none:
+            throw ServerError.internalError("the generation ended before it was admitted")
+        }
+        let response = OpenAIResponse(kind: kind, model: service.modelName)
+        if completion.stream {
+            return streamResponse(completion, response: response, pipe: pipe, logger: logger, start: start)
+        }
+        var text = ""
+        while let event = await pipe.next() {
+            switch event {
+            case .admitted:
+                continue
+            case .text(let piece):
+                text += piece
+            case .done(let outcome):
+                if outcome.finishReason == .cancelled {
+                    if shutdown.isExpired { throw ServerError.unavailable("the server is shutting down") }
+                    // The client is gone: nobody reads this.
+                    throw ServerError(status: 499, message: "client closed the request")
+                }
+                return .json(response.complete(outcome))
+            case .failed(let error):
+                throw error
+            }
+        }
+        _ = text
+        // The task was cancelled (Hummingbird ends a request whose connection closed).
+        throw ServerError(status: 499, message: "client closed the request")
+    }
+
+    /// The generation thread of one admitted request.
+    private func startGeneration(_ completion: CompletionRequest, pipe: GenerationPipe, peer: PeerState?,
+                                 start: ContinuousClock.Instant, logger: Logger) {
+        let (service, shutdown, admission, metrics) = (self.service, self.shutdown, self.admission, self.metrics)
+        // A non-streamed request writes nothing until it is done: the client's FIN is
+        // the only sign it left (see PeerState). A stream notices on its next write.
+        let cancelOnInputClose = !completion.stream
+        BlockingThread.start(name: "bitnet-request") { [self] in
+            defer {
+                pipe.finish()
+                admission.release()
+            }
+            let submission: CompletionService.Submission
+            do {
+                let prompt = try service.promptTokens(for: completion)
+                submission = try service.submit(completion, prompt: prompt)
+                guard pipe.send(.admitted(promptTokens: prompt.count)) else {
+                    submission.cancel()
+                    return
+                }
+            } catch {
+                pipe.send(.failed(error as? ServerError ?? ServerError.badRequest("\(error)")))
+                return
+            }
+            defer { submission.cancel() }
+            var last: ContinuousClock.Instant?
+            let shouldContinue = {
+                !pipe.isConsumerGone && !shutdown.isExpired && !(cancelOnInputClose && (peer?.isInputClosed ?? false))
+            }
+            do {
+                let outcome = try service.run(submission, shouldContinue: shouldContinue) { text in
+                    let now = ContinuousClock.now
+                    if let last {
+                        metrics.interTokenLatency.recordNanoseconds(Int64((now - last).nanoseconds))
+                    } else {
+                        metrics.timeToFirstToken.recordNanoseconds(Int64((now - start).nanoseconds))
+                    }
+                    last = now
+                    return pipe.send(.text(text))
+                }
+                metrics.completed(outcome)
+                let status: Int
+                if outcome.finishReason == .cancelled {
+                    metrics.cancelled(reason: shutdown.isExpired ? "server_stopping" : "client_gone")
+                    status = completion.stream ? 200 : shutdown.isExpired ? 503 : 499
+                } else {
+                    status = 200
+                }
+                // Logged here, where every ending is seen (a gone client reads no more events).
+                log(outcome, logger: logger, start: start, status: status)
+                pipe.send(.done(outcome))
+            } catch {
+                pipe.send(.failed(error as? ServerError ?? ServerError.internalError("generation failed: \(error)")))
+            }
+        }
+    }
+
+    private func streamResponse(_ completion: CompletionRequest, response: OpenAIResponse, pipe: GenerationPipe,
+                                logger: Logger, start: ContinuousClock.Instant) -> Response {
+        let headers: HTTPFields = [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"]
+        let shutdown = self.shutdown
+        return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
+            func send(_ json: String) async throws {
+                try await writer.write(ByteBuffer(string: "data: " + json + "\n\n"))
+            }
+            do {
+                if response.kind == .chat { try await send(response.chunk(text: "", role: true)) }
+                events: while let event = await pipe.next() {
+                    switch event {
+                    case .admitted:
+                        continue
+                    case .text(let text):
+                        try await send(response.chunk(text: text))
+                    case .done(let outcome):
+                        if outcome.finishReason == .cancelled {
+                            // Only the server stopping gets here with a client still reading.
+                            try await send(ServerError.unavailable("the server is shutting down").json)
+                            break events
+                        }
+                        try await send(response.finalChunk(outcome))
+                        if completion.includeUsage { try await send(response.usageChunk(outcome)) }
+                        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                    case .failed(let error):
+                        logger.error("generation failed", metadata: ["error": "\(error.message)"])
+                        try await send(error.json)
+                        break events
+                    }
+                }
+                _ = shutdown
+                try await writer.finish(nil)
+            } catch {
+                // The write failed: the client is gone. The generation stops at its next token.
+                pipe.cancel()
+                logger.info("client disconnected during the stream", metadata: ["error": "\(error)"])
+                throw error
+            }
+        })
+    }
+
+    /// One structured line per completion: tokens, timings and how it ended.
+    func log(_ outcome: CompletionOutcome, logger: Logger, start: ContinuousClock.Instant, status: Int) {
+        let end: String
+        switch outcome.finishReason {
+        case .cancelled: end = shutdown.isExpired ? "cancelled: server stopping" : "client disconnected"
+        default: end = outcome.openAIFinishReason
+        }
+        logger.info("completion \(end)", metadata: [
+            "status": "\(status)",
+            "prompt_tokens": "\(outcome.promptTokens)",
+            "cached_tokens": "\(outcome.cachedTokens)",
+            "generated_tokens": "\(outcome.completionTokens)",
+            "prompt_ms": "\((outcome.stats.promptSeconds * 1e6).rounded() / 1e3)",
+            "generate_ms": "\((outcome.stats.generateSeconds * 1e6).rounded() / 1e3)",
+            "total_ms": "\((ContinuousClock.now - start).milliseconds)",
+            "finish": "\(end)",
+        ])
+    }
+
+    // MARK: - Tokenizer endpoints (llama-server's shapes)
+
+    /// `POST /tokenize` `{"content": "…", "add_special": false, "with_pieces": false}` →
+    /// `{"tokens": [ids]}`, or with pieces `{"tokens": [{"id": 1, "piece": "…"}]}`.
+    func tokenize(request: Request) async throws -> Response {
+        let fields = try RequestFields(body: try await body(of: request))
+        guard let content = try fields.string("content") else {
+            throw ServerError(status: 400, message: "field 'content' is required (a string)", param: "content")
+        }
+        let addSpecial = try fields.bool("add_special") ?? false
+        let parseSpecial = try fields.bool("parse_special") ?? true
+        let withPieces = try fields.bool("with_pieces") ?? false
+        let tokenizer = service.tokenizer
+        let text = try await blocking {
+            let ids = tokenizer.encode(content, addSpecial: addSpecial, parseSpecial: parseSpecial)
+            var w = JSONWriter()
+            w.object { o in
+                o.array("tokens") { a in
+                    for id in ids {
+                        if withPieces {
+                            a.object { t in
+                                t.field("id", Int(id))
+                                t.key("piece")
+                                t.string((try? tokenizer.decode([id], renderSpecial: true)) ?? "")
+                            }
+                        } else {
+                            a.int(Int(id))
+                        }
+                    }
+                }
+            }
+            return w.text
+        }
+        return .json(text)
+    }
+
+    /// `POST /detokenize` `{"tokens": [ids]}` → `{"content": "…"}`.
+    func detokenize(request: Request) async throws -> Response {
+        let fields = try RequestFields(body: try await body(of: request))
+        guard let value = fields.value("tokens") else {
+            throw ServerError(status: 400, message: "field 'tokens' is required (an array of token ids)", param: "tokens")
+        }
+        guard let items = value.array else {
+            throw ServerError.invalidField("tokens", "an array of token ids", got: value)
+        }
+        let vocabulary = service.tokenizer.vocabularySize
+        var ids: [Int32] = []
+        for (i, item) in items.enumerated() {
+            guard let id = RequestFields.integer(item), id >= 0, id < vocabulary else {
+                throw ServerError.invalidField("tokens[\(i)]", "a token id in 0..<\(vocabulary)", got: item)
+            }
+            ids.append(Int32(id))
+        }
+        let tokenizer = service.tokenizer
+        let tokens = ids
+        let text = try await blocking { () throws -> String in
+            var w = JSONWriter()
+            w.object { o in
+                o.key("content")
+                o.string((try? tokenizer.decode(tokens)) ?? "")
+            }
+            return w.text
+        }
+        return .json(text)
+    }
+
+    /// Tokenizer work on a thread of its own, counted against the same admission
+    /// limit as generations (503 when all places are taken).
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard admission.tryAcquire() else { throw ServerError.unavailable("the server is busy; try again later") }
+        let admission = self.admission
+        return try await BlockingThread.run(name: "bitnet-tokenize") {
+            defer { admission.release() }
+            return try body()
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1e9 + Double(attoseconds) / 1e9
+    }
+}
