@@ -329,6 +329,8 @@ size_t bn_i2s_canonical_bytes(int32_t m, int32_t k);  /* ceil(m*k/128)*32, no sc
 /* Canonical I2_S (m*k codes, flattened blocks, may straddle rows) → I2_R16.
  * src: canonical_bytes(m,k) bytes; dst: i2r16_bytes(m,k) bytes. Code 3 is read as 3. */
 void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *dst);
+/* Codes equal to 3 (invalid: no ternary value) in I2_R16 bytes; loading refuses a matrix with any. */
+int64_t bn_i2r16_count_code3(const uint8_t *data, size_t bytes);
 /* Ternary values w: (m, k) in {-1,0,1} → I2_R16 dst. */
 void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst);
 /* I2_R16 → ternary values w: (m, k) row-major (the inverse of bn_i2r16_pack;

@@ -88,6 +88,16 @@ void bn_i2s_repack_canonical(const uint8_t *src, int32_t m, int32_t k, uint8_t *
     }
 }
 
+/* Code 3 has no ternary meaning; no packer writes it. A malformed file's code 3 would be
+ * computed as +2 by the I2_S kernels but read as +1 by the TL conversion, so loading
+ * refuses it instead: every byte holds four 2-bit codes, and a code is 3 exactly when
+ * both of its bits are set. */
+int64_t bn_i2r16_count_code3(const uint8_t *data, size_t bytes) {
+    int64_t count = 0;
+    for (size_t i = 0; i < bytes; i++) count += __builtin_popcount((unsigned)(data[i] & (data[i] >> 1) & 0x55u));
+    return count;
+}
+
 /* Each row's 16 columns of a chunk are written at once as 4 bytes (one per
  * column mod 4, the four bit planes), from codes computed without branches. */
 void bn_i2r16_pack(const int8_t *w, int32_t m, int32_t k, uint8_t *dst) {

@@ -155,3 +155,17 @@ final class KernelTests: XCTestCase {
         XCTAssertNil(ISA(name: "sse9"))
     }
 }
+
+extension KernelTests {
+    /// Code 3 is no ternary value: a canonical I2_S matrix holding one is refused at load
+    /// (the I2_S kernels would compute it as +2, the TL conversion as +1).
+    func testCanonicalI2SWithCode3IsRefused() throws {
+        let rows = 32, cols = 128
+        var bytes = [UInt8](repeating: 0x55, count: TernaryMatrix.canonicalByteCount(rows: rows, cols: cols)) // all code 1 = 0
+        XCTAssertNoThrow(try bytes.withUnsafeBytes { try TernaryMatrix(canonicalI2S: $0, rows: rows, cols: cols, scale: 1) })
+        bytes[77] = 0b01_11_01_11 // two codes of 3
+        XCTAssertThrowsError(try bytes.withUnsafeBytes { try TernaryMatrix(canonicalI2S: $0, rows: rows, cols: cols, scale: 1) }) {
+            XCTAssertEqual($0 as? KernelError, .invalidCodes(count: 2))
+        }
+    }
+}

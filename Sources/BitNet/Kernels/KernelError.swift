@@ -24,7 +24,7 @@ public enum KernelError: Error, Equatable, CustomStringConvertible {
         case .invalidTernaryValue(let index, let value):
             return "ternary weight \(index) is \(value); only -1, 0 and 1 are allowed"
         case .invalidCodes(let count):
-            return "the weights hold \(count) invalid I2_S codes (3); only the I2_S kernels reproduce them"
+            return "the weights hold \(count) invalid 2-bit codes (3, which stands for no ternary value)"
         case .notALookupTableKernel(let kernel):
             return "\(kernel.rawValue) is not a lookup-table kernel (tl1 or tl2)"
         case .invalidTableIndices(let count):

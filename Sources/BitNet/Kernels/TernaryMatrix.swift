@@ -47,6 +47,9 @@ public final class TernaryMatrix: @unchecked Sendable {
         }
         bn_i2s_repack_canonical(base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols),
                                 storage.pointer.assumingMemoryBound(to: UInt8.self))
+        // padding is written as code 1, so any 3 came from the file
+        let invalid = bn_i2r16_count_code3(storage.pointer.assumingMemoryBound(to: UInt8.self), storage.byteCount)
+        guard invalid == 0 else { throw KernelError.invalidCodes(count: Int(invalid)) }
     }
 
     /// From ternary values, row-major (rows, cols), each -1, 0 or 1.

@@ -140,8 +140,12 @@ struct TensorLoader {
             guard scale.isFinite, scale >= 0 else {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: "I2_S scale is \(scale)")
             }
-            matrix = try TernaryMatrix(canonicalI2S: UnsafeRawBufferPointer(rebasing: d[0..<packed]), rows: rows,
-                                       cols: cols, scale: scale)
+            do {
+                matrix = try TernaryMatrix(canonicalI2S: UnsafeRawBufferPointer(rebasing: d[0..<packed]), rows: rows,
+                                           cols: cols, scale: scale)
+            } catch let e as KernelError {
+                throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.description)
+            }
             release(d)
         case .f32, .f16, .bf16:
             let (values, scale) = Self.ternarize(try floats(t, count: rows * cols))
