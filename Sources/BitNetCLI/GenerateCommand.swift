@@ -180,7 +180,11 @@ enum FileManagerLite {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
+            #if canImport(Glibc)
             let n = Glibc.read(fd, &buffer, min(buffer.count, limit + 1 - bytes.count))
+            #else
+            let n = Darwin.read(fd, &buffer, min(buffer.count, limit + 1 - bytes.count))
+            #endif
             if n < 0 {
                 if errno == EINTR { continue }
                 throw ValidationError("cannot read \(name): \(String(cString: strerror(errno)))")

@@ -1,6 +1,6 @@
-/// A parsed JSON document, parsed here rather than by Foundation (which the library imports
-/// only in ModelWeights.swift, to load layers in parallel) so that errors can give the byte
-/// offset of a syntax error in a multi-megabyte tokenizer.json.
+/// A parsed JSON document, parsed here rather than by Foundation (which the library does not
+/// import: it uses Dispatch and the C library only) so that errors can give the byte offset
+/// of a syntax error in a multi-megabyte tokenizer.json.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)

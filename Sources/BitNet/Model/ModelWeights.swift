@@ -1,4 +1,4 @@
-import Foundation
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -86,7 +86,7 @@ public final class ModelWeights: @unchecked Sendable {
 /// Results of the concurrent layer loads, and progress reported under one lock
 /// (the caller's progress bar is not thread-safe).
 private final class ParallelLoad: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private(set) var results: [Result<LayerWeights, Error>?]
     private var done = 0
     private let progress: ((Int, Int) -> Void)?
@@ -97,10 +97,10 @@ private final class ParallelLoad: @unchecked Sendable {
     }
 
     func finish(_ i: Int, _ result: Result<LayerWeights, Error>) {
-        lock.lock()
-        defer { lock.unlock() }
-        results[i] = result
-        done += 1
-        progress?(done, results.count)
+        lock.withLock {
+            results[i] = result
+            done += 1
+            progress?(done, results.count)
+        }
     }
 }
