@@ -343,3 +343,24 @@ extension ModelTests {
         XCTAssertLessThan(maxDiff(steps, full16), 1e-4 * scale, "incremental == full recompute with an f16 cache")
     }
 }
+
+extension ModelTests {
+    /// A model that cannot fit is refused before loading, with both sizes; the estimate is
+    /// exactly the repacked weights a load allocates.
+    func testAModelThatCannotFitIsRefusedBeforeLoading() throws {
+        let config = Self.tinyConfig(.bitnetB158)
+        let path = try Self.writeModel(config, name: "fits")
+        defer { unlink(path) }
+        let weights = try ModelWeights(path: path)
+        let estimate = ModelWeights.anonymousBytes(config: weights.config, file: weights.file)
+        let repacked = weights.layers.reduce(0) { $0 + $1.projections.reduce(0) { $0 + $1.packedBytes.count } }
+        XCTAssertEqual(estimate, Double(repacked))
+        XCTAssertNoThrow(try ModelWeights.checkFits(path: path, needed: estimate, available: repacked))
+        XCTAssertNoThrow(try ModelWeights.checkFits(path: path, needed: estimate, available: nil))
+        XCTAssertThrowsError(try ModelWeights.checkFits(path: path, needed: 25 * Double(1 << 30), available: 20 << 30)) {
+            XCTAssertEqual($0 as? ModelError, .insufficientMemory(path: path, needed: 25 << 30, available: 20 << 30))
+            XCTAssertTrue("\($0)".contains("about 25 GiB") && "\($0)".contains("20 GiB is available"), "\($0)")
+        }
+        XCTAssertNotNil(SystemMemory.availableBytes(), "Linux reports MemAvailable")
+    }
+}

@@ -11,6 +11,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case contextOverflow(needed: Int, contextLength: Int)
     case tokenOutOfRange(token: Int32, vocabSize: Int)
     case emptyInput
+    /// Loading would need more memory than the machine has available (bytes).
+    case insufficientMemory(path: String, needed: Int, available: Int)
 
     public var description: String {
         switch self {
@@ -34,6 +36,14 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
             return "token id \(token) is outside the vocabulary (0..<\(vocabSize))"
         case .emptyInput:
             return "no input tokens"
+        case .insufficientMemory(let path, let needed, let available):
+            return "\(path): loading needs about \(Self.gib(needed)) of memory for the repacked weights but "
+                + "\(Self.gib(available)) is available (MemAvailable): refused before loading rather than killed half-way"
         }
+    }
+
+    static func gib(_ bytes: Int) -> String {
+        let g = Double(bytes) / Double(1 << 30)
+        return g >= 10 ? "\(Int(g.rounded())) GiB" : "\((g * 10).rounded() / 10) GiB"
     }
 }

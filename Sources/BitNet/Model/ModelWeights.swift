@@ -37,6 +37,8 @@ public final class ModelWeights: @unchecked Sendable {
             output = tokenEmbedding
             headIsTied = true
         }
+        try Self.checkFits(path: file.path, needed: Self.anonymousBytes(config: config, file: file),
+                           available: SystemMemory.availableBytes())
         // layers load concurrently (repacking dominates: ~0.5 s for 2B4T on one core); the
         // first error in layer order is the one reported, as a serial load would report it
         let state = ParallelLoad(count: config.layerCount, progress: progress)
@@ -45,6 +47,29 @@ public final class ModelWeights: @unchecked Sendable {
         }
         let layers = try state.results.map { try $0!.get() }
         self.layers = layers
+    }
+
+    /// Memory loading takes that the kernel cannot drop under pressure: the repacked
+    /// projections (I2_R16), and the embedding/head when the file's type is expanded to F16
+    /// at load. (The F16 embedding/head are used in place from the file's pages.) In Double:
+    /// a hostile file's dimensions must not overflow the estimate.
+    static func anonymousBytes(config c: ModelConfig, file: GGUFFile) -> Double {
+        func pad(_ n: Int) -> Double { (Double(n) / 32).rounded(.up) * 32 } // bn_pad_rows / bn_pad_cols
+        func i2r16(_ m: Int, _ k: Int) -> Double { pad(m) * pad(k) / 4 } // bn_i2r16_bytes
+        let h = c.hiddenSize
+        let perLayer = i2r16(c.qDim, h) + 2 * i2r16(c.kvDim, h) + i2r16(h, c.qDim) + 2 * i2r16(c.ffnSize, h) + i2r16(h, c.ffnSize)
+        var total = perLayer * Double(c.layerCount)
+        for name in [TensorName.tokenEmbedding, TensorName.output] {
+            if let t = file.tensor(named: name), t.type != .f16 { total += Double(c.vocabSize) * Double(h) * 2 }
+        }
+        return total
+    }
+
+    /// Refuses a load that cannot fit, before allocating anything (`available` nil: unknown, allowed).
+    static func checkFits(path: String, needed: Double, available: Int?) throws {
+        guard let available, needed > Double(available) else { return }
+        throw ModelError.insufficientMemory(path: path, needed: needed >= Double(Int.max) ? Int.max : Int(needed),
+                                            available: available)
     }
 
     private static func loadLayer(_ i: Int, config: ModelConfig, file: GGUFFile, loader: TensorLoader) throws
