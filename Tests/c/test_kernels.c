@@ -214,6 +214,15 @@ static void test_gemm(void) {
                 check_problem(&p, "random");
                 free_problem(&p);
             }
+    /* continuous batching: every small batch size (tile splits of 2..17 rows)
+     * on odd K (the padded tail of the last chunk pair) and odd M */
+    static const int small_k[] = {33, 77, 1001};
+    for (int n = 2; n <= 17; n++)
+        for (size_t ki = 0; ki < sizeof small_k / sizeof small_k[0]; ki++) {
+            problem p = make_problem(n % 2 ? 47 : 80, small_k[ki], n, W_RANDOM, X_RANDOM);
+            check_problem(&p, "small-batch");
+            free_problem(&p);
+        }
     /* a prompt-sized batch: N = 128 crosses token blocks and register tiles */
     problem big = make_problem(70, 1000, 128, W_RANDOM, X_RANDOM);
     check_problem(&big, "n128");
@@ -242,11 +251,12 @@ static void test_saturation(void) {
 /* Code 3 is invalid but can come from a malformed file: every ISA must still
  * agree with the scalar spec (which reads it as weight +2), even at max K. */
 static void test_code3(void) {
-    const int m = 20, k = (int)bn_i2s_max_k(), n = 1;
+    /* n = 5: the GEMM's int16 sums of a tile (3 + 2 rows) see code 3 too */
+    const int m = 20, k = (int)bn_i2s_max_k(), n = 5;
     problem p = make_problem(m, k, n, W_PLUS, X_MIN);
     memset(p.canon, 0xFF, bn_i2s_canonical_bytes(m, k));
     bn_i2s_repack_canonical(p.canon, m, k, p.packed);
-    p.xs[0] = 1.0f;
+    for (int t = 0; t < n; t++) p.xs[t] = 1.0f;
     bn_i2s_matrix w = {p.packed, m, k, bn_pad_rows(m), p.k_pad, 1.0f};
     float *yref = run_kernel(bn_kernels_for(BN_ISA_SCALAR)->i2s_gemm, &w, &p, w.m_pad);
     CHECK(yref[0] == (float)(2.0 * -128.0 * k), "code-3 scalar %f", yref[0]);
@@ -257,7 +267,7 @@ static void test_code3(void) {
         CHECK(memcmp(y, yref, sizeof(float) * m) == 0, "code-3 %s gemv", kt->name);
         free(y);
         y = run_kernel(kt->i2s_gemm, &w, &p, w.m_pad);
-        CHECK(memcmp(y, yref, sizeof(float) * m) == 0, "code-3 %s gemm", kt->name);
+        CHECK(memcmp(y, yref, sizeof(float) * (size_t)n * (m + 3)) == 0, "code-3 %s gemm", kt->name);
         free(y);
     }
     free(yref);
@@ -322,7 +332,12 @@ static void test_q8(void) {
     for (size_t mi = 0; mi < 5; mi++)
         for (size_t ki = 0; ki < 5; ki++)
             for (size_t ni = 0; ni < 3; ni++) check_q8(ms[mi], ks[ki], ns[ni], 0);
+    for (int n = 2; n <= 17; n++) { /* continuous batching: every tile split, odd K */
+        check_q8(n % 2 ? 47 : 33, 77, n, 0);
+        check_q8(17, 1001, n, 0);
+    }
     check_q8(33, 16384, 2, 1); /* ±127 weights against ±127/-128 activations at the largest K */
+    check_q8(33, 16384, 9, 1);
 }
 
 /* ---- batch invariance ----------------------------------------------------------

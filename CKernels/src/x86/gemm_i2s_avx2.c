@@ -72,26 +72,53 @@ BN_AVX2 void bn_i2s_gemv_avx2(const bn_i2s_matrix *w, const int8_t *x, const flo
     }
 }
 
-/* One register tile: 8 rows (half h of group g) × activation rows t0 .. t0+T. */
+/* GEMM register tile: one 16-row group × T ≤ TILE_T activation rows.
+ * Plane s of both 8-row halves is decoded once per chunk (shift + and) and
+ * serves all T rows; one broadcast activation word serves both halves. The
+ * int16 sums of each (half, row) take CHUNKS_PER_WIDEN chunks (the bound
+ * above) before pmaddwd widens them into int32 partial sums on the stack.
+ * Registers: 2 planes + mask + broadcast + 2·T int16 sums (T = 4: 12 of 16);
+ * weights come from memory operands, so nothing spills in the inner loop. */
 BN_INLINE BN_AVX2 void tile(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
-                            const int32_t *x_sum, float *y, int32_t ldy, int32_t g, int h, int32_t t0,
+                            const int32_t *x_sum, float *y, int32_t ldy, int32_t g, int32_t t0,
                             const int T, int32_t end) {
     const int32_t k_pad = w->k_pad, nchunks = k_pad / BN_I2R16_CHUNK_COLS;
-    const uint8_t *p = w->data + bn_i2r16_chunk_offset(k_pad, g, 0) + 32 * h;
+    const uint8_t *p = w->data + bn_i2r16_chunk_offset(k_pad, g, 0);
     const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[TILE_T];
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
-    for (int32_t c = 0; c < nchunks; c++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64));
-        const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+    const __m256i ones = _mm256_set1_epi16(1), m3 = _mm256_set1_epi8(3);
+    __m256i lo32[TILE_T], hi32[TILE_T]; /* int32: rows 0-7, rows 8-15 */
+    for (int t = 0; t < T; t++) lo32[t] = hi32[t] = _mm256_setzero_si256();
+    for (int32_t c0 = 0; c0 < nchunks; c0 += CHUNKS_PER_WIDEN) {
+        const int32_t c1 = bn_min_i32(nchunks, c0 + CHUNKS_PER_WIDEN);
+        __m256i lo[TILE_T], hi[TILE_T]; /* int16 partial sums */
+        for (int t = 0; t < T; t++) lo[t] = hi[t] = _mm256_setzero_si256();
+        for (int32_t c = c0; c < c1; c++) {
+            const __m256i vl = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64));
+            const __m256i vh = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64 + 32));
+            const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
 #pragma clang loop unroll(full)
-        for (int t = 0; t < T; t++)
-            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(dot4(v, xc + (size_t)t * (size_t)k_pad), ones));
+            for (int s = 0; s < 4; s++) {
+                const __m256i pl = _mm256_and_si256(_mm256_srli_epi16(vl, 2 * s), m3);
+                const __m256i ph = _mm256_and_si256(_mm256_srli_epi16(vh, 2 * s), m3);
+#pragma clang loop unroll(full)
+                for (int t = 0; t < T; t++) {
+                    const __m256i b = bcast32(xc + (size_t)t * (size_t)k_pad + 4 * s);
+                    lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(pl, b));
+                    hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(ph, b));
+                }
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            lo32[t] = _mm256_add_epi32(lo32[t], _mm256_madd_epi16(lo[t], ones));
+            hi32[t] = _mm256_add_epi32(hi32[t], _mm256_madd_epi16(hi[t], ones));
+        }
     }
-    for (int t = 0; t < T; t++)
-        store8(y + (size_t)(t0 + t) * (size_t)ldy, acc[t], x_sum[t0 + t], w->scale / x_scale[t0 + t],
-               g * BN_I2R16_ROWS + 8 * h, end);
+    for (int t = 0; t < T; t++) {
+        const float factor = w->scale / x_scale[t0 + t];
+        float *yt = y + (size_t)(t0 + t) * (size_t)ldy;
+        store8(yt, lo32[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
+        store8(yt, hi32[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS + 8, end);
+    }
 }
 
 // w: (m_pad, k_pad) I2_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, row_end)
@@ -99,11 +126,21 @@ BN_AVX2 void bn_i2s_gemm_avx2(const bn_i2s_matrix *w, const int8_t *x, const flo
                               const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
                               int32_t row_begin, int32_t row_end) {
     const int32_t end = bn_min_i32(row_end, w->m);
-    for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g++)
-        for (int h = 0; h < 2; h++) {
-            int32_t t0 = 0;
-            for (; t0 + TILE_T <= n; t0 += TILE_T) tile(w, x, x_scale, x_sum, y, ldy, g, h, t0, TILE_T, end);
-            for (; t0 < n; t0++) tile(w, x, x_scale, x_sum, y, ldy, g, h, t0, 1, end);
+    /* n rows in ceil(n / TILE_T) tiles of near-equal size (n = 5 is 3 + 2, not 4 + 1):
+     * a small tile pays the plane decode and the broadcasts for fewer rows. */
+    const int32_t ntiles = (n + TILE_T - 1) / TILE_T;
+    for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g++) {
+        /* the group (k_pad·4 bytes) stays in L1/L2 while every tile reads it */
+        for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
+            const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
+            switch (T) {
+            case 4: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end); break;
+            case 3: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end); break;
+            case 2: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end); break;
+            default: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end); break;
+            }
+            t0 += T;
         }
+    }
 }
 #endif
