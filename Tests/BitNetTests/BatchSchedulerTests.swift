@@ -145,4 +145,29 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertEqual(end, .finished(.contextFull))
         XCTAssertEqual(tokens.count, 16 - 10 + 1, "the last sampled token is reported but never fed")
     }
+
+    /// Every step is reported: the rows add up to the prompt plus the generated tokens fed back.
+    func testEveryStepIsReported() throws {
+        let model = try model()
+        let reports = ReportBox()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 2, contextLength: 128,
+                                                                              stepTokenBudget: 4, onStep: { reports.add($0) }))
+        defer { scheduler.close() }
+        let r = ScheduledGeneration(prompt: prompt(10, seed: 9), maxTokens: 3)
+        try scheduler.submit(r)
+        _ = drain(r)
+        let all = reports.all
+        XCTAssertEqual(all.reduce(0) { $0 + $1.rows }, 10 + 2, "the last sampled token is never fed")
+        XCTAssertEqual(all.map(\.rows).prefix(3), [4, 4, 2], "the prompt in chunks of the step budget")
+        XCTAssertTrue(all.allSatisfy { $0.sequences == 1 && $0.seconds > 0 })
+        XCTAssertEqual(all.filter { $0.decoding == 1 }.count, 2)
+    }
+}
+
+/// Step reports collected from the scheduler's thread.
+private final class ReportBox: @unchecked Sendable { // `reports` only under `lock`
+    private let lock = NSLock()
+    private var reports: [BatchScheduler.StepReport] = []
+    func add(_ r: BatchScheduler.StepReport) { lock.lock(); reports.append(r); lock.unlock() }
+    var all: [BatchScheduler.StepReport] { lock.lock(); defer { lock.unlock() }; return reports }
 }

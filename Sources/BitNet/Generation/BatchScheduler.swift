@@ -33,13 +33,28 @@ public final class BatchScheduler: @unchecked Sendable {
         /// Most rows (decoding tokens + prompt tokens) per step; prompts get what the
         /// decoding requests leave, at least one token.
         public var stepTokenBudget: Int
+        /// Called on the scheduler's thread after every step with its report (for metrics:
+        /// a batch-size histogram sees every step, not only the one a scrape finds). Keep it cheap.
+        public var onStep: (@Sendable (StepReport) -> Void)?
 
-        public init(parallel: Int = 1, contextLength: Int? = nil, maxQueue: Int = 8, stepTokenBudget: Int = 64) {
+        public init(parallel: Int = 1, contextLength: Int? = nil, maxQueue: Int = 8, stepTokenBudget: Int = 64,
+                    onStep: (@Sendable (StepReport) -> Void)? = nil) {
             self.parallel = parallel
             self.contextLength = contextLength
             self.maxQueue = maxQueue
             self.stepTokenBudget = stepTokenBudget
+            self.onStep = onStep
         }
+    }
+
+    /// One step as it ran.
+    public struct StepReport: Sendable, Equatable {
+        /// Sequences in the step, and how many of them were decoding (one token each).
+        public var sequences: Int
+        public var decoding: Int
+        /// Rows: decoding tokens plus prompt tokens.
+        public var rows: Int
+        public var seconds: Double
     }
 
     /// A scheduler's state at one moment (for metrics and `/ready`).
@@ -239,9 +254,13 @@ public final class BatchScheduler: @unchecked Sendable {
             budget -= n
         }
         let rows = inputs.reduce(0) { $0 + $1.tokens.count }
+        let decoding = owners.filter { !$0.prompt }.count
         let results: [[Float]]
+        let stepStart = MonotonicClock.now()
         do {
             results = try model.step(inputs)
+            configuration.onStep?(StepReport(sequences: inputs.count, decoding: decoding, rows: rows,
+                                             seconds: MonotonicClock.now() - stepStart))
         } catch {
             for (a, _, _) in owners {
                 a.slot.session.reset()

@@ -13,6 +13,8 @@ public struct GenerationStats: Sendable {
     public var generateSeconds = 0.0
     public var stopReason = StopReason.maxTokens
 
+    public init() {}
+
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     /// Decoding speed: the first generated token comes with the prompt's logits, so it is not counted.
     public var generatedTokensPerSecond: Double {
