@@ -16,34 +16,64 @@ BN_INLINE BN_AVX2 __m256i bcast_q(const int8_t *p) {
     return _mm256_max_epi8(_mm256_set1_epi32(v), _mm256_set1_epi8(-127));
 }
 
-/* 8 rows × 4 columns of one half chunk against one activation word → int32 per row */
-BN_INLINE BN_AVX2 __m256i dot8(__m256i wv, __m256i q) {
-    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(q, wv));
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+enum { TILE_T = 4, PREFETCH = 4096 };
+
+/* y[row0 .. row0+8) ∩ [.., end) = (float)dot · (row_scale[r] / xs), the scalar
+ * expression lane by lane (vdivps and vmulps round like the scalar ops). */
+BN_INLINE BN_AVX2 void store8(float *y, __m256i dot, const float *row_scale, int32_t row0, int32_t end, float xs) {
+    const int32_t valid = end - row0;
+    if (valid <= 0) return;
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 scale = _mm256_div_ps(_mm256_maskload_ps(row_scale + row0, mask), _mm256_set1_ps(xs));
+    _mm256_maskstore_ps(y + row0, mask, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), scale));
+}
+
+/* One 16-row group × T activation rows. |w| of a chunk is computed once and
+ * serves all T rows; each row's clamped broadcast word serves both 8-row
+ * halves. The pmaddubsw pairs (≤ 32258) go straight to int32: two of them
+ * could overflow int16. */
+BN_INLINE BN_AVX2 void tile(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, float *y, int32_t ldy,
+                            int32_t g, int32_t t0, const int T, int32_t end) {
+    const int32_t k_pad = w->k_pad, chunks = k_pad / 4;
+    const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
+    const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i lo[TILE_T], hi[TILE_T];
+    for (int t = 0; t < T; t++) lo[t] = hi[t] = _mm256_setzero_si256();
+    for (int32_t c = 0; c < chunks; c++) {
+        _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH), _MM_HINT_T0);
+        const __m256i wl = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64));
+        const __m256i wh = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64 + 32));
+        const __m256i al = _mm256_abs_epi8(wl), ah = _mm256_abs_epi8(wh); /* = sign(w, w): |w| ≤ 127 */
+#pragma clang loop unroll(full)
+        for (int t = 0; t < T; t++) {
+            const __m256i q = bcast_q(xt + (size_t)t * (size_t)k_pad + 4 * c);
+            lo[t] = _mm256_add_epi32(lo[t], _mm256_madd_epi16(_mm256_maddubs_epi16(al, _mm256_sign_epi8(q, wl)), ones));
+            hi[t] = _mm256_add_epi32(hi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(ah, _mm256_sign_epi8(q, wh)), ones));
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yt = y + (size_t)(t0 + t) * (size_t)ldy;
+        store8(yt, lo[t], w->row_scale, g * 16, end, x_scale[t0 + t]);
+        store8(yt, hi[t], w->row_scale, g * 16 + 8, end, x_scale[t0 + t]);
+    }
 }
 
 // w: (m_pad, k_pad) Q8_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
 BN_AVX2 void bn_q8_gemm_avx2(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
                              int32_t ldy, int32_t row_begin, int32_t row_end) {
-    const int32_t end = bn_min_i32(row_end, w->m), chunks = w->k_pad / 4;
-    for (int32_t g = row_begin / 16; g * 16 < end; g++) {
-        const int8_t *p = w->data + (size_t)g * (size_t)w->k_pad * 16;
-        for (int32_t t = 0; t < n; t++) {
-            const int8_t *xt = x + (size_t)t * (size_t)w->k_pad;
-            __m256i lo = _mm256_setzero_si256(), hi = lo;
-            for (int32_t c = 0; c < chunks; c++) {
-                const __m256i q = bcast_q(xt + 4 * c);
-                lo = _mm256_add_epi32(lo, dot8(_mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64)), q));
-                hi = _mm256_add_epi32(hi, dot8(_mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64 + 32)), q));
+    const int32_t end = bn_min_i32(row_end, w->m);
+    const int32_t ntiles = (n + TILE_T - 1) / TILE_T; /* near-equal tiles, as in gemm_i2s_avx2.c */
+    for (int32_t g = row_begin / 16; g * 16 < end; g++)
+        for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
+            const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
+            switch (T) {
+            case 4: tile(w, x, x_scale, y, ldy, g, t0, 4, end); break;
+            case 3: tile(w, x, x_scale, y, ldy, g, t0, 3, end); break;
+            case 2: tile(w, x, x_scale, y, ldy, g, t0, 2, end); break;
+            default: tile(w, x, x_scale, y, ldy, g, t0, 1, end); break;
             }
-            int32_t dots[16];
-            _mm256_storeu_si256((__m256i *)dots, lo);
-            _mm256_storeu_si256((__m256i *)(dots + 8), hi);
-            for (int32_t i = 0; i < 16 && g * 16 + i < end; i++) {
-                const int32_t r = g * 16 + i;
-                y[(size_t)t * (size_t)ldy + (size_t)r] = (float)dots[i] * (w->row_scale[r] / x_scale[t]);
-            }
+            t0 += T;
         }
-    }
 }
 #endif
