@@ -21,6 +21,15 @@
  * slower, 8 KiB no better) lifts out-of-cache GEMV from ~34 to ~37 GB/s on one core.
  * Prefetches past the end of the matrix are hints and never fault. */
 enum { TILE_T = 8, TOKEN_BLOCK = 64, GEMV_PREFETCH = 4096 };
+/* pmaddubsw path: int16 lanes of one plane are ≤ 768 (codes ≤ 3, |q| ≤ 128), so
+ * 8 chunks × 4 planes (≤ 24,576) are summed before pmaddwd widens them. */
+enum { CHUNKS_PER_WIDEN = 8 };
+
+/* Size of tile i when the rows left, n_left, go into tiles_left near-equal
+ * tiles (9 rows: 5 + 4, not 8 + 1): a small tile decodes the planes for few rows. */
+static inline int32_t tile_rows(int32_t n_left, int32_t tiles_left) {
+    return n_left / tiles_left + (n_left % tiles_left != 0);
+}
 
 BN_INLINE BN_AVX512 __m512i bcast32(const int8_t *p) {
     int32_t v;
@@ -131,18 +140,20 @@ BN_AVX512VNNI void bn_i2s_gemm_avx512vnni(const bn_i2s_matrix *w, const int8_t *
     for (int32_t tb = 0; tb < n; tb += TOKEN_BLOCK) {
         const int32_t tb_end = bn_min_i32(n, tb + TOKEN_BLOCK);
         for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g += 2) {
-            int32_t t0 = tb;
-            for (; t0 + TILE_T <= tb_end; t0 += TILE_T)
-                tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, TILE_T, end);
-            switch (tb_end - t0) {
-            case 7: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 7, end); break;
-            case 6: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 6, end); break;
-            case 5: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 5, end); break;
-            case 4: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end); break;
-            case 3: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end); break;
-            case 2: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end); break;
-            case 1: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end); break;
-            default: break;
+            const int32_t ntiles = (tb_end - tb + TILE_T - 1) / TILE_T;
+            for (int32_t i = 0, t0 = tb; i < ntiles; i++) {
+                const int32_t T = tile_rows(tb_end - t0, ntiles - i);
+                switch (T) {
+                case 8: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 8, end); break;
+                case 7: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 7, end); break;
+                case 6: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 6, end); break;
+                case 5: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 5, end); break;
+                case 4: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end); break;
+                case 3: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end); break;
+                case 2: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end); break;
+                default: tile_vnni(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end); break;
+                }
+                t0 += T;
             }
         }
     }
@@ -193,17 +204,30 @@ BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const 
     const uint8_t *p1 = p0 + (size_t)k_pad * 4;
     const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
     const __m512i ones = _mm512_set1_epi16(1);
+    /* int32 sums (updated every CHUNKS_PER_WIDEN chunks) and int16 sums of the current span */
     __m512i acc0[TILE_T], acc1[TILE_T];
     for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm512_setzero_si512();
-    for (int32_t c = 0; c < nchunks; c++) {
-        __m512i w0[4], w1[4];
-        unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
-        unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
-        const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
+    for (int32_t c0 = 0; c0 < nchunks; c0 += CHUNKS_PER_WIDEN) {
+        const int32_t c1 = bn_min_i32(nchunks, c0 + CHUNKS_PER_WIDEN);
+        __m512i s0[TILE_T], s1[TILE_T];
+        for (int t = 0; t < T; t++) s0[t] = s1[t] = _mm512_setzero_si512();
+        for (int32_t c = c0; c < c1; c++) {
+            __m512i w0[4], w1[4];
+            unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
+            unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
+            const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
 #pragma clang loop unroll(full)
+            for (int t = 0; t < T; t++)
+#pragma clang loop unroll(full)
+                for (int s = 0; s < 4; s++) {
+                    const __m512i b = bcast32(xc + (size_t)t * (size_t)k_pad + 4 * s);
+                    s0[t] = _mm512_add_epi16(s0[t], _mm512_maddubs_epi16(w0[s], b));
+                    s1[t] = _mm512_add_epi16(s1[t], _mm512_maddubs_epi16(w1[s], b));
+                }
+        }
         for (int t = 0; t < T; t++) {
-            acc0[t] = _mm512_add_epi32(acc0[t], dot4_bw(w0, xc + (size_t)t * (size_t)k_pad, ones));
-            acc1[t] = _mm512_add_epi32(acc1[t], dot4_bw(w1, xc + (size_t)t * (size_t)k_pad, ones));
+            acc0[t] = _mm512_add_epi32(acc0[t], _mm512_madd_epi16(s0[t], ones));
+            acc1[t] = _mm512_add_epi32(acc1[t], _mm512_madd_epi16(s1[t], ones));
         }
     }
     for (int t = 0; t < T; t++) {
@@ -221,11 +245,21 @@ BN_AVX512 void bn_i2s_gemm_avx512(const bn_i2s_matrix *w, const int8_t *x, const
     for (int32_t tb = 0; tb < n; tb += TOKEN_BLOCK) {
         const int32_t tb_end = bn_min_i32(n, tb + TOKEN_BLOCK);
         for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g += 2) {
-            int32_t t0 = tb;
-            for (; t0 + TILE_T <= tb_end; t0 += TILE_T)
-                tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, TILE_T, end);
-            for (; t0 < tb_end; t0++) /* remainder rows one at a time */
-                tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end);
+            const int32_t ntiles = (tb_end - tb + TILE_T - 1) / TILE_T;
+            for (int32_t i = 0, t0 = tb; i < ntiles; i++) {
+                const int32_t T = tile_rows(tb_end - t0, ntiles - i);
+                switch (T) {
+                case 8: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 8, end); break;
+                case 7: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 7, end); break;
+                case 6: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 6, end); break;
+                case 5: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 5, end); break;
+                case 4: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end); break;
+                case 3: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end); break;
+                case 2: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end); break;
+                default: tile_bw(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end); break;
+                }
+                t0 += T;
+            }
         }
     }
 }
