@@ -9,14 +9,16 @@
 #define BN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-enum { TILE_T = 8 };
+/* TILE_T activation rows per register tile; their unsigned activations
+ * (u = max(q, -127) + 128) are made once per KBLOCK columns into a stack
+ * buffer (TILE_T·KBLOCK = 4 KiB) instead of once per 4 columns per row group:
+ * the inner loop is then a broadcast load and a vpdpbusd per chunk and row. */
+enum { TILE_T = 8, KBLOCK = 512 };
 
-BN_INLINE BN_VNNI __m512i bcast_u(const int8_t *p) {
+BN_INLINE BN_VNNI __m512i bcast32(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
-    /* clamp to [-127, 127] (the spec), then flip the sign bit: q + 128 as unsigned */
-    const __m128i q = _mm_max_epi8(_mm_cvtsi32_si128(v), _mm_set1_epi8(-127));
-    return _mm512_xor_si512(_mm512_set1_epi32(_mm_cvtsi128_si32(q)), _mm512_set1_epi8((char)0x80));
+    return _mm512_set1_epi32(v);
 }
 
 BN_INLINE BN_VNNI void store16(float *y, __m512i acc, const bn_q8_matrix *w, int32_t row0, int32_t end, float xs) {
@@ -31,16 +33,29 @@ BN_INLINE BN_VNNI void store16(float *y, __m512i acc, const bn_q8_matrix *w, int
 
 BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, float *y, int32_t ldy,
                             int32_t g, int32_t t0, const int T, int32_t end) {
-    const int32_t chunks = w->k_pad / 4;
-    const int8_t *p = w->data + (size_t)g * (size_t)w->k_pad * 16;
+    const int32_t k_pad = w->k_pad;
+    const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
+    const __m256i lo = _mm256_set1_epi8(-127), flip = _mm256_set1_epi8((char)0x80);
+    _Alignas(64) uint8_t u[TILE_T][KBLOCK];
     __m512i acc[TILE_T], acc2[TILE_T];
     for (int t = 0; t < T; t++) acc[t] = acc2[t] = _mm512_setzero_si512();
-    for (int32_t c = 0; c < chunks; c += 2) { /* k_pad % 32 == 0: chunks come in pairs */
-        const __m512i w0 = _mm512_loadu_si512(p + (size_t)c * 64), w1 = _mm512_loadu_si512(p + (size_t)c * 64 + 64);
+    for (int32_t kb = 0; kb < k_pad; kb += KBLOCK) {
+        const int32_t kn = bn_min_i32(KBLOCK, k_pad - kb); /* a multiple of 32, as k_pad is */
         for (int t = 0; t < T; t++) {
-            const int8_t *xc = x + (size_t)(t0 + t) * (size_t)w->k_pad + 4 * c;
-            acc[t] = _mm512_dpbusd_epi32(acc[t], bcast_u(xc), w0);
-            acc2[t] = _mm512_dpbusd_epi32(acc2[t], bcast_u(xc + 4), w1);
+            const int8_t *xr = x + (size_t)(t0 + t) * (size_t)k_pad + kb;
+            for (int32_t i = 0; i < kn; i += 32) { /* clamp to [-127, 127] (the spec), then q + 128 as unsigned */
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + i));
+                _mm256_store_si256((__m256i *)(u[t] + i), _mm256_xor_si256(_mm256_max_epi8(q, lo), flip));
+            }
+        }
+        const int8_t *pb = p + (size_t)kb * 16; /* chunk kb/4 of the group */
+        for (int32_t c = 0; c < kn / 4; c += 2) { /* kn % 32 == 0: chunks come in pairs */
+            const __m512i w0 = _mm512_loadu_si512(pb + (size_t)c * 64), w1 = _mm512_loadu_si512(pb + (size_t)c * 64 + 64);
+#pragma clang loop unroll(full)
+            for (int t = 0; t < T; t++) {
+                acc[t] = _mm512_dpbusd_epi32(acc[t], bcast32(u[t] + 4 * c), w0);
+                acc2[t] = _mm512_dpbusd_epi32(acc2[t], bcast32(u[t] + 4 * c + 4), w1);
+            }
         }
     }
     for (int t = 0; t < T; t++)
@@ -51,10 +66,21 @@ BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float 
 BN_VNNI void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
                                    float *y, int32_t ldy, int32_t row_begin, int32_t row_end) {
     const int32_t end = bn_min_i32(row_end, w->m);
-    for (int32_t g = row_begin / 16; g * 16 < end; g++) {
-        int32_t t0 = 0;
-        for (; t0 + TILE_T <= n; t0 += TILE_T) tile(w, x, x_scale, y, ldy, g, t0, TILE_T, end);
-        for (; t0 < n; t0++) tile(w, x, x_scale, y, ldy, g, t0, 1, end);
-    }
+    const int32_t ntiles = (n + TILE_T - 1) / TILE_T; /* near-equal tiles: 9 rows are 5 + 4, not 8 + 1 */
+    for (int32_t g = row_begin / 16; g * 16 < end; g++)
+        for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
+            const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
+            switch (T) {
+            case 8: tile(w, x, x_scale, y, ldy, g, t0, 8, end); break;
+            case 7: tile(w, x, x_scale, y, ldy, g, t0, 7, end); break;
+            case 6: tile(w, x, x_scale, y, ldy, g, t0, 6, end); break;
+            case 5: tile(w, x, x_scale, y, ldy, g, t0, 5, end); break;
+            case 4: tile(w, x, x_scale, y, ldy, g, t0, 4, end); break;
+            case 3: tile(w, x, x_scale, y, ldy, g, t0, 3, end); break;
+            case 2: tile(w, x, x_scale, y, ldy, g, t0, 2, end); break;
+            default: tile(w, x, x_scale, y, ldy, g, t0, 1, end); break;
+            }
+            t0 += T;
+        }
 }
 #endif
