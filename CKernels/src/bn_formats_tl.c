@@ -173,7 +173,10 @@ int64_t bn_tl_to_i2r16(int32_t type, const uint8_t *data, int32_t m, int32_t k, 
             for (int32_t gi = 0; gi < run_groups; gi++) {
                 const uint8_t *group = tile + (size_t)(g0 + gi) * (size_t)gbytes;
                 uint64_t sign_words[4] = {0, 0, 0, 0};
-                if (type == 2)
+                /* TL2 decodes two groups at a time: with an odd group count the second one of
+                 * the last run does not exist, and its sign bytes lie past the tile (past the
+                 * tensor for the last tile) — read them only for a group that exists */
+                if (type == 2 && g0 + gi < groups)
                     for (int32_t wi = 0; wi < 4; wi++)
                         for (int32_t b = 0; b < 8; b++) sign_words[wi] |= (uint64_t)group[128 + 8 * wi + b] << (8 * b);
                 for (int32_t rr = 0; rr < rows; rr++) {

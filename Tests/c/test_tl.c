@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "bitnet_kernels.h"
 
 #define HARNESS_SEED 0x2545F4914F6CDD1Dull
@@ -368,6 +370,29 @@ static void test_sizes(void) {
     }
 }
 
+/* Decoding reads nothing past the TL bytes: each tensor ends exactly at a PROT_NONE page,
+ * so an over-read faults in any build (found by Fuzz/c/kernels.c: TL2 decodes two groups
+ * at a time and read the sign bytes of a missing second group when the count is odd). */
+static void test_decode_reads_only_its_bytes(void) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const int32_t shapes[][2] = {{1, 32}, {5, 96}, {32, 160}, {33, 224}, {70, 300}, {16, 33}, {64, 2560}};
+    for (int type = 1; type <= 2; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int32_t m = shapes[s][0], k = shapes[s][1];
+            const size_t bytes = bn_tl_bytes(type, m, k), span = (bytes + page - 1) / page * page;
+            uint8_t *region = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (region == MAP_FAILED) continue;
+            mprotect(region + span, page, PROT_NONE);
+            uint8_t *data = region + span - bytes; /* the last byte touches the guard page */
+            memset(data, 0, bytes);
+            uint8_t *out = malloc(bn_i2r16_bytes(m, k));
+            const int64_t bad = bn_tl_to_i2r16(type, data, m, k, out);
+            CHECK(bad >= 0, "TL%d %dx%d decoded within its %zu bytes", type, m, k, bytes);
+            free(out);
+            munmap(region, span + page);
+        }
+}
+
 int main(void) {
     test_sizes();
     test_code3();
@@ -376,6 +401,7 @@ int main(void) {
     test_adversarial();
     test_pool();
     test_batch_invariance();
+    test_decode_reads_only_its_bytes();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
