@@ -11,7 +11,10 @@ shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 # Swift keeps some runtime allocations (metadata caches, weak-reference side tables)
 # for the life of the process, which LeakSanitizer would report on every run.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1}
+# malloc_context_size=5: allocation stacks 5 frames deep in reports (the faulting access keeps
+# its full stack); the default 30 makes ASan's stack depot the top cost of the
+# allocation-heavy Swift targets (chat: 125 -> 325 executions/s).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1:malloc_context_size=5}
 # Swift's own crash backtracer reads the stack in ways ASan reports as errors of its
 # own; libFuzzer and ASan already print the stack of a crash.
 export SWIFT_BACKTRACE=enable=no
