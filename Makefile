@@ -241,12 +241,10 @@ $(FUZZ_DIR)/%: Fuzz/swift/%.swift Fuzz/swift/FuzzSupport.swift $(FUZZ_DIR)/libBi
 	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name fuzz_$* -I $(FUZZ_DIR)/mod Fuzz/swift/FuzzSupport.swift $< \
 		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a -lm -o $@
 
-# C kernels' format entry points: plain C, UBSan as well. FUZZ_KERNELS_DEFS: see Fuzz/c/kernels.c
-# (slack for a reported TL2 over-read; set it empty to reproduce that report).
-FUZZ_KERNELS_DEFS ?= -DBN_FUZZ_TL2_SLACK=32
+# C kernels' format entry points: plain C, UBSan as well.
 $(FUZZ_DIR)/kernels: Fuzz/c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS)
 	@mkdir -p $(FUZZ_DIR)
-	$(CC) $(FUZZ_CFLAGS) $(FUZZ_KERNELS_DEFS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fuse-ld=lld \
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fuse-ld=lld \
 		$(KERNEL_SRCS) $< \
 		-lm -lpthread -o $@
 

@@ -38,8 +38,10 @@ for t in "$@"; do
     dirs=("$work/$t" "$here/corpus/$t")
     # inputs that once crashed a target run first, every time
     [ -d "$here/regressions/$t" ] && dirs+=("$here/regressions/$t")
-    "$build/$t" "${opts[@]}" "${dirs[@]}" >"$log" 2>&1
+    scratch=$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )/bitnet-fuzz-run-$$-$t
+    BITNET_FUZZ_SCRATCH=$scratch "$build/$t" "${opts[@]}" "${dirs[@]}" >"$log" 2>&1
     rc=$?
+    rm -rf "$scratch"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)

@@ -21,9 +21,11 @@ extension FuzzTarget {
 enum Fuzz {
     /// A private scratch folder per process (libFuzzer's -jobs/-fork run several):
     /// on tmpfs when there is one, so writing each input costs microseconds, not a disk write.
+    /// Fuzz/run.sh names it (BITNET_FUZZ_SCRATCH) and removes it after the run, since
+    /// libFuzzer may end the process without running exit handlers.
     static let scratch: String = {
         let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp")
-        let dir = "\(base)/bitnet-fuzz-\(getpid())"
+        let dir = getenv("BITNET_FUZZ_SCRATCH").map { String(cString: $0) } ?? "\(base)/bitnet-fuzz-\(getpid())"
         mkdir(dir, 0o700)
         atexit { Fuzz.removeScratch() }
         return dir
