@@ -21,7 +21,8 @@ enum DefaultModel {
         return candidates.first { access($0, R_OK) == 0 }
     }
 
-    private static func executableDirectory() -> String? {
+    /// The folder of the running executable (the shipped model, and `bitnet-server`, sit beside it).
+    static func executableDirectory() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         #if os(Linux)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)

@@ -32,7 +32,7 @@ struct ServeCommand: ParsableCommand {
         guard let server = Self.locateServer() else {
             note("""
                 error: bitnet serve runs the bitnet-server executable, which was not found next to \
-                \(Self.executableDirectory() ?? "bitnet") or on PATH. Build it with `make` (or: \
+                \(DefaultModel.executableDirectory() ?? "bitnet") or on PATH. Build it with `make` (or: \
                 swift build -c release --package-path Server --product bitnet-server, then copy \
                 Server/.build/release/bitnet-server next to bitnet).
                 """)
@@ -55,7 +55,7 @@ struct ServeCommand: ParsableCommand {
 
     /// `bitnet-server` beside this executable, else the first on `PATH`.
     static func locateServer() -> String? {
-        if let dir = executableDirectory() {
+        if let dir = DefaultModel.executableDirectory() {
             let candidate = dir + "/bitnet-server"
             if access(candidate, X_OK) == 0 { return candidate }
         }
@@ -65,18 +65,5 @@ struct ServeCommand: ParsableCommand {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
-    }
-
-    static func executableDirectory() -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        #if os(Linux)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        #else
-        let path = CommandLine.arguments[0]
-        #endif
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return String(path[..<slash])
     }
 }
