@@ -39,12 +39,12 @@ public struct Generator: Sendable {
         var sampler = Sampler(sampling)
         var history = prompt
         stats.promptTokens = prompt.count
-        let start = Self.now()
+        let start = MonotonicClock.now()
         var logits: [Float] = []
         let chunk = model.batchSize
         for first in stride(from: 0, to: prompt.count, by: chunk) {
             guard shouldContinue() else {
-                stats.promptSeconds = Self.now() - start
+                stats.promptSeconds = MonotonicClock.now() - start
                 stats.stopReason = .cancelled
                 return stats
             }
@@ -52,8 +52,8 @@ public struct Generator: Sendable {
             logits = try model.step([SequenceInput(session: session, tokens: Array(prompt[first..<last]),
                                                    logits: last == prompt.count ? .last : .none)])[0]
         }
-        stats.promptSeconds = Self.now() - start
-        let decodeStart = Self.now()
+        stats.promptSeconds = MonotonicClock.now() - start
+        let decodeStart = MonotonicClock.now()
         while stats.generatedTokens < maxTokens {
             guard shouldContinue() else { stats.stopReason = .cancelled; break }
             let token = sampler.sample(logits, history: history)
@@ -66,7 +66,7 @@ public struct Generator: Sendable {
             history.append(token)
             logits = try session.forward([token])
         }
-        stats.generateSeconds = Self.now() - decodeStart
+        stats.generateSeconds = MonotonicClock.now() - decodeStart
         return stats
     }
 
@@ -124,7 +124,6 @@ public struct Generator: Sendable {
         return stream
     }
 
-    static func now() -> Double { MonotonicClock.now() }
 }
 
 /// Set once by a stream's termination handler, read by its generation thread.

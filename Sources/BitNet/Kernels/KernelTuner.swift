@@ -110,9 +110,9 @@ public struct KernelTuner {
                 var samples: [Double] = []
                 for i in 0..<calls {
                     evict?.flush(pool: pool, isa: kernels.isa)
-                    let start = Generator.now()
+                    let start = MonotonicClock.now()
                     try kernels.matmul(sample[i % sample.count], acts, into: out, pool: pool, table: tables[i % sample.count])
-                    samples.append(Generator.now() - start)
+                    samples.append(MonotonicClock.now() - start)
                 }
                 let median = samples.sorted()[samples.count / 2]
                 timings[kernel] = min(median, timings[kernel] ?? .infinity)
@@ -238,9 +238,9 @@ public struct HostProfile: Sendable {
         // int8 peak: the kernel level's widest multiply-accumulate, ~10 ms, best of 3
         var peak = 0.0
         for _ in 0..<3 {
-            let start = Generator.now()
+            let start = MonotonicClock.now()
             let madds = bn_bench_int8_peak(isa.raw, 100_000)
-            let dt = Generator.now() - start
+            let dt = MonotonicClock.now() - start
             if madds > 0, dt > 0 { peak = max(peak, 2 * Double(madds) / dt / 1e9) }
         }
         // read bandwidth: 2× the LLC (at least 64 MiB), streamed twice after touching it, best pass
@@ -249,9 +249,9 @@ public struct HostProfile: Sendable {
         memset(buffer.pointer, 1, bytes)
         var bandwidth = 0.0
         for _ in 0..<2 {
-            let start = Generator.now()
+            let start = MonotonicClock.now()
             _ = bn_bench_read(isa.raw, buffer.pointer, bytes)
-            let dt = Generator.now() - start
+            let dt = MonotonicClock.now() - start
             if dt > 0 { bandwidth = max(bandwidth, Double(bytes) / dt / 1e9) }
         }
         return HostProfile(int8PeakGops: peak, readGBps: bandwidth)
