@@ -162,6 +162,61 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertTrue(all.allSatisfy { $0.sequences == 1 && $0.seconds > 0 })
         XCTAssertEqual(all.filter { $0.decoding == 1 }.count, 2)
     }
+
+    /// Log-probabilities are the model's: a log-softmax (in Double, written out here) of the
+    /// logits `model.step` gives for the same tokens on a fresh session — whatever the
+    /// temperature and penalties the tokens were sampled with — and the top list is the
+    /// k largest of them in order. Two requests run together, so batching is covered too.
+    func testLogprobsAreALogSoftmaxOfTheModelsLogits() throws {
+        let model = try model()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 2, contextLength: 256))
+        defer { scheduler.close() }
+        var sampled = SamplingParameters()
+        sampled.temperature = 1.3
+        sampled.topK = 40
+        sampled.repetitionPenalty = 1.5
+        sampled.seed = 11
+        let requests = [
+            ScheduledGeneration(prompt: prompt(12, seed: 21), maxTokens: 6, sampling: .greedy, logprobs: 5),
+            ScheduledGeneration(prompt: prompt(7, seed: 22), maxTokens: 6, sampling: sampled, logprobs: 3),
+        ]
+        for r in requests { try scheduler.submit(r) }
+        for (n, r) in requests.enumerated() {
+            let (tokens, end) = drain(r)
+            XCTAssertEqual(end, .finished(.maxTokens))
+            XCTAssertEqual(tokens.count, 6)
+            XCTAssertNil(r.logprobs(at: tokens.count))
+            let session = try model.makeSession()
+            var feed = r.prompt
+            for (i, token) in tokens.enumerated() {
+                let logits = try model.step([SequenceInput(session: session, tokens: feed, logits: .last)])[0]
+                feed = [token]
+                let maxLogit = Double(logits.max()!)
+                let logZ = maxLogit + log(logits.reduce(0.0) { $0 + exp(Double($1) - maxLogit) })
+                let expected = logits.map { Double($0) - logZ }
+                guard let got = r.logprobs(at: i) else { return XCTFail("request \(n) token \(i): no logprobs") }
+                XCTAssertEqual(got.token, token)
+                XCTAssertEqual(Double(got.logprob), expected[Int(token)], accuracy: 1e-4, "request \(n) token \(i)")
+                XCTAssertLessThanOrEqual(got.logprob, 0)
+                let order = expected.indices.sorted { expected[$0] > expected[$1] || (expected[$0] == expected[$1] && $0 < $1) }
+                XCTAssertEqual(got.top.map { Int($0.token) }, Array(order.prefix(r.logprobs!)), "request \(n) token \(i)")
+                for c in got.top { XCTAssertEqual(Double(c.logprob), expected[Int(c.token)], accuracy: 1e-4) }
+                if r.sampling.temperature == 0 { XCTAssertEqual(got.top.first?.token, token, "greedy takes the top token") }
+            }
+        }
+        // by hand: probabilities 1/8, 3/8, 3/8, 1/8 (ties: the lower id first), -inf for a masked token
+        let hand = TokenLogprobs(logits: [0, Float(log(3.0)), Float(log(3.0)), 0, -.infinity], token: 4, top: 3)
+        XCTAssertEqual(hand.logprob, -.infinity)
+        XCTAssertEqual(hand.top.map(\.token), [1, 2, 0])
+        XCTAssertEqual(hand.top.map(\.logprob)[0], Float(log(3.0 / 8)), accuracy: 1e-6)
+        XCTAssertEqual(hand.top.map(\.logprob)[2], Float(log(1.0 / 8)), accuracy: 1e-6)
+        XCTAssertEqual(TokenLogprobs(logits: [1, 2], token: 0, top: 50).top.count, 2, "top is bounded by the vocabulary")
+        // not asked for: none computed
+        let plain = ScheduledGeneration(prompt: prompt(5, seed: 23), maxTokens: 2)
+        try scheduler.submit(plain)
+        _ = drain(plain)
+        XCTAssertNil(plain.logprobs(at: 0))
+    }
 }
 
 /// Step reports collected from the scheduler's thread.

@@ -287,7 +287,9 @@ public final class BatchScheduler: @unchecked Sendable {
                 a.stats.promptSeconds = now - a.start
             }
             a.stats.generatedTokens += 1
-            a.request.push(.token(token))
+            // Only for requests that asked: a pass over the vocabulary per token.
+            let logprobs = a.request.logprobs.map { TokenLogprobs(logits: logits, token: token, top: $0) }
+            a.request.push(.token(token), logprobs: logprobs)
             if a.request.stopTokens.contains(token) {
                 finish(a, .stopToken)
             } else if a.stats.generatedTokens >= a.request.maxTokens {

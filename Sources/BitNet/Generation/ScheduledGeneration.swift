@@ -16,6 +16,9 @@ public final class ScheduledGeneration: @unchecked Sendable {
     public let maxTokens: Int
     public let sampling: SamplingParameters
     public let stopTokens: Set<Int32>
+    /// Alternatives per token for ``logprobs(at:)`` (0...``TokenLogprobs/maxTop``), or nil:
+    /// no log-probabilities are computed (the default, at no cost).
+    public let logprobs: Int?
 
     // Shared with the scheduler's thread, under `lock`.
     private let lock = Lock()
@@ -25,12 +28,18 @@ public final class ScheduledGeneration: @unchecked Sendable {
     private var cancelRequested = false
     private var statsValue = GenerationStats()
     private var cachedValue = 0
+    private var logprobValues: [TokenLogprobs] = []
 
-    public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int32> = []) {
+    /// `logprobs`: when set, the scheduler also computes each sampled token's
+    /// log-probability and the `logprobs` most likely tokens at its position (see
+    /// ``TokenLogprobs`` for which distribution), read with ``logprobs(at:)``.
+    public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int32> = [],
+                logprobs: Int? = nil) {
         self.prompt = prompt
         self.maxTokens = max(0, maxTokens)
         self.sampling = sampling
         self.stopTokens = stopTokens
+        self.logprobs = logprobs.map { max(0, min($0, TokenLogprobs.maxTop)) }
     }
 
     /// The next event, waiting for it up to `timeout` seconds (nil: forever).
@@ -58,13 +67,20 @@ public final class ScheduledGeneration: @unchecked Sendable {
     /// Prompt tokens found in the slot's cache (prefix reuse) and not computed again.
     public var cachedTokens: Int { lock.withLock { cachedValue } }
 
+    /// The log-probabilities of the `index`-th `.token` event (0-based), available once that
+    /// event can be read; nil when the request did not ask for them (`logprobs: nil`).
+    public func logprobs(at index: Int) -> TokenLogprobs? {
+        lock.withLock { index >= 0 && index < logprobValues.count ? logprobValues[index] : nil }
+    }
+
     // MARK: - The scheduler's side
 
     var isCancelled: Bool { lock.withLock { cancelRequested } }
 
-    func push(_ event: Event, stats: GenerationStats? = nil, cached: Int? = nil) {
+    func push(_ event: Event, stats: GenerationStats? = nil, cached: Int? = nil, logprobs: TokenLogprobs? = nil) {
         lock.withLock {
             guard !ended else { return }
+            if let logprobs { logprobValues.append(logprobs) }
             if let stats { statsValue = stats }
             if let cached { cachedValue = cached }
             events.append(event)
