@@ -46,7 +46,7 @@ extension BitNetServer {
             switch event {
             case .admitted:
                 continue
-            case .text(let piece):
+            case .text(let piece, _):
                 text += piece
             case .done(let outcome):
                 if outcome.finishReason == .cancelled {
@@ -94,15 +94,17 @@ extension BitNetServer {
                 !pipe.isConsumerGone && !shutdown.isExpired && !(cancelOnInputClose && (peer?.isInputClosed ?? false))
             }
             do {
-                let outcome = try service.run(submission, shouldContinue: shouldContinue) { text in
+                let outcome = try service.run(submission, shouldContinue: shouldContinue) { text, logprobs in
                     let now = ContinuousClock.now
-                    if let last {
+                    if text.isEmpty {
+                        // the last tokens' logprobs, after the text: no new token
+                    } else if let last {
                         metrics.interTokenLatency.recordNanoseconds(Int64((now - last).nanoseconds))
                     } else {
                         metrics.timeToFirstToken.recordNanoseconds(Int64((now - start).nanoseconds))
                     }
-                    last = now
-                    return pipe.send(.text(text))
+                    if !text.isEmpty { last = now }
+                    return pipe.send(.text(text, logprobs))
                 }
                 metrics.completed(outcome)
                 let status: Int
@@ -135,8 +137,8 @@ extension BitNetServer {
                     switch event {
                     case .admitted:
                         continue
-                    case .text(let text):
-                        try await send(response.chunk(text: text))
+                    case .text(let text, let logprobs):
+                        try await send(response.chunk(text: text, logprobs: completion.logprobs == nil ? nil : logprobs))
                     case .done(let outcome):
                         if outcome.finishReason == .cancelled {
                             // Only the server stopping gets here with a client still reading.

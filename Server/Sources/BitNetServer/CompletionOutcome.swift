@@ -20,6 +20,8 @@ public struct CompletionOutcome: Sendable {
     public var cachedTokens = 0
     /// Prompt tokens fed (`promptTokens - cachedTokens`), generated tokens, and their timings.
     public var stats: GenerationStats
+    /// The generated tokens' log-probabilities when the request asked for them (else nil).
+    public var logprobs: [LogprobEntry]?
 
     // GenerationStats has no public initializer: an outcome starts from its request's stats.
     public init(text: String = "", finishReason: FinishReason = .length, promptTokens: Int = 0, cachedTokens: Int = 0,

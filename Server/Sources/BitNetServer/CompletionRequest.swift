@@ -2,7 +2,7 @@ import BitNet
 
 /// A validated `POST /v1/completions` or `POST /v1/chat/completions` body.
 /// Parsing checks every field it uses (type and range) and refuses the OpenAI
-/// options this engine cannot honour (n > 1, logprobs, echo, suffix, tools)
+/// options this engine cannot honour (n > 1, echo, suffix, tools)
 /// instead of silently ignoring them; fields it does not know are ignored, as
 /// clients send many.
 public struct CompletionRequest: Sendable {
@@ -35,6 +35,9 @@ public struct CompletionRequest: Sendable {
     public var includeUsage = false
     /// The `model` field as sent (any name is accepted: the server has one model).
     public var model: String?
+    /// Log-probabilities asked for: nil for none, else how many alternatives per token
+    /// (completions: `logprobs: k`; chat: `logprobs: true` with `top_logprobs: k`).
+    public var logprobs: Int?
 
     public init(kind: Kind, input: Input) {
         self.kind = kind
@@ -130,9 +133,7 @@ public struct CompletionRequest: Sendable {
         if let b = fields.value("best_of"), RequestFields.integer(b) != 1 {
             throw ServerError.invalidField("best_of", "1", got: b)
         }
-        if let l = fields.value("logprobs"), l != .bool(false) {
-            throw ServerError(status: 400, message: "field 'logprobs' is not supported by this server", param: "logprobs")
-        }
+        request.logprobs = try parseLogprobs(fields, kind: kind)
         if let e = fields.value("echo"), e != .bool(false) {
             throw ServerError(status: 400, message: "field 'echo' is not supported by this server", param: "echo")
         }
@@ -145,6 +146,27 @@ public struct CompletionRequest: Sendable {
             }
         }
         return request
+    }
+
+    /// OpenAI's two spellings: completions take `logprobs` as the number of alternatives
+    /// (0 = the chosen token's only); chat takes `logprobs: true` and `top_logprobs` (0...20),
+    /// which is refused without it, as OpenAI does.
+    private static func parseLogprobs(_ fields: RequestFields, kind: Kind) throws -> Int? {
+        let most = TokenLogprobs.maxTop
+        switch kind {
+        case .completion:
+            if fields.value("logprobs") == .bool(false) { return nil }
+            return try fields.int("logprobs", in: 0...most, requirement: "an integer in 0...\(most) (alternatives per token)")
+        case .chat:
+            let top = try fields.int("top_logprobs", in: 0...most, requirement: "an integer in 0...\(most)")
+            guard try fields.bool("logprobs") == true else {
+                if top != nil {
+                    throw ServerError(status: 400, message: "field 'top_logprobs' needs \"logprobs\": true", param: "top_logprobs")
+                }
+                return nil
+            }
+            return top ?? 0
+        }
     }
 
     private static func parsePrompt(_ fields: RequestFields) throws -> Input {

@@ -91,7 +91,8 @@ public final class CompletionService: Sendable {
         let maxTokens = max(0, request.maxTokens ?? (request.kind == .completion ? 16 : contextLength))
         var sampling = request.sampling
         if !request.hasSeed { sampling.seed = UInt64.random(in: 0...UInt64.max) }
-        let job = ScheduledGeneration(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens)
+        let job = ScheduledGeneration(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens,
+                                      logprobs: request.logprobs)
         do {
             try scheduler.submit(job)
         } catch let error as SchedulerError {
@@ -106,7 +107,7 @@ public final class CompletionService: Sendable {
 
     /// ``submit(_:prompt:)`` and ``run(_:shouldContinue:onText:)`` in one call.
     public func complete(_ request: CompletionRequest, prompt: [Int32], shouldContinue: () -> Bool = { true },
-                         onText: (String) -> Bool = { _ in true }) throws -> CompletionOutcome {
+                         onText: (String, [LogprobEntry]) -> Bool = { _, _ in true }) throws -> CompletionOutcome {
         try run(submit(request, prompt: prompt), shouldContinue: shouldContinue, onText: onText)
     }
 
@@ -114,8 +115,13 @@ public final class CompletionService: Sendable {
     /// becomes final (stop strings held back and cut) and returns false to stop;
     /// `shouldContinue` is asked at every token and ten times a second while waiting
     /// (false cancels: the slot is freed at the next step).
+    ///
+    /// With `logprobs` asked for, `onText` also gets the entries of the tokens whose
+    /// text begins in the text handed out so far (the last ones may come with empty
+    /// text at the end); a token whose text lies wholly after a stop string's cut is
+    /// not reported, nor are stop tokens.
     public func run(_ submission: Submission, shouldContinue: () -> Bool = { true },
-                    onText: (String) -> Bool = { _ in true }) throws -> CompletionOutcome {
+                    onText: (String, [LogprobEntry]) -> Bool = { _, _ in true }) throws -> CompletionOutcome {
         let (request, job, stopTokens) = (submission.request, submission.job, submission.stopTokens)
         defer { job.cancel() } // a thrown decoder error must not leave the slot generating
         var generated = ""
@@ -124,10 +130,21 @@ public final class CompletionService: Sendable {
         var clientGone = false
         var consumed = 0 // tokens this side has seen (the scheduler may have sampled one more before a cancel)
         var stopTokenSeen = false
-        func emit(_ text: String) {
-            guard !text.isEmpty, !clientGone else { return }
+        var eventIndex = 0 // `.token` events read: the index of their logprobs
+        var entries: [LogprobEntry] = [] // every consumed token's, when asked
+        var released = 0 // entries handed to onText
+        var decodedScalars = 0 // text the decoder has returned, before stop strings
+        var generatedScalars = 0
+        func emit(_ text: String, final: Bool = false) {
+            guard !clientGone else { return }
             generated += text
-            if !onText(text) { clientGone = true }
+            generatedScalars += text.unicodeScalars.count
+            var end = released
+            while end < entries.count, final || entries[end].textOffset < generatedScalars { end += 1 }
+            guard !text.isEmpty || end > released else { return }
+            let piece = Array(entries[released..<end])
+            released = end
+            if !onText(text, piece) { clientGone = true }
         }
         var ending: GenerationStats.StopReason = .cancelled
         events: while true {
@@ -137,10 +154,16 @@ public final class CompletionService: Sendable {
             }
             switch event {
             case .token(let token):
+                eventIndex += 1
                 if clientGone || matcher.isStopped || stopTokenSeen { continue } // sampled before our cancel arrived
                 consumed += 1
                 if stopTokens.contains(token) { stopTokenSeen = true; continue }
-                emit(matcher.append(try decoder.append(token)))
+                if request.logprobs != nil, let logprobs = job.logprobs(at: eventIndex - 1) {
+                    entries.append(LogprobEntry(logprobs, textOffset: decodedScalars, tokenizer: tokenizer))
+                }
+                let piece = try decoder.append(token)
+                decodedScalars += piece.unicodeScalars.count
+                emit(matcher.append(piece))
                 if clientGone || matcher.isStopped || !shouldContinue() { job.cancel() }
             case .finished(let reason):
                 ending = reason
@@ -163,14 +186,17 @@ public final class CompletionService: Sendable {
         // string are final now (unless a stop already cut the text).
         if finish != .cancelled, !matcher.isStopped {
             emit(matcher.append(decoder.finish()))
-            emit(matcher.finish())
+            // not cut by a stop string: every token's text is in (also one that decoded to nothing)
+            emit(matcher.finish(), final: !matcher.isStopped)
             if matcher.isStopped { finish = .stop }
             if clientGone { finish = .cancelled }
         }
         var stats = job.stats
         stats.generatedTokens = consumed
         stats.stopReason = finish == .stop ? .stopToken : finish == .cancelled ? .cancelled : .maxTokens
-        return CompletionOutcome(text: generated, finishReason: finish, promptTokens: job.prompt.count,
-                                 cachedTokens: job.cachedTokens, stats: stats)
+        var outcome = CompletionOutcome(text: generated, finishReason: finish, promptTokens: job.prompt.count,
+                                        cachedTokens: job.cachedTokens, stats: stats)
+        if request.logprobs != nil { outcome.logprobs = Array(entries[..<released]) }
+        return outcome
     }
 }

@@ -17,7 +17,8 @@ final class GenerationPipe: @unchecked Sendable {
     enum Event: Sendable {
         /// The request got through tokenization and the scheduler's queue check.
         case admitted(promptTokens: Int)
-        case text(String)
+        /// Text as it becomes final, with the log-probabilities of the tokens that begin in it.
+        case text(String, [LogprobEntry])
         case done(CompletionOutcome)
         case failed(ServerError)
     }

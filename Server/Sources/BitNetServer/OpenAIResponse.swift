@@ -34,8 +34,10 @@ public struct OpenAIResponse: Sendable {
     /// How a choice carries its text: a whole message, a stream delta, or a stream's closing chunk.
     private enum Payload { case message, delta(role: Bool), closing }
 
-    /// The one choice of a response or chunk (`finish` nil: still streaming).
-    private func choices(_ w: inout JSONWriter, text: String, payload: Payload, finish: String?) {
+    /// The one choice of a response or chunk (`finish` nil: still streaming; `logprobs` nil:
+    /// not asked for, written as null).
+    private func choices(_ w: inout JSONWriter, text: String, payload: Payload, finish: String?,
+                         logprobs: [LogprobEntry]? = nil) {
         w.array("choices") { w in
             w.object { c in
                 c.field("index", 0)
@@ -57,8 +59,53 @@ public struct OpenAIResponse: Sendable {
                 } else {
                     c.field("text", text)
                 }
-                c.nullField("logprobs")
+                if let logprobs { writeLogprobs(&c, logprobs) } else { c.nullField("logprobs") }
                 if let finish { c.field("finish_reason", finish) } else { c.nullField("finish_reason") }
+            }
+        }
+    }
+
+    /// A choice's `logprobs` in OpenAI's shape for the kind. Completions (the legacy
+    /// shape): parallel arrays `tokens`, `token_logprobs`, `text_offset`, and
+    /// `top_logprobs`, one `{token: logprob}` object per token holding the k most likely
+    /// and the chosen token (OpenAI: "up to logprobs+1 elements"). Chat:
+    /// `content`, one `{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`
+    /// per token, the list holding exactly the k most likely.
+    private func writeLogprobs(_ c: inout JSONWriter, _ entries: [LogprobEntry]) {
+        func alternative(_ w: inout JSONWriter, _ a: LogprobEntry.Alternative) {
+            w.field("token", a.token)
+            w.field("logprob", LogprobEntry.json(a.logprob))
+            w.array("bytes") { b in for byte in a.bytes { b.int(Int(byte)) } }
+        }
+        if kind == .chat {
+            c.object("logprobs") { l in
+                l.array("content") { a in
+                    for e in entries {
+                        a.object { t in
+                            alternative(&t, e.chosen)
+                            t.array("top_logprobs") { tops in
+                                for alt in e.top { tops.object { alternative(&$0, alt) } }
+                            }
+                        }
+                    }
+                }
+                l.nullField("refusal")
+            }
+        } else {
+            c.object("logprobs") { l in
+                l.array("tokens") { a in for e in entries { a.string(e.chosen.token) } }
+                l.array("token_logprobs") { a in for e in entries { a.double(LogprobEntry.json(e.chosen.logprob)) } }
+                l.array("top_logprobs") { a in
+                    for e in entries {
+                        a.object { o in
+                            var seen = Set<String>() // two ids may spell the same text: the likelier one stays
+                            for alt in e.top + [e.chosen] where seen.insert(alt.token).inserted {
+                                o.field(alt.token, LogprobEntry.json(alt.logprob))
+                            }
+                        }
+                    }
+                }
+                l.array("text_offset") { a in for e in entries { a.int(e.textOffset) } }
             }
         }
     }
@@ -68,19 +115,21 @@ public struct OpenAIResponse: Sendable {
         var w = JSONWriter()
         w.object { w in
             header(&w, object: objectName)
-            choices(&w, text: outcome.text, payload: .message, finish: outcome.openAIFinishReason)
+            choices(&w, text: outcome.text, payload: .message, finish: outcome.openAIFinishReason,
+                    logprobs: outcome.logprobs)
             Self.usage(&w, outcome)
             Self.timings(&w, outcome)
         }
         return w.text
     }
 
-    /// A stream chunk carrying `text` (for chat, `role` opens the first chunk).
-    public func chunk(text: String, role: Bool = false) -> String {
+    /// A stream chunk carrying `text` (for chat, `role` opens the first chunk) and, when
+    /// asked for, the log-probabilities of the tokens that begin in it.
+    public func chunk(text: String, role: Bool = false, logprobs: [LogprobEntry]? = nil) -> String {
         var w = JSONWriter()
         w.object { w in
             header(&w, object: chunkObjectName)
-            choices(&w, text: text, payload: .delta(role: role), finish: nil)
+            choices(&w, text: text, payload: .delta(role: role), finish: nil, logprobs: logprobs)
         }
         return w.text
     }

@@ -516,6 +516,97 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(choiceText(try post("/v1/completions", sampled)), choiceText(try post("/v1/completions", sampled)))
     }
 
+    /// `logprobs` in both of OpenAI's shapes, streamed and not: the numbers are a log-softmax
+    /// of the reference model's logits for the same tokens (computed here), the alternatives
+    /// are the most likely tokens in order, and the tokens spell the text.
+    func testLogprobsAreTheModelsInOpenAIsShapes() throws {
+        let f = try fixture()
+        let prompt = "KING HENRY.\nNow, lords, "
+        let ids = f.tokenizer.encode(prompt)
+        // the reference: greedy tokens and each position's log-softmax, from a fresh session
+        let session = try f.reference.makeSession()
+        var feed = ids, tokens: [Int32] = [], distributions: [[Double]] = []
+        for _ in 0..<8 {
+            let logits = try f.reference.step([SequenceInput(session: session, tokens: feed, logits: .last)])[0]
+            let top = Double(logits.max()!)
+            let logZ = top + log(logits.reduce(0.0) { $0 + exp(Double($1) - top) })
+            distributions.append(logits.map { Double($0) - logZ })
+            let token = Sampler.argmax(logits)
+            tokens.append(token)
+            feed = [token]
+        }
+        XCTAssertTrue(tokens.allSatisfy { !f.server.service.completionStopTokens.contains($0) })
+        func ranked(_ d: [Double], _ k: Int) -> [Int] {
+            Array(d.indices.sorted { d[$0] > d[$1] || (d[$0] == d[$1] && $0 < $1) }.prefix(k))
+        }
+        let spelled = tokens.map { String(decoding: try! f.tokenizer.tokenBytes($0), as: UTF8.self) }
+
+        // completions: parallel arrays; top_logprobs objects hold the 3 likeliest (greedy: the chosen is one)
+        let body = #"{"prompt":\#(JSONWriter.quoted(prompt)),"max_tokens":8,"temperature":0,"logprobs":3"#
+        let reply = try post("/v1/completions", body + "}")
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let lp = try XCTUnwrap(reply.json?["choices"]?.array?.first?["logprobs"])
+        XCTAssertEqual(lp["tokens"]?.array?.compactMap(\.string), spelled)
+        XCTAssertEqual(lp["tokens"]?.array?.compactMap(\.string).joined(), choiceText(reply))
+        let values = try XCTUnwrap(lp["token_logprobs"]?.array?.compactMap(\.double))
+        XCTAssertEqual(values.count, 8)
+        for i in 0..<8 {
+            XCTAssertEqual(values[i], distributions[i][Int(tokens[i])], accuracy: 1e-4, "token \(i)")
+            let top = try XCTUnwrap(lp["top_logprobs"]?.array?[i].object, "token \(i)")
+            let want = ranked(distributions[i], 3)
+            XCTAssertEqual(Set(top.keys), Set(want.map { String(decoding: try! f.tokenizer.tokenBytes(Int32($0)), as: UTF8.self) }))
+            for id in want {
+                let key = String(decoding: try f.tokenizer.tokenBytes(Int32(id)), as: UTF8.self)
+                XCTAssertEqual(top[key]?.double ?? 0, distributions[i][id], accuracy: 1e-4)
+            }
+        }
+        let offsets = try XCTUnwrap(lp["text_offset"]?.array?.compactMap(\.int))
+        XCTAssertEqual(offsets, spelled.indices.map { i in spelled[..<i].reduce(0) { $0 + $1.unicodeScalars.count } })
+        // without logprobs: null
+        XCTAssertEqual(try post("/v1/completions", #"{"prompt":"x","max_tokens":2}"#).json?["choices"]?.array?.first?["logprobs"], .null)
+
+        // streamed: the chunks' entries join to the same lists
+        let stream = streamed(try post("/v1/completions", body + #","stream":true}"#))
+        let streamedTokens = stream.chunks.flatMap { $0["choices"]?.array?.first?["logprobs"]?["tokens"]?.array ?? [] }
+        XCTAssertEqual(streamedTokens.compactMap(\.string), spelled)
+        let streamedOffsets = stream.chunks.flatMap { $0["choices"]?.array?.first?["logprobs"]?["text_offset"]?.array ?? [] }
+        XCTAssertEqual(streamedOffsets.compactMap(\.int), offsets)
+
+        // chat: content[] with bytes and exactly top_logprobs alternatives; sampled at a
+        // temperature, the numbers are still the model's (before temperature)
+        let service = f.server.service
+        let messages: [ChatMessage] = [.user("ROMEO.\n")]
+        let chatIDs = service.formatter.tokens(for: messages, addGenerationPrompt: true)
+        let chatBody = #"{"messages":[{"role":"user","content":"ROMEO.\n"}],"max_tokens":6,"temperature":1.5,"seed":3,"#
+            + #""logprobs":true,"top_logprobs":2"#
+        let chat = try post("/v1/chat/completions", chatBody + "}")
+        XCTAssertEqual(chat.status, 200, chat.text)
+        let content = try XCTUnwrap(chat.json?["choices"]?.array?.first?["logprobs"]?["content"]?.array)
+        XCTAssertEqual(content.count, chat.json?["usage"]?["completion_tokens"]?.int)
+        let chatSession = try f.reference.makeSession()
+        var chatFeed = chatIDs
+        var joined: [UInt8] = []
+        for (i, entry) in content.enumerated() {
+            let logits = try f.reference.step([SequenceInput(session: chatSession, tokens: chatFeed, logits: .last)])[0]
+            let top = Double(logits.max()!)
+            let logZ = top + log(logits.reduce(0.0) { $0 + exp(Double($1) - top) })
+            let bytes = try XCTUnwrap(entry["bytes"]?.array?.compactMap { $0.int.map(UInt8.init) })
+            joined += bytes
+            let id = try XCTUnwrap((0..<Int32(f.tokenizer.vocabularySize)).first { (try? f.tokenizer.tokenBytes($0)) == bytes
+                && abs(Double(logits[Int($0)]) - logZ - (entry["logprob"]?.double ?? 1)) < 1e-4 }, "token \(i)")
+            let alternatives = try XCTUnwrap(entry["top_logprobs"]?.array)
+            XCTAssertEqual(alternatives.count, 2)
+            let want = ranked(logits.map { Double($0) - logZ }, 2)
+            XCTAssertEqual(alternatives.compactMap { $0["bytes"]?.array?.compactMap(\.int) },
+                           want.map { try! f.tokenizer.tokenBytes(Int32($0)).map(Int.init) })
+            chatFeed = [id]
+        }
+        XCTAssertEqual(String(decoding: joined, as: UTF8.self), choiceText(chat, chat: true))
+        let chatStream = streamed(try post("/v1/chat/completions", chatBody + #","stream":true}"#), chat: true)
+        let streamedContent = chatStream.chunks.flatMap { $0["choices"]?.array?.first?["logprobs"]?["content"]?.array ?? [] }
+        XCTAssertEqual(streamedContent, content, "seeded: the stream carries the same entries")
+    }
+
     // MARK: - Errors
 
     func testBadRequestsGetTheRightStatusAndNameTheField() throws {
@@ -536,7 +627,10 @@ final class ServerTests: XCTestCase {
         expect(try post(completions, #"{"prompt":"x","stop":5}"#), 400, ["'stop'"])
         expect(try post(completions, #"{"prompt":"x","stop":[""]}"#), 400, ["'stop'"])
         expect(try post(completions, #"{"prompt":"x","n":2}"#), 400, ["'n'"])
-        expect(try post(completions, #"{"prompt":"x","logprobs":3}"#), 400, ["'logprobs'"])
+        expect(try post(completions, #"{"prompt":"x","logprobs":21}"#), 400, ["'logprobs'", "0...20"])
+        expect(try post(completions, #"{"prompt":"x","logprobs":true}"#), 400, ["'logprobs'"])
+        expect(try post(chat, #"{"messages":[{"role":"user","content":"x"}],"top_logprobs":2}"#), 400, ["'top_logprobs'", "\"logprobs\": true"])
+        expect(try post(chat, #"{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":-1}"#), 400, ["'top_logprobs'"])
         expect(try post(completions, #"{"prompt":42}"#), 400, ["'prompt'"])
         expect(try post(completions, #"{"max_tokens":1}"#), 400, ["'prompt' is required"])
         expect(try post(completions, #"{"prompt":[1,99999]}"#), 400, ["'prompt[1]'", "4096"])
