@@ -165,7 +165,7 @@ public final class BitNetServer: Sendable {
         case "metrics":
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            let text = metrics.render(service.scheduler.snapshot)
+            let text = metrics.render(service.scheduler.snapshot, connections: peers.connections)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: text)))
         default:
             throw ServerError(status: 404, message: "no endpoint at '\(request.uri.path)'", type: "not_found_error")

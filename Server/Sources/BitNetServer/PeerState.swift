@@ -18,12 +18,20 @@ final class PeerState: Sendable {
 /// Looks up the ``PeerState`` of a request's channel.
 final class PeerRegistry: Sendable {
     private let peers = NIOLockedValueBox([ObjectIdentifier: PeerState]())
+    private let accepted = NIOLockedValueBox(0)
+
+    /// Connections accepted since start, and open now (for `/metrics`: with keep-alive,
+    /// far fewer than requests).
+    var connections: (accepted: Int, open: Int) {
+        (accepted.withLockedValue { $0 }, peers.withLockedValue { $0.count })
+    }
 
     func state(for channel: any Channel) -> PeerState? {
         peers.withLockedValue { $0[ObjectIdentifier(channel)] }
     }
 
     fileprivate func register(_ channel: any Channel, _ state: PeerState) {
+        accepted.withLockedValue { $0 += 1 }
         peers.withLockedValue { $0[ObjectIdentifier(channel)] = state }
     }
 

@@ -14,6 +14,7 @@ import Prometheus
 /// - gauges sampled from ``BatchScheduler/snapshot`` at each scrape: `bitnet_slots`,
 ///   `bitnet_slots_active`, `bitnet_queue_waiting`, `bitnet_batch_rows` (last step),
 ///   `bitnet_kv_positions_used`, `bitnet_kv_positions_total`
+/// - `bitnet_http_connections_total` (accepted) and `bitnet_http_connections_open`, sampled likewise
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
@@ -23,7 +24,8 @@ final class ServerMetrics: Sendable {
     let generatedTokens: Metrics.Counter
     let timeToFirstToken: Metrics.Timer
     let interTokenLatency: Metrics.Timer
-    private let slots, activeSlots, waiting, batchRows, kvUsed, kvTotal: Metrics.Gauge
+    private let slots, activeSlots, waiting, batchRows, kvUsed, kvTotal, connectionsOpen: Metrics.Gauge
+    private let connectionsAccepted: Metrics.Gauge
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -47,6 +49,10 @@ final class ServerMetrics: Sendable {
         batchRows = Metrics.Gauge(label: "bitnet_batch_rows", factory: factory)
         kvUsed = Metrics.Gauge(label: "bitnet_kv_positions_used", factory: factory)
         kvTotal = Metrics.Gauge(label: "bitnet_kv_positions_total", factory: factory)
+        // a running count read from the connection registry at each scrape: exposed as a gauge
+        // with a _total name (swift-metrics counters cannot be set to a value)
+        connectionsAccepted = Metrics.Gauge(label: "bitnet_http_connections_total", factory: factory)
+        connectionsOpen = Metrics.Gauge(label: "bitnet_http_connections_open", factory: factory)
     }
 
     func request(route: String, status: Int) {
@@ -65,7 +71,9 @@ final class ServerMetrics: Sendable {
     }
 
     /// The Prometheus text exposition, gauges sampled now.
-    func render(_ snapshot: BatchScheduler.Snapshot) -> [UInt8] {
+    func render(_ snapshot: BatchScheduler.Snapshot, connections: (accepted: Int, open: Int)) -> [UInt8] {
+        connectionsAccepted.record(connections.accepted)
+        connectionsOpen.record(connections.open)
         slots.record(snapshot.slots)
         activeSlots.record(snapshot.activeSlots)
         waiting.record(snapshot.waiting)

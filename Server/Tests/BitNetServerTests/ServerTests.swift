@@ -862,6 +862,9 @@ final class ServerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(value("bitnet_time_to_first_token_seconds_count") ?? 0, 1)
         XCTAssertGreaterThanOrEqual(value("bitnet_inter_token_latency_seconds_count") ?? 0, 2)
         XCTAssertNotNil(value("bitnet_queue_waiting"))
+        // every request here opens a connection of its own (Connection: close); this one is open
+        XCTAssertGreaterThanOrEqual(value("bitnet_http_connections_total") ?? 0, 3)
+        XCTAssertGreaterThanOrEqual(value("bitnet_http_connections_open") ?? 0, 1)
 
         let ready = try request("GET", "/ready")
         XCTAssertEqual(ready.json?["status"]?.string, "ready")
