@@ -197,6 +197,66 @@ size_t bn_q8r16_bytes(int32_t m, int32_t k);
 void bn_q8r16_pack(const int8_t *w, int32_t m, int32_t k, int8_t *dst, int32_t *row_sum);
 
 
+/* ---- block-quantized heads (the file's llama.cpp blocks, used natively) ----- *
+ * An output head stored as Q8_0, Q4_0, Q4_K or Q6_K is read in its file
+ * layout (docs/FORMATS.md, "Block types"): each row is k/B blocks (B = 32 for
+ * Q8_0/Q4_0, 256 for the K types), rows are row_bytes = (k/B)·block_bytes
+ * apart. Activations come from bn_qblock_quantize: int8 in per-block groups of
+ * bn_qblock_act_block(type) values (32 for Q8_0/Q4_0, 256 for the K types, as
+ * ggml's Q8_0 / Q8_K), one f32 scale per group, q ∈ [-127, 127], and for the
+ * K types the sum of every 16 consecutive q's.
+ *
+ * Output rule (every ISA, bit for bit): per activation row t and weight row r,
+ *   acc = 0; for each weight block b in order:
+ *     i_b = exact integer Σ over the block of (integer weight code)·q, with the
+ *           block's integer sub-scales folded in (Q6_K: Σ_j sc_j·Σ_16 (q6-32)·q;
+ *           Q4_K: Σ_j sc_j·Σ_32 q4·q, and m_b = Σ_j mn_j·Σ_32 q);
+ *     acc = acc + (d_b · xd_b) · (float)i_b        (two roundings, no fma)
+ *     Q4_K only: acc = acc - (dmin_b · xd_b) · (float)m_b
+ *   y[t*ldy + r] = acc
+ * where d_b, dmin_b are the block's f16 scales as f32 and xd_b the activation
+ * group's scale (a K block has one group; Q8_0/Q4_0 blocks one each). Integer
+ * sums fit int32 for any bytes (largest: Q6_K, 16·16·32·128·128 < 2^31). */
+enum {
+    BN_QBLOCK_Q4_0 = 2, /* ggml type ids */
+    BN_QBLOCK_Q8_0 = 8,
+    BN_QBLOCK_Q4_K = 12,
+    BN_QBLOCK_Q6_K = 14
+};
+
+typedef struct {
+    const uint8_t *data; /* (m, row_bytes) blocks, any alignment */
+    int32_t type;        /* BN_QBLOCK_* */
+    int32_t m, k;        /* k a multiple of the type's block size */
+    int32_t row_bytes;   /* (k / B) · block bytes */
+} bn_qblock_matrix;
+
+/* x: (n, k) int8; x_scale: (n, k/act_block) f32; x_bsum: (n, k/16) int32
+ * (K types only, may be NULL otherwise) → y: (n, ldy) f32, rows
+ * [row_begin, min(row_end, m)) (any row_begin; other rows untouched). */
+typedef void (*bn_qblock_gemm_fn)(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
+                                  const int32_t *x_bsum, int32_t n, float *y, int32_t ldy,
+                                  int32_t row_begin, int32_t row_end);
+
+/* Block size B (weights per block) and bytes per block; 0 for other types. */
+int32_t bn_qblock_size(int32_t type);
+int32_t bn_qblock_bytes(int32_t type);
+/* Values per activation scale: 32 (Q8_0, Q4_0) or 256 (Q4_K, Q6_K); 0 otherwise. */
+int32_t bn_qblock_act_block(int32_t type);
+/* x: (n, ldx) f32, k columns (k % act_block == 0) → q: (n, k) int8,
+ * scale: (n, k/act_block), bsum: (n, k/16) (may be NULL). Per group:
+ * d = max|x| / 127, q = round-half-away(x / d) clamped to [-127, 127]
+ * (0 for a zero or non-finite group). Scalar: O(n·k), cheap beside the head. */
+void bn_qblock_quantize(int32_t type, const float *x, int32_t n, int32_t k, int32_t ldx, int8_t *q, float *scale,
+                        int32_t *bsum);
+/* Row r of a block matrix as f32 (dst: (k,)): the dequantization the kernels
+ * compute against, for embedding lookups and references. */
+void bn_qblock_dequantize_row(const bn_qblock_matrix *w, int32_t r, float *dst);
+/* The scalar kernel, whatever the dispatch level (tests, references). */
+void bn_qblock_gemm_ref(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_bsum,
+                        int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+
+
 /* ---- lookup-table kernels (TL1, TL2) -------------------------------------- *
  * Our own layouts (not bitnet.cpp's: no per-shape code generation, any M and
  * K). A "slot" is a run of w consecutive columns, w = 2 (TL1) or 3 (TL2):
@@ -296,6 +356,7 @@ typedef struct {
     bn_attention_fn attention;
     bn_attention_f16_fn attention_f16;
     bn_q8_gemm_fn q8_gemm;
+    bn_qblock_gemm_fn qblock_gemm; /* any n ≥ 1 */
     bn_tl_gemm_fn tl1_gemv; /* n must be 1 */
     bn_tl_gemm_fn tl1_gemm;
     bn_tl_gemm_fn tl2_gemv; /* n must be 1 */

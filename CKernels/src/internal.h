@@ -52,6 +52,20 @@ void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *
 
 void bn_q8_gemm_scalar(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
                        int32_t ldy, int32_t row_begin, int32_t row_end);
+float bn_qblock_half(uint16_t h); /* exact f16 → f32 */
+void bn_qblock_gemm_scalar(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_bsum,
+                           int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+#if defined(__x86_64__) || defined(_M_X64)
+void bn_qblock_gemm_avx2(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_bsum,
+                         int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+void bn_qblock_gemm_avx512vnni(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
+                               const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
+                               int32_t row_end);
+#endif
+#if defined(__aarch64__)
+void bn_qblock_gemm_neon(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_bsum,
+                         int32_t n, float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 void bn_q8_gemm_avx2(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,

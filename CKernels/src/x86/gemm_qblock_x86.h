@@ -1,0 +1,165 @@
+/* The x86 block-head kernel, included by gemm_qblock_avx2.c and
+ * gemm_qblock_avx512.c with QB_TARGET (function attribute), QB_NAME and
+ * QB_DOT_U8S8(u, s) (Σ of each 4 adjacent u8·s8 products into int32 lanes:
+ * pmaddubsw + pmaddwd, or vpdpbusd). Description in gemm_qblock_avx2.c. */
+#include <immintrin.h>
+#include <string.h>
+#include "internal.h"
+
+#define BN_INLINE static inline __attribute__((always_inline))
+enum { TILE_R = 8 };
+
+/* Σ over the 8 lanes of each v[i] → lane i (exact int32 adds). */
+BN_INLINE QB_TARGET __m256i hsum8(const __m256i v[TILE_R]) {
+    const __m256i s01 = _mm256_hadd_epi32(v[0], v[1]), s23 = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i s45 = _mm256_hadd_epi32(v[4], v[5]), s67 = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i a = _mm256_hadd_epi32(s01, s23), b = _mm256_hadd_epi32(s45, s67);
+    /* a = [r0 r1 r2 r3 (low halves) | r0 r1 r2 r3 (high halves)], b likewise for r4..r7 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* Σ_i w_i·q_i over 32 signed bytes (w ∈ [-128, 127], q ∈ [-127, 127]): |w|
+ * times q with w's sign, pairs ≤ 2·128·127 = 32512 (no pmaddubsw saturation). */
+BN_INLINE QB_TARGET __m256i dot_s8(__m256i w, __m256i q) {
+    return QB_DOT_U8S8(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
+}
+
+/* One Q8_0 block (34 bytes) · 32 activations. */
+BN_INLINE QB_TARGET __m256i blk_q8_0(const uint8_t *blk, const int8_t *q) {
+    return dot_s8(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_loadu_si256((const __m256i *)q));
+}
+
+/* One Q4_0 block (18 bytes): low nibbles are elements 0..15, high 16..31, value nibble - 8. */
+BN_INLINE QB_TARGET __m256i blk_q4_0(const uint8_t *blk, const int8_t *q) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 2));
+    const __m128i m = _mm_set1_epi8(0xF);
+    const __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m), _mm_and_si128(raw, m));
+    return dot_s8(_mm256_sub_epi8(u, _mm256_set1_epi8(8)), _mm256_loadu_si256((const __m256i *)q));
+}
+
+BN_INLINE void q4k_scale_min(const uint8_t *s, int j, int32_t *sc, int32_t *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* One Q4_K block (144 bytes): Σ_j sc_j·Σ q4·q as int32 lanes; *msum = Σ_j mn_j·Σ_32 q
+ * (from the activation's 16-sums). Nibble pairs ≤ 2·15·127 = 3810, times sc ≤ 63. */
+BN_INLINE QB_TARGET __m256i blk_q4_k(const uint8_t *blk, const int8_t *q, const int32_t *bsum, int32_t *msum) {
+    const __m256i m = _mm256_set1_epi8(0xF);
+    __m256i acc = _mm256_setzero_si256();
+    int32_t ms = 0;
+    for (int jj = 0; jj < 4; jj++) {
+        int32_t sc0, mn0, sc1, mn1;
+        q4k_scale_min(blk + 4, 2 * jj, &sc0, &mn0);
+        q4k_scale_min(blk + 4, 2 * jj + 1, &sc1, &mn1);
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * jj));
+        const __m256i lo = _mm256_and_si256(raw, m), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m);
+        const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q + 64 * jj)));
+        const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 64 * jj + 32)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc0)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc1)));
+        ms += mn0 * (bsum[4 * jj] + bsum[4 * jj + 1]) + mn1 * (bsum[4 * jj + 2] + bsum[4 * jj + 3]);
+    }
+    *msum = ms;
+    return acc;
+}
+
+/* One Q6_K block (210 bytes): Σ_j sc_j·Σ_16 u·q as int32 lanes, u = q6 + 32 ∈ [0, 63]
+ * (pairs ≤ 2·63·127 = 16002, times |sc| ≤ 128); *off = 32·Σ_j sc_j·bsum_j, the
+ * correction for the +32. Half h, quarter c of a block is the 32 elements
+ * 128h + 32c..: low bits from ql[64h + 32(c&1) ..] (low nibble for c < 2),
+ * high bits from qh[32h ..] >> 2c. */
+BN_INLINE QB_TARGET __m256i blk_q6_k(const uint8_t *blk, const int8_t *q, const int32_t *bsum, int32_t *off) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    const int8_t *sc = (const int8_t *)(blk + 192);
+    __m256i acc = _mm256_setzero_si256();
+    int32_t o = 0;
+    for (int j = 0; j < 16; j++) o += sc[j] * bsum[j];
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+        __m256i u[4];
+        u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+        u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+        u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+        u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+        for (int c = 0; c < 4; c++) {
+            const int s = 8 * h + 2 * c; /* sub-scales of elements 0..15 and 16..31 of this quarter */
+            const __m256i p = _mm256_maddubs_epi16(u[c], _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * c)));
+            const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s + 1]), _mm_set1_epi16(sc[s]));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scv));
+        }
+    }
+    *off = 32 * o;
+    return acc;
+}
+
+/* The f16 at byte `at` of block b of each of the 8 rows, as f32 (exact). */
+BN_INLINE QB_TARGET __m256 scales8(const uint8_t *const rows[TILE_R], size_t b_off, int at) {
+    uint16_t h[TILE_R];
+    for (int i = 0; i < TILE_R; i++) memcpy(&h[i], rows[i] + b_off + at, 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+// w: (m, row_bytes) blocks, x: (n, k) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
+QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
+                                 const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
+                                 int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m), k = w->k, type = w->type;
+    const int32_t B = bn_qblock_size(type), nb = k / B, bytes = bn_qblock_bytes(type);
+    const int32_t scale_at = type == BN_QBLOCK_Q6_K ? 208 : 0;
+    for (int32_t r0 = row_begin; r0 < end; r0 += TILE_R) {
+        const int32_t valid = bn_min_i32(TILE_R, end - r0);
+        const uint8_t *rows[TILE_R]; /* rows past the range repeat the last one: read, never stored */
+        for (int i = 0; i < TILE_R; i++)
+            rows[i] = w->data + (size_t)(r0 + (i < valid ? i : valid - 1)) * (size_t)w->row_bytes;
+        for (int32_t t = 0; t < n; t++) {
+            const int8_t *xt = x + (size_t)t * (size_t)k;
+            const float *xs = x_scale + (size_t)t * (size_t)nb; /* one activation scale per weight block */
+            const int32_t *bs = x_bsum ? x_bsum + (size_t)t * (size_t)(k / 16) : NULL;
+            __m256 acc = _mm256_setzero_ps();
+            for (int32_t b = 0; b < nb; b++) {
+                const size_t off = (size_t)b * (size_t)bytes;
+                const int8_t *q = xt + (size_t)b * (size_t)B;
+                __m256i part[TILE_R];
+                int32_t extra[TILE_R] = {0}; /* Q4_K: Σ mn·q; Q6_K: the +32 correction */
+                switch (type) {
+                case BN_QBLOCK_Q8_0:
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q8_0(rows[i] + off, q);
+                    break;
+                case BN_QBLOCK_Q4_0:
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_0(rows[i] + off, q);
+                    break;
+                case BN_QBLOCK_Q4_K:
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_k(rows[i] + off, q, bs + 16 * b, &extra[i]);
+                    break;
+                default: /* BN_QBLOCK_Q6_K */
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q6_k(rows[i] + off, q, bs + 16 * b, &extra[i]);
+                    break;
+                }
+                __m256i isum = hsum8(part);
+                const __m256i ex = _mm256_loadu_si256((const __m256i *)extra);
+                const __m256 xd = _mm256_set1_ps(xs[b]);
+                if (type == BN_QBLOCK_Q6_K) isum = _mm256_sub_epi32(isum, ex);
+                const __m256 a = _mm256_mul_ps(scales8(rows, off, scale_at), xd);
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(a, _mm256_cvtepi32_ps(isum)));
+                if (type == BN_QBLOCK_Q4_K) {
+                    const __m256 am = _mm256_mul_ps(scales8(rows, off, 2), xd);
+                    acc = _mm256_sub_ps(acc, _mm256_mul_ps(am, _mm256_cvtepi32_ps(ex)));
+                }
+            }
+            float out[TILE_R];
+            _mm256_storeu_ps(out, acc);
+            memcpy(y + (size_t)t * (size_t)ldy + (size_t)r0, out, (size_t)valid * sizeof(float));
+        }
+    }
+}
