@@ -10,7 +10,7 @@ SWIFT ?= swift
 CC := $(shell command -v clang 2>/dev/null || echo cc)
 BUILD_DIR := build
 KERNEL_SRCS := $(wildcard CKernels/src/*.c CKernels/src/*/*.c)
-KERNEL_HDRS := $(wildcard CKernels/include/*.h CKernels/src/*.h) Tests/c/harness.h
+KERNEL_HDRS := $(wildcard CKernels/include/*.h CKernels/src/*.h CKernels/src/*/*.h) Tests/c/harness.h
 CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ICKernels/include -ICKernels/src
 ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch64-linux-gnu/include \
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
@@ -89,17 +89,31 @@ $(BUILD_DIR)/test_tl_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_tl.c
 	@mkdir -p $(BUILD_DIR)
 	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_tl.c -lm -lpthread -o $@
 
-test-c: $(BUILD_DIR)/test_kernels $(BUILD_DIR)/test_ops $(BUILD_DIR)/test_tl
+$(BUILD_DIR)/test_qblock: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_qblock.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O2 -g $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_qblock.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_qblock_asan: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_qblock.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		$(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_qblock.c -lm -lpthread -o $@
+
+$(BUILD_DIR)/test_qblock_arm64: $(KERNEL_SRCS) $(KERNEL_HDRS) Tests/c/test_qblock.c
+	@mkdir -p $(BUILD_DIR)
+	$(CC) $(ARM_CROSS) -O2 $(CFLAGS_TEST) $(KERNEL_SRCS) Tests/c/test_qblock.c -lm -lpthread -o $@
+
+test-c: $(BUILD_DIR)/test_kernels $(BUILD_DIR)/test_ops $(BUILD_DIR)/test_tl $(BUILD_DIR)/test_qblock
 	$(BUILD_DIR)/test_kernels
 	$(BUILD_DIR)/test_ops
 	$(BUILD_DIR)/test_tl
+	$(BUILD_DIR)/test_qblock
 
 # Cross-compiles the C harness for arm64 (NEON and dotprod kernels) and runs it under qemu.
 test-arm64: deps-arm64
 	@if command -v qemu-aarch64 >/dev/null && [ -e /usr/aarch64-linux-gnu/lib/libc.a ]; then \
-		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 $(BUILD_DIR)/test_ops_arm64 $(BUILD_DIR)/test_tl_arm64 && \
+		$(MAKE) --no-print-directory $(BUILD_DIR)/test_kernels_arm64 $(BUILD_DIR)/test_ops_arm64 $(BUILD_DIR)/test_tl_arm64 $(BUILD_DIR)/test_qblock_arm64 && \
 		qemu-aarch64 $(BUILD_DIR)/test_kernels_arm64 && qemu-aarch64 $(BUILD_DIR)/test_ops_arm64 && \
-		qemu-aarch64 $(BUILD_DIR)/test_tl_arm64; \
+		qemu-aarch64 $(BUILD_DIR)/test_tl_arm64 && qemu-aarch64 $(BUILD_DIR)/test_qblock_arm64; \
 	else echo "skipping arm64 kernel run: qemu-user / arm64 libc not available"; fi
 
 # XCTest only (the suite has no swift-testing tests), with a plain closing count line.
@@ -158,10 +172,11 @@ demo: build
 
 test: deps test-c test-arm64 test-capi test-golden test-examples test-swift test-server
 
-sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan
+sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan $(BUILD_DIR)/test_qblock_asan
 	$(BUILD_DIR)/test_kernels_asan
 	$(BUILD_DIR)/test_ops_asan
 	$(BUILD_DIR)/test_tl_asan
+	$(BUILD_DIR)/test_qblock_asan
 	# Memory errors only: the Swift runtime never frees weak-reference side tables, so
 	# LeakSanitizer would report every XCTest case object; the C harnesses above check leaks.
 	ASAN_OPTIONS=detect_leaks=0 BITNET_SANITIZER=address \
