@@ -2,7 +2,11 @@
 #   make            release build (.build/release/bitnet, and bitnet-server beside it)
 #   make test       installs what is missing (libopenblas-dev; qemu + arm64 cross libc
 #                   for the NEON run), then the C kernel harness (x86 and arm64 under
-#                   qemu), `swift test` and the server package's tests (test-server)
+#                   qemu), `swift test` and the server package's tests (test-server), the
+#                   official `openai` Python client against bitnet-server (test-openai) and a
+#                   30 s loopback load test with slow-loris connections (test-load-short)
+#   make test-load  the load test for 2 minutes (32 clients, half streaming; RSS, p50/p99)
+#   make test-scale 2 bitnet-server replicas behind nginx (installed if missing), one killed mid-run
 #   make bench      kernel benchmark (release)
 #   make sanitize   C harness under ASan+UBSan, swift test under ASan, the concurrent tests under TSan
 SHELL := /bin/bash
@@ -16,7 +20,7 @@ ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
 	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
 
-.PHONY: all build build-server deps deps-arm64 test test-c test-arm64 test-swift test-server test-capi test-golden test-examples demo sanitize bench install clean
+.PHONY: all build build-server deps deps-arm64 test test-c test-arm64 test-swift test-server build-server-debug test-openai test-load-short test-load test-scale test-capi test-golden test-examples demo sanitize bench install clean
 PREFIX ?= /usr/local
 SWIFT_RUNTIME := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n '/runtimeLibraryPaths/{n;s/[ ",]//g;p;}')
 
@@ -133,6 +137,37 @@ test-server: deps
 	set -o pipefail; $(SWIFT) test --package-path Server --skip-build --disable-swift-testing 2>&1 | tee $(BUILD_DIR)/server-test.log
 	@grep -E "Test Suite 'All tests' (passed|failed)" -A1 $(BUILD_DIR)/server-test.log | sed -n 's/^[[:space:]]*//;2p'
 
+# The server from outside, driven from Python (tools/): the official `openai` client on every
+# route (test-openai), a loopback load test — 32 keep-alive clients, half streaming, 0 errors,
+# flat RSS, then 64 slow-loris connections that must not delay a request by 100 ms — short in
+# `make test` (test-load-short, ~30 s) or for 2 minutes (test-load), and 2 replicas behind
+# nginx with one killed mid-run (test-scale; not in `make test`, it installs nginx). They run
+# the debug bitnet-server test-server builds (BITNET_SERVER=path for another); the openai
+# client comes from PyPI into a venv made once.
+VENV_OPENAI := .build/venv-openai
+$(VENV_OPENAI)/.installed:
+	python3 -m venv $(VENV_OPENAI)
+	$(VENV_OPENAI)/bin/pip install -q openai
+	touch $@
+
+build-server-debug: deps
+	$(SWIFT) build --package-path Server --product bitnet-server
+
+test-openai: $(VENV_OPENAI)/.installed build-server-debug
+	timeout 300 $(VENV_OPENAI)/bin/python tools/test_openai_client.py
+
+test-load-short: build-server-debug
+	timeout 120 python3 tools/load_test.py --warmup 5 --duration 12
+
+test-load: build-server-debug
+	timeout 600 python3 tools/load_test.py --warmup 15 --duration 120
+
+test-scale: $(VENV_OPENAI)/.installed build-server-debug
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "installing nginx (apt-get)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nginx >/dev/null; }
+	timeout 300 $(VENV_OPENAI)/bin/python tools/scale_test.py
+
 # The engine's C API from a C program, on a tiny synthetic model with the Llama-3 tokenizer.
 test-capi: deps
 	$(SWIFT) build --product BitNetCAPI
@@ -170,7 +205,7 @@ test-golden: deps
 demo: build
 	.build/release/bitnet generate -p "KING HENRY." -n 120 --temp 0.8 --seed 7
 
-test: deps test-c test-arm64 test-capi test-golden test-examples test-swift test-server
+test: deps test-c test-arm64 test-capi test-golden test-examples test-swift test-server test-openai test-load-short
 
 sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan $(BUILD_DIR)/test_qblock_asan
 	$(BUILD_DIR)/test_kernels_asan
