@@ -34,7 +34,7 @@ extension BitNetServer {
             break
         case .failed(let error):
             throw error
-        case .text, .done, .none:
+        case .text, .done, .probe, .none:
             throw ServerError.internalError("the generation ended before it was admitted")
         }
         let response = OpenAIResponse(kind: kind, model: service.modelName)
@@ -46,6 +46,8 @@ extension BitNetServer {
             switch event {
             case .admitted:
                 continue
+            case .probe:
+                return probingResponse(response, pipe: pipe)
             case .text(let piece, _):
                 text += piece
             case .done(let outcome):
@@ -68,9 +70,12 @@ extension BitNetServer {
     private func startGeneration(_ completion: CompletionRequest, pipe: GenerationPipe, peer: PeerState?,
                                  start: ContinuousClock.Instant, logger: Logger) {
         let (service, shutdown, admission, metrics) = (self.service, self.shutdown, self.admission, self.metrics)
-        // A non-streamed request writes nothing until it is done: the client's FIN is
-        // the only sign it left (see PeerState). A stream notices on its next write.
-        let cancelOnInputClose = !completion.stream
+        // A non-streamed request writes nothing until it is done, so the client's FIN is
+        // all it sees (see PeerState): a client that half-closed and still reads, or one that
+        // is gone. It then asks the response side to write a byte every 0.5 s (.probe): to a
+        // gone client the second write fails, which cancels the generation. A stream notices
+        // on its next write anyway.
+        let probeOnInputClose = !completion.stream
         BlockingThread.start(name: "bitnet-request") { [self] in
             defer {
                 pipe.finish()
@@ -90,8 +95,17 @@ extension BitNetServer {
             }
             defer { submission.cancel() }
             var last: ContinuousClock.Instant?
+            var lastProbe: ContinuousClock.Instant?
             let shouldContinue = {
-                !pipe.isConsumerGone && !shutdown.isExpired && !(cancelOnInputClose && (peer?.isInputClosed ?? false))
+                if pipe.isConsumerGone || shutdown.isExpired { return false }
+                if probeOnInputClose, peer?.isInputClosed ?? false {
+                    let now = ContinuousClock.now
+                    if lastProbe.map({ now - $0 >= .milliseconds(500) }) ?? true {
+                        lastProbe = now
+                        return pipe.send(.probe)
+                    }
+                }
+                return true
             }
             do {
                 let outcome = try service.run(submission, shouldContinue: shouldContinue) { text, logprobs in
@@ -123,6 +137,42 @@ extension BitNetServer {
         }
     }
 
+    /// A non-streamed reply to a client that half-closed: 200 at once, then a space (JSON
+    /// allows leading whitespace) at each probe while the generation runs, then the body.
+    /// A client that is gone makes a write fail, which cancels its generation.
+    private func probingResponse(_ response: OpenAIResponse, pipe: GenerationPipe) -> Response {
+        let shutdown = self.shutdown
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody { writer in
+            do {
+                try await writer.write(ByteBuffer(string: " "))
+                events: while let event = await pipe.next() {
+                    switch event {
+                    case .admitted, .text:
+                        continue
+                    case .probe:
+                        try await writer.write(ByteBuffer(string: " "))
+                    case .done(let outcome):
+                        if outcome.finishReason == .cancelled {
+                            let error = shutdown.isExpired ? ServerError.unavailable("the server is shutting down")
+                                : ServerError(status: 499, message: "client closed the request")
+                            try await writer.write(ByteBuffer(string: error.json))
+                        } else {
+                            try await writer.write(ByteBuffer(string: response.complete(outcome)))
+                        }
+                        break events
+                    case .failed(let error):
+                        try await writer.write(ByteBuffer(string: error.json))
+                        break events
+                    }
+                }
+                try await writer.finish(nil)
+            } catch {
+                pipe.cancel() // the client is gone: the generation stops at its next check
+                throw error
+            }
+        })
+    }
+
     private func streamResponse(_ completion: CompletionRequest, response: OpenAIResponse, pipe: GenerationPipe,
                                 logger: Logger, start: ContinuousClock.Instant) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"]
@@ -135,7 +185,7 @@ extension BitNetServer {
                 if response.kind == .chat { try await send(response.chunk(text: "", role: true)) }
                 events: while let event = await pipe.next() {
                     switch event {
-                    case .admitted:
+                    case .admitted, .probe:
                         continue
                     case .text(let text, let logprobs):
                         try await send(response.chunk(text: text, logprobs: completion.logprobs == nil ? nil : logprobs))

@@ -20,6 +20,9 @@ final class GenerationPipe: @unchecked Sendable {
         /// Text as it becomes final, with the log-probabilities of the tokens that begin in it.
         case text(String, [LogprobEntry])
         case done(CompletionOutcome)
+        /// A non-streamed request's client half-closed (sent FIN): the consumer writes a byte
+        /// to learn whether it is still reading (sent every 0.5 s until the end).
+        case probe
         case failed(ServerError)
     }
 

@@ -843,6 +843,24 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(metrics.contains(#"bitnet_requests_cancelled_total{reason="client_gone"}"#), metrics)
     }
 
+    /// A client that half-closes its write side after sending (shutdown(SHUT_WR)) and keeps
+    /// reading still gets its whole non-streamed reply: 200, then spaces while it generates
+    /// (leading JSON whitespace), then the same body as a client that kept its side open.
+    func testHalfClosedClientStillGetsItsReply() throws {
+        let f = try fixture()
+        let body = #"{"prompt":"ROMEO.\n","max_tokens":40,"temperature":0}"#
+        let want = try referenceText(f.tokenizer.encode("ROMEO.\n"), maxTokens: 40, stops: f.server.service.completionStopTokens)
+        let fd = try connect()
+        defer { close(fd) }
+        sendAll(fd, Array(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.apiKey)\r\n"
+                           + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)").utf8))
+        XCTAssertEqual(shutdown(fd, Int32(SHUT_WR)), 0)
+        let reply = Self.parse(readToEnd(fd))
+        XCTAssertEqual(reply.status, 200, reply.text)
+        XCTAssertEqual(choiceText(reply), want, reply.text)
+        XCTAssertEqual(reply.json?["usage"]?["completion_tokens"]?.int, 40)
+    }
+
     func testMetricsReadyAndTokenizerEndpoints() throws {
         let f = try fixture()
         XCTAssertEqual(try post("/v1/completions", #"{"prompt":"ROMEO.\n","max_tokens":3,"temperature":0}"#).status, 200)
