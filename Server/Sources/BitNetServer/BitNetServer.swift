@@ -33,14 +33,18 @@ public final class BitNetServer: Sendable {
     public let service: CompletionService
     public let configuration: ServerConfiguration
     public let logger: Logger
-    let metrics = ServerMetrics()
+    let metrics: ServerMetrics
     let shutdown = ShutdownState()
     let admission: Admission
     let peers = PeerRegistry()
     private let started = Int(Date().timeIntervalSince1970)
 
-    public init(service: CompletionService, configuration: ServerConfiguration, logger: Logger) {
+    /// `metrics`: the one whose ``ServerMetrics/stepObserver`` the service's scheduler reports
+    /// its steps to, if any (else step histograms stay empty).
+    public init(service: CompletionService, configuration: ServerConfiguration, logger: Logger,
+                metrics: ServerMetrics = ServerMetrics()) {
         self.service = service
+        self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
         let scheduling = service.scheduler.configuration

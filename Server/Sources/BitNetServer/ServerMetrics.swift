@@ -15,7 +15,12 @@ import Prometheus
 ///   `bitnet_slots_active`, `bitnet_queue_waiting`, `bitnet_batch_rows` (last step),
 ///   `bitnet_kv_positions_used`, `bitnet_kv_positions_total`
 /// - `bitnet_http_connections_total` (accepted) and `bitnet_http_connections_open`, sampled likewise
-final class ServerMetrics: Sendable {
+/// - per scheduler step, from ``BatchScheduler/Configuration/onStep`` (``recordStep(_:)``): histograms
+///   `bitnet_step_sequences` (batch size), `bitnet_step_rows` (tokens computed) and `bitnet_step_seconds`
+///
+/// Made before the scheduler (whose `onStep` must be given at its creation) and handed to
+/// ``BitNetServer``; see ``stepObserver``.
+public final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
 
@@ -26,9 +31,15 @@ final class ServerMetrics: Sendable {
     let interTokenLatency: Metrics.Timer
     private let slots, activeSlots, waiting, batchRows, kvUsed, kvTotal, connectionsOpen: Metrics.Gauge
     private let connectionsAccepted: Metrics.Gauge
+    private let stepSequences, stepRows: Metrics.Recorder
+    private let stepSeconds: Metrics.Timer
 
-    init() {
+    public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets = [
+            "bitnet_step_sequences": [1, 2, 4, 8, 16, 32, 64, 128],
+            "bitnet_step_rows": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+        ]
         factory.durationHistogramBuckets = [
             "bitnet_time_to_first_token_seconds": [.milliseconds(10), .milliseconds(25), .milliseconds(50),
                                                    .milliseconds(100), .milliseconds(250), .milliseconds(500),
@@ -36,6 +47,9 @@ final class ServerMetrics: Sendable {
             "bitnet_inter_token_latency_seconds": [.milliseconds(2), .milliseconds(5), .milliseconds(10),
                                                    .milliseconds(20), .milliseconds(50), .milliseconds(100),
                                                    .milliseconds(200), .milliseconds(500), .seconds(1)],
+            "bitnet_step_seconds": [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                                    .milliseconds(20), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                                    .milliseconds(500), .seconds(1), .milliseconds(2500)],
         ]
         self.factory = factory
         promptTokens = Metrics.Counter(label: "bitnet_prompt_tokens_total", factory: factory)
@@ -53,6 +67,21 @@ final class ServerMetrics: Sendable {
         // with a _total name (swift-metrics counters cannot be set to a value)
         connectionsAccepted = Metrics.Gauge(label: "bitnet_http_connections_total", factory: factory)
         connectionsOpen = Metrics.Gauge(label: "bitnet_http_connections_open", factory: factory)
+        stepSequences = Metrics.Recorder(label: "bitnet_step_sequences", dimensions: [], aggregate: true, factory: factory)
+        stepRows = Metrics.Recorder(label: "bitnet_step_rows", dimensions: [], aggregate: true, factory: factory)
+        stepSeconds = Metrics.Timer(label: "bitnet_step_seconds", factory: factory)
+    }
+
+    /// One scheduler step (called on the scheduler's thread: three histogram updates).
+    public func recordStep(_ step: BatchScheduler.StepReport) {
+        stepSequences.record(step.sequences)
+        stepRows.record(step.rows)
+        stepSeconds.recordNanoseconds(Int64(step.seconds * 1e9))
+    }
+
+    /// For ``BatchScheduler/Configuration/onStep``.
+    public var stepObserver: @Sendable (BatchScheduler.StepReport) -> Void {
+        { [self] in recordStep($0) }
     }
 
     func request(route: String, status: Int) {

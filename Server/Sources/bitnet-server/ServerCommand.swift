@@ -107,6 +107,7 @@ struct ServerCommand: AsyncParsableCommand {
                                   + "\(Self.defaultModelName) was not found next to this executable")
         }
         let start = ContinuousClock.now
+        let metrics = ServerMetrics() // the scheduler reports each step to it
         let service: CompletionService
         let model: BitNetModel
         do {
@@ -119,7 +120,8 @@ struct ServerCommand: AsyncParsableCommand {
             let formatter = try Self.formatter(model: model, tokenizer: tokenizer, chatTemplate: chatTemplate, logger: logger)
             let name = path.split(separator: "/").last.map(String.init) ?? path
             let scheduling = BatchScheduler.Configuration(parallel: parallel, contextLength: model.defaultContextLength,
-                                                          maxQueue: maxQueue, stepTokenBudget: stepTokens)
+                                                          maxQueue: maxQueue, stepTokenBudget: stepTokens,
+                                                          onStep: metrics.stepObserver)
             service = try CompletionService(model: model, tokenizer: tokenizer, formatter: formatter, modelName: name,
                                             scheduling: scheduling)
         } catch {
@@ -134,7 +136,7 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.idleTimeout = timeout
         configuration.maxBodyBytes = maxBody
         configuration.shutdownGrace = shutdownGrace
-        let server = BitNetServer(service: service, configuration: configuration, logger: logger)
+        let server = BitNetServer(service: service, configuration: configuration, logger: logger, metrics: metrics)
         let loadSeconds = Double((ContinuousClock.now - start).components.seconds)
             + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
         let (host, parallel) = (self.host, self.parallel)

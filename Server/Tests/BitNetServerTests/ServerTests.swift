@@ -97,17 +97,19 @@ final class ServerTests: XCTestCase {
         let model = try BitNetModel(weights: weights, contextLength: ServerTests.contextLength, threads: 1)
         let tokenizer = try Tokenizer(gguf: weights.file)
         let template = ChatTemplate.detect(gguf: weights.file, tokenizer: tokenizer).template
+        let metrics = ServerMetrics()
         let service = try CompletionService(model: model, tokenizer: tokenizer,
                                             formatter: try template.formatter(tokenizer: tokenizer),
                                             modelName: "bitnet-shakespeare-i2_s.gguf",
                                             scheduling: .init(parallel: parallel,
                                                               contextLength: parallel * ServerTests.contextLength,
-                                                              maxQueue: maxQueue, stepTokenBudget: 16))
+                                                              maxQueue: maxQueue, stepTokenBudget: 16,
+                                                              onStep: metrics.stepObserver))
         var configuration = ServerConfiguration()
         configuration.port = 0
         configure(&configuration)
         let logger = Logger(label: "test") { _ in CapturingLogHandler(lines: log) }
-        return (BitNetServer(service: service, configuration: configuration, logger: logger), tokenizer, weights)
+        return (BitNetServer(service: service, configuration: configuration, logger: logger, metrics: metrics), tokenizer, weights)
     }
 
     /// One server for the whole class, and a second model instance as the cold reference.
@@ -883,6 +885,13 @@ final class ServerTests: XCTestCase {
         // every request here opens a connection of its own (Connection: close); this one is open
         XCTAssertGreaterThanOrEqual(value("bitnet_http_connections_total") ?? 0, 3)
         XCTAssertGreaterThanOrEqual(value("bitnet_http_connections_open") ?? 0, 1)
+        // the scheduler's steps: every one counted, each with at least one sequence and row
+        let steps = try XCTUnwrap(value("bitnet_step_sequences_count"), metrics.text)
+        XCTAssertGreaterThanOrEqual(steps, 3, "the 3 generated tokens took at least 3 steps")
+        XCTAssertEqual(value("bitnet_step_rows_count"), steps)
+        XCTAssertEqual(value("bitnet_step_seconds_count"), steps)
+        XCTAssertGreaterThanOrEqual(value("bitnet_step_rows_sum") ?? 0, value("bitnet_step_sequences_sum") ?? .infinity)
+        XCTAssertEqual(value(#"bitnet_step_sequences_bucket{le="+Inf"}"#), steps)
 
         let ready = try request("GET", "/ready")
         XCTAssertEqual(ready.json?["status"]?.string, "ready")
