@@ -61,7 +61,9 @@ public final class BitNetModel: @unchecked Sendable {
         pool = try WorkerPool(threads: max(1, threadCount))
         self.batchSize = max(1, batchSize)
         state = try RunState(config: c, rowCapacity: self.batchSize, threads: pool.threads)
-        q8Head = headPrecision == .q8 ? try Q8Matrix(weights.output) : nil
+        // a native block head stays native under `--head q8`: its blocks are already 4.5–8.5
+        // bits per weight, and requantizing them would only add error (docs/NUMERICS.md)
+        q8Head = headPrecision == .q8 && weights.outputBlocks == nil ? try Q8Matrix(weights.output) : nil
         let matrices = weights.layers.flatMap(\.projections)
         let chosen: [MatrixKernel]
         switch kernel {
@@ -122,7 +124,8 @@ public final class BitNetModel: @unchecked Sendable {
 
     /// Bytes read per generated token with this model's head.
     public var bytesPerToken: Int {
-        var total = q8Head.map { $0.rows * $0.cols } ?? weights.output.rows * weights.output.cols * 2
+        var total = q8Head.map { $0.rows * $0.cols } ?? weights.outputBlocks?.byteCount
+            ?? config.vocabSize * config.hiddenSize * 2
         for (l, layer) in weights.layers.enumerated() {
             for p in layer.projections.indices { total += decodeByteCount(layer: l, projection: p) }
         }
@@ -232,7 +235,11 @@ public final class BitNetModel: @unchecked Sendable {
             let tokens = inputs[part.input].tokens
             for (j, t) in part.tokens.enumerated() {
                 let row = part.firstRow + j
-                ops.f16_to_f32(weights.tokenEmbedding.row(Int(tokens[t])), x + row * hidden, Int32(hidden))
+                if let blocks = weights.embeddingBlocks {
+                    blocks.dequantizeRow(Int(tokens[t]), into: x + row * hidden) // only the looked-up row
+                } else {
+                    ops.f16_to_f32(weights.tokenEmbedding.row(Int(tokens[t])), x + row * hidden, Int32(hidden))
+                }
                 s.setRopePosition(row: row, position: cache.count + j)
             }
             longest = max(longest, cache.count + part.tokens.count)
@@ -391,6 +398,10 @@ public final class BitNetModel: @unchecked Sendable {
                     withUnsafeMutablePointer(to: &job) { pool.run(Q8HeadJob.task, context: $0) }
                 }
             }
+            return
+        }
+        if let blocks = weights.outputBlocks {
+            try output { out in blocks.multiply(h, n: rows.count, table: kernels.table, pool: pool, into: out) }
             return
         }
         try output { out in

@@ -10,34 +10,53 @@ import Darwin
 /// norms copied as f32, and the F16 embedding/head used in place from the map.
 public final class ModelWeights: @unchecked Sendable {
     public let config: ModelConfig
-    public let tokenEmbedding: HalfMatrix // (vocab, hidden)
+    /// (vocab, hidden) as F16. For a native block type (``embeddingBlocks``) this is an
+    /// F16 expansion made on first use (references, `--head q8` on such files, tests):
+    /// the model itself never asks for it.
+    public var tokenEmbedding: HalfMatrix { storedEmbedding ?? expanded(embeddingBlocks!) }
     public let outputNorm: [Float] // (hidden,)
-    public let output: HalfMatrix // (vocab, hidden): token_embd when tied
+    /// (vocab, hidden) as F16: token_embd when tied; expanded on first use like ``tokenEmbedding``.
+    public var output: HalfMatrix { storedOutput ?? expanded(outputBlocks!) }
+    /// The embedding / head kept in the file's Q8_0, Q4_0, Q4_K or Q6_K blocks and computed
+    /// natively (nil: F16, F32, BF16 or another block type, held as F16).
+    public let embeddingBlocks: BlockQuantizedMatrix?
+    public let outputBlocks: BlockQuantizedMatrix?
+    private let storedEmbedding: HalfMatrix?
+    private let storedOutput: HalfMatrix?
+    private let expansionLock = Lock()
+    private var expansions: [ObjectIdentifier: HalfMatrix] = [:]
     public let headIsTied: Bool
     public let layers: [LayerWeights]
     public let file: GGUFFile
 
-    public convenience init(path: String, progress: ((Int, Int) -> Void)? = nil) throws {
-        try self.init(file: GGUFFile(path: path), progress: progress)
+    public convenience init(path: String, expandBlockHeads: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
+        try self.init(file: GGUFFile(path: path), expandBlockHeads: expandBlockHeads, progress: progress)
     }
 
-    /// `progress(done, total)` counts layers.
-    public init(file: GGUFFile, progress: ((Int, Int) -> Void)? = nil) throws {
+    /// `progress(done, total)` counts layers. `expandBlockHeads`: expand a Q8_0 / Q4_0 /
+    /// Q4_K / Q6_K embedding and head to F16 at load as before the native kernels
+    /// (the exact-F16 comparison path of tests and fidelity measurements).
+    public init(file: GGUFFile, expandBlockHeads: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
         self.file = file
         let config = try ModelConfig(gguf: file)
         self.config = config
         let loader = TensorLoader(file: file)
         let h = config.hiddenSize
-        tokenEmbedding = try loader.half(TensorName.tokenEmbedding, rows: config.vocabSize, cols: h)
+        func load(_ name: String) throws -> (HalfMatrix?, BlockQuantizedMatrix?) {
+            if !expandBlockHeads, let blocks = try loader.blocks(name, rows: config.vocabSize, cols: h) { return (nil, blocks) }
+            return (try loader.half(name, rows: config.vocabSize, cols: h), nil)
+        }
+        (storedEmbedding, embeddingBlocks) = try load(TensorName.tokenEmbedding)
         outputNorm = try loader.vector(TensorName.outputNorm, count: h)
         if file.tensor(named: TensorName.output) != nil {
-            output = try loader.half(TensorName.output, rows: config.vocabSize, cols: h)
+            (storedOutput, outputBlocks) = try load(TensorName.output)
             headIsTied = false
         } else {
-            output = tokenEmbedding
+            (storedOutput, outputBlocks) = (storedEmbedding, embeddingBlocks)
             headIsTied = true
         }
-        try Self.checkFits(path: file.path, needed: Self.anonymousBytes(config: config, file: file),
+        try Self.checkFits(path: file.path, needed: Self.anonymousBytes(config: config, file: file,
+                                                                         expandBlockHeads: expandBlockHeads),
                            available: SystemMemory.availableBytes())
         // layers load concurrently (repacking dominates: ~0.5 s for 2B4T on one core); the
         // first error in layer order is the one reported, as a serial load would report it
@@ -53,14 +72,18 @@ public final class ModelWeights: @unchecked Sendable {
     /// projections (I2_R16), and the embedding/head when the file's type is expanded to F16
     /// at load. (The F16 embedding/head are used in place from the file's pages.) In Double:
     /// a hostile file's dimensions must not overflow the estimate.
-    static func anonymousBytes(config c: ModelConfig, file: GGUFFile) -> Double {
+    static func anonymousBytes(config c: ModelConfig, file: GGUFFile, expandBlockHeads: Bool = false) -> Double {
         func pad(_ n: Int) -> Double { (Double(n) / 32).rounded(.up) * 32 } // bn_pad_rows / bn_pad_cols
         func i2r16(_ m: Int, _ k: Int) -> Double { pad(m) * pad(k) / 4 } // bn_i2r16_bytes
         let h = c.hiddenSize
         let perLayer = i2r16(c.qDim, h) + 2 * i2r16(c.kvDim, h) + i2r16(h, c.qDim) + 2 * i2r16(c.ffnSize, h) + i2r16(h, c.ffnSize)
         var total = perLayer * Double(c.layerCount)
         for name in [TensorName.tokenEmbedding, TensorName.output] {
-            if let t = file.tensor(named: name), t.type != .f16 { total += Double(c.vocabSize) * Double(h) * 2 }
+            // F16 is used in place, and so are the native block types unless expanded
+            if let t = file.tensor(named: name), t.type != .f16,
+               expandBlockHeads || !BlockQuantizedMatrix.isNative(t.type) {
+                total += Double(c.vocabSize) * Double(h) * 2
+            }
         }
         return total
     }
@@ -70,6 +93,17 @@ public final class ModelWeights: @unchecked Sendable {
         guard let available, needed > Double(available) else { return }
         throw ModelError.insufficientMemory(path: path, needed: needed >= Double(Int.max) ? Int.max : Int(needed),
                                             available: available)
+    }
+
+    /// The F16 expansion of a block matrix, made once (under a lock: sessions on several
+    /// threads may ask together).
+    private func expanded(_ m: BlockQuantizedMatrix) -> HalfMatrix {
+        expansionLock.withLock {
+            if let done = expansions[ObjectIdentifier(m)] { return done }
+            let half = m.expandedToHalf()
+            expansions[ObjectIdentifier(m)] = half
+            return half
+        }
     }
 
     private static func loadLayer(_ i: Int, config: ModelConfig, file: GGUFFile, loader: TensorLoader) throws
@@ -100,7 +134,7 @@ public final class ModelWeights: @unchecked Sendable {
 
     /// Bytes one decoded token reads: every ternary matrix plus the head rows.
     public var bytesPerToken: Int {
-        var total = output.rows * output.cols * 2
+        var total = outputBlocks?.byteCount ?? config.vocabSize * config.hiddenSize * 2
         for l in layers {
             for m in l.projections { total += m.packedBytes.count }
         }

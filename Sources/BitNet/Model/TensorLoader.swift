@@ -112,6 +112,17 @@ struct TensorLoader {
         }
     }
 
+    /// The matrix in its file's block type for the native block kernels, or nil when
+    /// the tensor's type has none (then `half` expands it). Used in place from the map.
+    func blocks(_ name: String, rows: Int, cols: Int) throws -> BlockQuantizedMatrix? {
+        let t = try info(name, dims: [cols, rows])
+        guard BlockQuantizedMatrix.isNative(t.type) else { return nil }
+        let d = file.data(for: t)
+        let m = try BlockQuantizedMatrix(tensor: name, path: path, type: t.type, data: d, rows: rows, cols: cols, owner: file)
+        prefault(UnsafeRawBufferPointer(start: m.pointer, count: m.byteCount))
+        return m
+    }
+
     /// Maps the head's pages now, so the first generated token does not pay
     /// ~160k page faults (656 MB for 2B4T): load time, not first-token time.
     private func prefault(_ d: UnsafeRawBufferPointer) {
