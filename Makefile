@@ -267,6 +267,9 @@ FUZZ_SWIFT_TARGETS := gguf gguf_model safetensors hf_config hf_tokenizer chat to
 FUZZ_C_TARGETS := kernels capi
 FUZZ_TARGETS ?= $(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS)
 FUZZ_BITNET_SRCS := $(shell find Sources/BitNet -name '*.swift')
+FUZZ_JSON_SRCS := $(shell find Sources/BitNetJSON -name '*.swift')
+FUZZ_CONVERT_SRCS := $(shell find Sources/BitNetConvert -name '*.swift')
+FUZZ_SWIFT_LIBS := $(FUZZ_DIR)/libBitNetConvert.a $(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libBitNetJSON.a
 FUZZ_SWIFTFLAGS := -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name bitnet \
 	-I CKernels/include -Xcc -D_GNU_SOURCE
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -ICKernels/include -ICKernels/src
@@ -282,14 +285,25 @@ $(FUZZ_DIR)/kernels-obj/%.o: CKernels/src/%.c $(KERNEL_HDRS)
 $(FUZZ_DIR)/libkernels.a: $(FUZZ_KERNEL_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# One static library per module, as SwiftPM builds them (the same imports and `package` access).
+$(FUZZ_DIR)/libBitNetJSON.a: $(FUZZ_JSON_SRCS)
+	@mkdir -p $(FUZZ_DIR)/mod
+	$(SWIFTC) -emit-library -static -module-name BitNetJSON -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
+		-emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNetJSON.swiftmodule $(FUZZ_JSON_SRCS) -o $@
+
 $(FUZZ_DIR)/libBitNet.a: $(FUZZ_BITNET_SRCS)
 	@mkdir -p $(FUZZ_DIR)/mod
 	$(SWIFTC) -emit-library -static -module-name BitNet -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
 		-emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNet.swiftmodule $(FUZZ_BITNET_SRCS) -o $@
 
-$(FUZZ_DIR)/%: Fuzz/swift/%.swift Fuzz/swift/FuzzSupport.swift $(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a
+$(FUZZ_DIR)/libBitNetConvert.a: $(FUZZ_CONVERT_SRCS) $(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libBitNetJSON.a
+	$(SWIFTC) -emit-library -static -module-name BitNetConvert -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
+		-I $(FUZZ_DIR)/mod -emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNetConvert.swiftmodule \
+		$(FUZZ_CONVERT_SRCS) -o $@
+
+$(FUZZ_DIR)/%: Fuzz/swift/%.swift Fuzz/swift/FuzzSupport.swift $(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a
 	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name fuzz_$* -I $(FUZZ_DIR)/mod Fuzz/swift/FuzzSupport.swift $< \
-		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a -lm -o $@
+		$(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a -lm -o $@
 
 # C kernels' format entry points: plain C, UBSan as well.
 $(FUZZ_DIR)/kernels: Fuzz/c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS)
@@ -300,7 +314,7 @@ $(FUZZ_DIR)/kernels: Fuzz/c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS)
 
 # The C API from C: bitnet.h's functions (Sources/BitNetC) over the instrumented library.
 $(FUZZ_DIR)/capi: Fuzz/c/capi.c Sources/BitNetC/BitNetCAPI.swift Sources/BitNetCAPIHeader/bitnet_params.c \
-		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a
+		$(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a
 	@mkdir -p $(FUZZ_DIR)/capi-obj
 	printf 'module BitNetCAPIHeader {\n header "%s/Sources/BitNetCAPIHeader/include/bitnet.h"\n export *\n}\n' \
 		"$(CURDIR)" > $(FUZZ_DIR)/capi-obj/module.modulemap
@@ -310,7 +324,7 @@ $(FUZZ_DIR)/capi: Fuzz/c/capi.c Sources/BitNetC/BitNetCAPI.swift Sources/BitNetC
 		-c Sources/BitNetCAPIHeader/bitnet_params.c -o $(FUZZ_DIR)/capi-obj/bitnet_params.o
 	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name BitNetC -I $(FUZZ_DIR)/mod -I $(FUZZ_DIR)/capi-obj \
 		Sources/BitNetC/BitNetCAPI.swift $(FUZZ_DIR)/capi-obj/capi.o $(FUZZ_DIR)/capi-obj/bitnet_params.o \
-		$(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libkernels.a -lm -o $@
+		$(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a -lm -o $@
 
 fuzz-build: $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
 

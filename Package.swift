@@ -8,7 +8,12 @@ let package = Package(
     name: "bitnet",
     platforms: [.macOS(.v13)],
     products: [
+        // What an app links: load a model, sessions, generate, tokenize, chat.
         .library(name: "BitNet", targets: ["BitNet"]),
+        // Hugging Face checkpoints -> GGUF, GGUF re-encoding, synthetic models (`bitnet convert`, `synth`).
+        .library(name: "BitNetConvert", targets: ["BitNetConvert"]),
+        // JSON with byte-offset errors, shared by the converter, the CLI and the server package.
+        .library(name: "BitNetJSON", targets: ["BitNetJSON"]),
         .library(name: "CKernels", targets: ["CKernels"]),
         .executable(name: "bitnet", targets: ["BitNetCLI"]),
         // The engine for C and C++ (Sources/BitNetCAPIHeader/include/bitnet.h; `make install` adds pkg-config).
@@ -35,6 +40,9 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "BitNet", dependencies: ["CKernels"]),
+        .target(name: "BitNetJSON"),
+        // Conversion is its own target so a program that only runs models never compiles it.
+        .target(name: "BitNetConvert", dependencies: ["BitNet", "BitNetJSON", "CKernels"]),
         // The C API: the header (and its default-params functions) as a C target, so the
         // Swift implementation reads the same structs a C caller passes.
         .target(name: "BitNetCAPIHeader", path: "Sources/BitNetCAPIHeader"),
@@ -42,13 +50,13 @@ let package = Package(
         .executableTarget(
             name: "BitNetCLI",
             dependencies: [
-                "BitNet", "CKernels", "COpenBLAS",
+                "BitNet", "BitNetConvert", "BitNetJSON", "CKernels", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // the small Shakespeare model trained by tools/train: the default when no -m is given
             resources: [.copy("Resources/bitnet-shakespeare-i2_s.gguf")]
         ),
         // Fixtures are read from the source tree (#filePath), so they are not bundled.
-        .testTarget(name: "BitNetTests", dependencies: ["BitNet", "CKernels"], exclude: ["Fixtures"]),
+        .testTarget(name: "BitNetTests", dependencies: ["BitNet", "BitNetConvert", "BitNetJSON", "CKernels"], exclude: ["Fixtures"]),
     ]
 )

@@ -29,6 +29,7 @@ let package = Package(
             name: "BitNetServer",
             dependencies: [
                 .product(name: "BitNet", package: "bitnet"),
+                .product(name: "BitNetJSON", package: "bitnet"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -54,6 +55,7 @@ let package = Package(
             dependencies: [
                 "BitNetServer",
                 .product(name: "BitNet", package: "bitnet"),
+                .product(name: "BitNetJSON", package: "bitnet"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

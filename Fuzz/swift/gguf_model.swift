@@ -3,6 +3,7 @@
 // embedding), BitNetModel (kernel tables, run state) and one forward step of a
 // session, on models of hidden size 32 (≈ 20 KB files).
 @testable import BitNet
+@testable import BitNetConvert
 
 enum Target: FuzzTarget {
     static func run(_ data: UnsafeRawBufferPointer) {

@@ -2,6 +2,8 @@
 // escapes and surrogates, numbers, nesting depth) and HFModelConfig, which reads
 // config.json's dimensions, ids, dtype and quantization settings from it.
 @testable import BitNet
+@testable import BitNetConvert
+@testable import BitNetJSON
 
 enum Target: FuzzTarget {
     static func run(_ data: UnsafeRawBufferPointer) {

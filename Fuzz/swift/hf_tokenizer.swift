@@ -12,6 +12,8 @@
 import Glibc
 #endif
 @testable import BitNet
+@testable import BitNetConvert
+@testable import BitNetJSON
 
 enum Target: FuzzTarget {
     nonisolated(unsafe) static var config: HFModelConfig!

@@ -2,6 +2,7 @@
 // length, the JSON header (dtype, shape, data_offsets, overlaps) — and then every
 // accepted tensor's bytes, read end to end (ASan would flag a view past the map).
 @testable import BitNet
+@testable import BitNetConvert
 
 enum Target: FuzzTarget {
     static func run(_ data: UnsafeRawBufferPointer) {

@@ -1,5 +1,6 @@
 import Foundation
 import BitNet
+import BitNetJSON
 
 #if canImport(Glibc)
 import Glibc
@@ -7,8 +8,9 @@ import Glibc
 import Darwin
 #endif
 
-/// A JSON value small enough for benchmark lines (strings escaped by the library's JSONWriter).
-enum JSONValue {
+/// A scalar in the CLI's one-line JSON reports (bench, logits, tokenize --json), written with
+/// BitNetJSON's string escaping; numbers as %.6g so report lines stay short.
+enum ReportValue {
     case string(String)
     case int(Int)
     case double(Double)
@@ -25,8 +27,8 @@ enum JSONValue {
 }
 
 /// One JSON object per line, keys in the given order.
-func jsonLine(_ pairs: [(String, JSONValue)]) -> String {
-    "{" + pairs.map { "\(JSONValue.string($0.0).text): \($0.1.text)" }.joined(separator: ", ") + "}"
+func jsonLine(_ pairs: [(String, ReportValue)]) -> String {
+    "{" + pairs.map { "\(ReportValue.string($0.0).text): \($0.1.text)" }.joined(separator: ", ") + "}"
 }
 
 
@@ -65,7 +67,7 @@ struct BenchReport {
         let peakFraction = i2s.gops / ceiling.gops
         if json {
             for (index, m) in [i2s, blas, scalar].compactMap({ $0 }).enumerated() {
-                var pairs: [(String, JSONValue)] = [
+                var pairs: [(String, ReportValue)] = [
                     ("kernel", .string(m.kernel)), ("op", .string(m.op)), ("m", .int(m.m)), ("k", .int(m.k)),
                     ("n", .int(m.n)), ("threads", .int(m.threads)), ("median_s", .double(m.stats.median)),
                     ("weight_gbps", .double(m.weightGBps)), ("min_s", .double(m.stats.min)), ("gops", .double(m.gops)),

@@ -1,6 +1,8 @@
 import Foundation
 import ArgumentParser
 import BitNet
+import BitNetJSON
+import BitNetConvert
 
 /// `bitnet convert`: a Hugging Face checkpoint folder → GGUF, in one process,
 /// streaming tensor by tensor (see `HFConverter`).

@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import BitNet
+import BitNetConvert
 
 /// `bitnet bench e2e`: prompt-processing and generation speed like
 /// llama-bench, with the machine's read bandwidth measured around every run

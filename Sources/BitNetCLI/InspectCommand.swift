@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitNet
+import BitNetJSON
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

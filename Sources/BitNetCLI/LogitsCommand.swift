@@ -29,10 +29,10 @@ struct LogitsCommand: ParsableCommand {
             let best = v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(top)
             if json {
                 let ids = best.map(String.init).joined(separator: ", ")
-                let values = best.map { JSONValue.double(Double(v[$0])).text }.joined(separator: ", ")
+                let values = best.map { ReportValue.double(Double(v[$0])).text }.joined(separator: ", ")
                 print("{\"position\": \(position), \"input_token\": \(input[position])" +
-                      ", \"top_ids\": [\(ids)], \"top_logits\": [\(values)], \"mean\": \(JSONValue.double(mean).text)" +
-                      ", \"std\": \(JSONValue.double(std).text)}")
+                      ", \"top_ids\": [\(ids)], \"top_logits\": [\(values)], \"mean\": \(ReportValue.double(mean).text)" +
+                      ", \"std\": \(ReportValue.double(std).text)}")
             } else {
                 print("position \(position): mean \(String(format: "%.6f", mean)) std \(String(format: "%.6f", std))")
                 for id in best { print(String(format: "  %8d  %.6f", id, v[id])) }

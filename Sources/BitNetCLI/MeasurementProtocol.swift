@@ -1,5 +1,6 @@
 import Foundation
 import BitNet
+import BitNetJSON
 import CKernels
 
 #if canImport(Glibc)
@@ -69,7 +70,7 @@ struct Spread {
     }
 
     /// JSON fields "<name>" (the median, the field benchmarks always had), "<name>_min", "<name>_max".
-    func json(_ name: String) -> [(String, JSONValue)] {
+    func json(_ name: String) -> [(String, ReportValue)] {
         [(name, .double(median)), (name + "_min", .double(min)), (name + "_max", .double(max))]
     }
 }

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetConvert
 
 /// `bench e2e --parallel 1,2,4,8,16`: the aggregate decoding speed of B sequences
 /// stepped together (continuous batching's steady state), against two ceilings

@@ -1,5 +1,7 @@
 import Foundation
 import BitNet
+import BitNetJSON
+import BitNetConvert
 
 /// `bench e2e --profile`: where a generated token's time goes — each phase's share
 /// of the token, and for the phases that stream memory (projections, attention over
@@ -63,10 +65,10 @@ struct ProfileBench {
             let b = streamed[phase]
             let speed = b.map { seconds > 0 ? Double($0) / seconds / 1e9 : 0 }
             if json {
-                let base = [("model", BitNetCLI.JSONValue.string(name)), ("threads", .int(model.pool.threads)),
+                let base = [("model", ReportValue.string(name)), ("threads", .int(model.pool.threads)),
                             ("phase", .string(phase.rawValue)), ("ms_per_token", .double(seconds * 1e3)),
                             ("share", .double(seconds / perToken)), ("read_bandwidth_gbps", .double(bandwidth))]
-                let streaming = b.map { [("bytes_per_token", BitNetCLI.JSONValue.int($0)), ("gbps", .double(speed ?? 0)),
+                let streaming = b.map { [("bytes_per_token", ReportValue.int($0)), ("gbps", .double(speed ?? 0)),
                                          ("bandwidth_fraction", .double((speed ?? 0) / bandwidth))] } ?? []
                 print(jsonLine(base + streaming))
             } else {

@@ -1,6 +1,7 @@
 import BitNet
 import CKernels
 import COpenBLAS
+import BitNetConvert
 
 /// One timed kernel configuration.
 struct Measurement {

@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import BitNet
+import BitNetConvert
 
 struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -22,12 +22,12 @@ struct TokenizeCommand: ParsableCommand {
         if ids {
             print(tokens.map(String.init).joined(separator: ","))
         } else if json {
-            let pieceList = try tokens.map { JSONValue.string(try tokenizer.tokenPiece($0)).text }
+            let pieceList = try tokens.map { ReportValue.string(try tokenizer.tokenPiece($0)).text }
             print("{\"ids\": [\(tokens.map(String.init).joined(separator: ", "))], \"pieces\": [\(pieceList.joined(separator: ", "))]}")
         } else {
             for t in tokens {
                 let piece = try tokenizer.tokenPiece(t)
-                print(pieces ? piece : "\(String(t).padding(8)) \(JSONValue.string(piece).text)")
+                print(pieces ? piece : "\(String(t).padding(8)) \(ReportValue.string(piece).text)")
             }
         }
     }

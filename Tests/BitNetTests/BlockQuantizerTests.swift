@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 /// Q8_0 quantization (convert --embedding-type q8_0) against gguf-py's reference
 /// (tools/gguf/make_quant_fixture.py), and a converted model end to end.

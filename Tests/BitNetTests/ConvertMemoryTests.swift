@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 /// The streaming bound: converting a checkpoint whose largest tensor is an
 /// 8 MB embedding raises the process's peak resident memory by far less than

@@ -1,5 +1,7 @@
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
+@testable import BitNetJSON
 
 /// `HFConverter` on tiny synthetic checkpoints of every family (docs/FORMATS.md §7):
 /// the converted file loads, every projection holds exactly the ternary values
@@ -377,7 +379,9 @@ final class ConvertTests: XCTestCase {
         XCTAssertEqual(v["n"]?.int, 12_345_678_901)
         for bad in ["{", "[1,]", "{\"a\" 1}", "\"\\ud800\"", "01", "[1] x", "\"a\nb\""] {
             XCTAssertThrowsError(try JSONValue.parse(Array(bad.utf8), path: "t"), bad) {
-                guard case .invalidJSON? = $0 as? ConvertError else { return XCTFail("\(bad): \($0)") }
+                guard let e = $0 as? JSONSyntaxError else { return XCTFail("\(bad): \($0)") }
+                XCTAssertEqual(e.path, "t")
+                XCTAssertTrue(e.reason.contains(" at byte "), e.reason)
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 /// `bitnet convert model.gguf --type …`: projections change storage, nothing else changes.
 final class GGUFReencoderTests: XCTestCase {

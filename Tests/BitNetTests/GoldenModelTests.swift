@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 /// The shipped Shakespeare model (tools/train, converted by `bitnet convert`)
 /// against golden data recorded once with transformers' BitNetForCausalLM

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import BitNet
+@testable import BitNetConvert
 
 /// Properties checked on many generated cases instead of a few examples. Each
 /// property draws its cases from its own seeded generator (SplitMix64, the

@@ -1,5 +1,6 @@
 import Foundation
 @testable import BitNet
+@testable import BitNetConvert
 
 /// A complete model file small enough to corrupt and reload thousands of times
 /// (≈ 130 KB): one BitNet b1.58 layer, hidden 128, and a 259-token byte-level

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetJSON
 import Foundation
 import Hummingbird
 import Logging

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetJSON
 
 /// A validated `POST /v1/completions` or `POST /v1/chat/completions` body.
 /// Parsing checks every field it uses (type and range) and refuses the OpenAI

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetJSON
 import Foundation
 
 /// The JSON bodies of the OpenAI-compatible API: completions, chat completions,

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetJSON
 
 /// Typed access to the fields of a request's JSON object. Every accessor returns
 /// nil for an absent field or `null`, and throws a 400 ``ServerError`` naming the

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetJSON
 import Hummingbird
 
 /// An error the server answers with: an HTTP status and an OpenAI-shaped body

@@ -1,4 +1,5 @@
 import BitNet
+import BitNetJSON
 @testable import BitNetServer
 import Foundation
 import Logging

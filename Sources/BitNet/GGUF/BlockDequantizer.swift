@@ -9,7 +9,7 @@ import Dispatch
 /// `dequantize_row_*` and gguf-py's `gguf.quants` (`scale = d · sc`, then
 /// `scale · q − min`, never fused), so results are bit-identical to them
 /// (Tests/BitNetTests/Fixtures/dequant, tools/gguf/make_dequant_fixture.py).
-enum BlockDequantizer {
+package enum BlockDequantizer {
     /// The types `dequantizeRow` understands, in ggml id order.
     static let supportedTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K,
                                              .iq4_nl, .iq4_xs]
@@ -167,7 +167,7 @@ enum BlockDequantizer {
 
     /// Float16(x).bitPattern for every x (NaNs become the quiet NaN 0x7E00 with x's sign).
     @inline(__always)
-    static func halfBits(_ x: Float) -> UInt16 {
+    package static func halfBits(_ x: Float) -> UInt16 {
         let bits = x.bitPattern
         let sign = UInt16(truncatingIfNeeded: (bits >> 16) & 0x8000)
         let a = bits & 0x7FFF_FFFF

@@ -7,9 +7,11 @@ import Darwin
 
 /// Turns GGUF tensors into the engine's weight types, checking shape, type
 /// and data before use. Every failure names the file and the tensor.
-struct TensorLoader {
+package struct TensorLoader {
     let file: GGUFFile
     var path: String { file.path }
+
+    package init(file: GGUFFile) { self.file = file }
 
     private func info(_ name: String, dims: [Int]) throws -> GGUFTensorInfo {
         guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(path: path, tensor: name) }
@@ -62,7 +64,7 @@ struct TensorLoader {
     /// BF16 (bitnet.cpp's converters have written F32 embeddings in some versions)
     /// or dequantized once from llama.cpp's block types (Q4_0 ... Q6_K, IQ4_NL, IQ4_XS:
     /// bitnet.cpp's --quant-embd, llama-quantize's embeddings and heads).
-    func half(_ name: String, rows: Int, cols: Int) throws -> HalfMatrix {
+    package func half(_ name: String, rows: Int, cols: Int) throws -> HalfMatrix {
         let t = try info(name, dims: [cols, rows])
         switch t.type {
         case .f16:
@@ -138,7 +140,7 @@ struct TensorLoader {
     }
 
     /// A ternary projection of `rows` outputs × `cols` inputs (GGUF dims [cols, rows]).
-    func ternary(layer: Int, name: String, rows: Int, cols: Int) throws -> TernaryMatrix {
+    package func ternary(layer: Int, name: String, rows: Int, cols: Int) throws -> TernaryMatrix {
         let full = TensorName.layer(layer, name)
         let t = try info(full, dims: [cols, rows])
         var matrix: TernaryMatrix

@@ -2,7 +2,7 @@
 /// blocks with an f16 scale each. BitNet models have one scale per tensor,
 /// so every non-zero block of a converted BitNet tensor carries the same d;
 /// decoding yields ternary values plus that d (or a description of why not).
-enum TernaryBlockCodec {
+package enum TernaryBlockCodec {
     static let blockSize = 256
 
     /// TQ2_0: 64 bytes of 2-bit codes (byte 32h+m holds element 128h+m+32n at bits 2n, LSB first), then f16 d.
@@ -34,7 +34,7 @@ enum TernaryBlockCodec {
     }
 
     /// TQ2_0 bytes of ternary values (count a multiple of 256) with scale d in every block.
-    static func encodeTQ2(_ t: UnsafeBufferPointer<Int8>, d: Float, into out: inout [UInt8]) {
+    package static func encodeTQ2(_ t: UnsafeBufferPointer<Int8>, d: Float, into out: inout [UInt8]) {
         let bits = Float16(d).bitPattern
         for b in stride(from: 0, to: t.count, by: blockSize) {
             var qs = [UInt8](repeating: 0, count: 64)
@@ -47,7 +47,7 @@ enum TernaryBlockCodec {
     }
 
     /// TQ1_0 bytes: five trits per byte in base 3, stored as ceil(v·256/243).
-    static func encodeTQ1(_ t: UnsafeBufferPointer<Int8>, d: Float, into out: inout [UInt8]) {
+    package static func encodeTQ1(_ t: UnsafeBufferPointer<Int8>, d: Float, into out: inout [UInt8]) {
         let bits = Float16(d).bitPattern
         func pack(_ base: Int, _ stride: Int, _ count: Int) -> UInt8 {
             var v = 0
@@ -62,7 +62,7 @@ enum TernaryBlockCodec {
         }
     }
 
-    static func byteCount(type: GGMLType, elements: Int) -> Int {
+    package static func byteCount(type: GGMLType, elements: Int) -> Int {
         elements / blockSize * (type == .tq2_0 ? 66 : 54)
     }
 

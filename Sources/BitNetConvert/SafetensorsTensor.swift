@@ -1,3 +1,4 @@
+import BitNet
 /// One tensor entry of a safetensors header, already checked against the
 /// file: its bytes lie inside the data section and match dtype × shape.
 public struct SafetensorsTensor: Sendable, Equatable {

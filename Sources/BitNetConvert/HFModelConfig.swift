@@ -1,3 +1,5 @@
+import BitNet
+import BitNetJSON
 /// The fields of a Hugging Face `config.json` that decide the GGUF: the model
 /// class, the dimensions, and the BitNet quantization settings (docs/FORMATS.md §7e, §9).
 public struct HFModelConfig: Sendable {

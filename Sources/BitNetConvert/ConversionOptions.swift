@@ -1,3 +1,4 @@
+import BitNet
 /// User choices for `HFConverter`, as the CLI spells them.
 public struct ConversionOptions: Sendable {
     /// `--type`: how ternary projections are stored: `i2_s` (default, bitnet.cpp's

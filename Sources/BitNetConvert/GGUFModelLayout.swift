@@ -1,3 +1,4 @@
+import BitNet
 /// The metadata keys and tensor table of a bitnet.cpp-compatible model GGUF,
 /// declared once for both writers that need it: `ModelSynthesizer` (random
 /// weights) and `HFConverter` (real checkpoints). Sharing it is what makes a

@@ -1,5 +1,5 @@
-/// Writes JSON text with keys in the order given (responses read better, and the
-/// library does not use Foundation's `JSONEncoder`). Strings are escaped by
+/// Writes JSON text with keys in the order given (people read responses and reports;
+/// Foundation's `JSONEncoder` does not keep an order). Strings are escaped by
 /// ``quoted(_:)``: quotes, backslashes and control characters escaped, other
 /// characters written as UTF-8 — a Swift `String` always holds valid Unicode, so
 /// the output is always valid JSON.

@@ -1,3 +1,5 @@
+import BitNet
+import BitNetJSON
 /// One `.safetensors` file, memory-mapped: an 8-byte little-endian header
 /// length N, N bytes of JSON (`{"name": {"dtype", "shape", "data_offsets"}}`
 /// plus an optional `__metadata__`), then the data section. Every entry is
@@ -32,8 +34,8 @@ final class SafetensorsFile: @unchecked Sendable {
         let header: JSONValue
         do {
             header = try JSONValue.parse(map.bytes(offset: 8, count: headerLength), path: path)
-        } catch let ConvertError.invalidJSON(_, reason) {
-            throw ConvertError.invalidSafetensors(path: path, reason: "header JSON: \(reason)")
+        } catch let error as JSONSyntaxError {
+            throw ConvertError.invalidSafetensors(path: path, reason: "header JSON: \(error.reason)")
         }
         guard let entries = header.object else {
             throw ConvertError.invalidSafetensors(path: path, reason: "header is not a JSON object")

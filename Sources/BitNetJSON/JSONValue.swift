@@ -1,6 +1,6 @@
-/// A parsed JSON document, parsed here rather than by Foundation (which the library does not
-/// import: it uses Dispatch and the C library only) so that errors can give the byte offset
-/// of a syntax error in a multi-megabyte tokenizer.json.
+/// A parsed JSON document. Parsed here rather than by Foundation's JSONSerialization so that
+/// errors give the byte offset of a syntax error in a multi-megabyte tokenizer.json, integers
+/// keep their exact value next to the double, and nesting is bounded for hostile input.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -21,7 +21,7 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     public subscript(key: String) -> JSONValue? { object?[key] }
 
-    /// Parses `bytes` (UTF-8). Throws `ConvertError.invalidJSON` naming `path`.
+    /// Parses `bytes` (UTF-8). Throws `JSONSyntaxError` naming `path`.
     public static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes.bindMemory(to: UInt8.self), path: path)
         return try parser.parseDocument()
@@ -29,11 +29,5 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     public static func parse(_ bytes: [UInt8], path: String) throws -> JSONValue {
         try bytes.withUnsafeBytes { try parse($0, path: path) }
-    }
-
-    /// Reads and parses a whole file.
-    public static func read(path: String, what: String) throws -> JSONValue {
-        let bytes = try FileBytes.contents(path: path, what: what)
-        return try parse(bytes, path: path)
     }
 }

@@ -1,3 +1,4 @@
+import BitNet
 /// Named model shapes for `bitnet synth`: the published models' dimensions,
 /// so benchmarks run on files laid out exactly like the ones users download.
 public enum SynthShape: String, CaseIterable, Sendable {

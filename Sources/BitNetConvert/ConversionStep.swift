@@ -1,3 +1,4 @@
+import BitNet
 /// How one GGUF tensor is produced from checkpoint tensors.
 public struct ConversionStep: Sendable {
     public enum Recipe: Sendable {

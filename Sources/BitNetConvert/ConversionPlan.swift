@@ -1,3 +1,4 @@
+import BitNet
 /// Everything a conversion will write, worked out before any byte is written:
 /// the model config, the GGUF keys, one step per tensor, and every problem
 /// found. `bitnet convert --dry-run` prints it; `HFConverter.convert` refuses

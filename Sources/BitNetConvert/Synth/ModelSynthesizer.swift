@@ -1,3 +1,4 @@
+import BitNet
 import CKernels
 
 /// Writes a model with random ternary weights, laid out exactly like
@@ -105,19 +106,4 @@ public struct ModelSynthesizer {
             }
         }
     }
-}
-
-/// SplitMix64: small, fast and reproducible across platforms (same seed, same file).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    public mutating func nextSigned() -> Float { Float(Double(next() >> 11) / Double(1 << 52) - 1) }
 }

@@ -1,3 +1,5 @@
+import BitNet
+import BitNetJSON
 /// The `tokenizer.ggml.*` keys (docs/FORMATS.md §6.1, the keys `Tokenizer+GGUF.swift`
 /// reads) built from a Hugging Face folder: `tokenizer.json` (byte-level BPE:
 /// vocab, merges, added tokens, pre-tokenizer) or `tokenizer.model`

@@ -1,3 +1,4 @@
+import BitNet
 import CKernels
 
 /// Rewrites a GGUF model with its ternary projections stored in another type —

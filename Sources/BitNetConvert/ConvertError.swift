@@ -1,3 +1,4 @@
+import BitNet
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,3 +1,5 @@
+import BitNet
+import BitNetJSON
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

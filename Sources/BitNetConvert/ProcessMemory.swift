@@ -1,3 +1,4 @@
+import BitNet
 /// The process's memory use as the kernel reports it (Linux `/proc/self/status`).
 public enum ProcessMemory {
     /// Peak resident set size (VmHWM) in bytes; nil where /proc is unavailable.

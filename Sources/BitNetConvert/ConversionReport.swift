@@ -1,3 +1,4 @@
+import BitNet
 /// What a finished conversion wrote (after the re-read check passed).
 public struct ConversionReport: Sendable {
     public let path: String

@@ -1,3 +1,4 @@
+import BitNet
 /// Element types of the safetensors format, by their header spelling.
 public enum SafetensorsDType: String, Sendable, CaseIterable {
     case bf16 = "BF16"

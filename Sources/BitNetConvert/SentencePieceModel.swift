@@ -1,3 +1,4 @@
+import BitNet
 /// A SentencePiece `tokenizer.model` (the 1bitLLM models' tokenizer): the
 /// pieces with their scores and types, the special ids of the trainer spec and
 /// the normalizer's dummy-prefix flag. Field numbers are those of

@@ -1,3 +1,4 @@
+import BitNet
 /// llama.cpp block quantization for the tensors this engine writes in block
 /// types: Q8_0 for `convert --embedding-type q8_0` (bitnet.cpp's `--quant-embd`
 /// choice for a smaller embedding/head). Bit-exact with ggml's reference

@@ -1,3 +1,4 @@
+import BitNet
 /// The few protobuf wire-format rules needed to read a SentencePiece
 /// `tokenizer.model` (a serialized `ModelProto`), written by hand so that no
 /// protobuf library is needed. Unknown fields are skipped, as protobuf requires.

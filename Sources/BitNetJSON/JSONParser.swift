@@ -21,8 +21,8 @@ struct JSONParser {
         return value
     }
 
-    private func fail(_ reason: String) -> ConvertError {
-        .invalidJSON(path: path, reason: "\(reason) at byte \(position)")
+    private func fail(_ reason: String) -> JSONSyntaxError {
+        JSONSyntaxError(path: path, reason: "\(reason) at byte \(position)")
     }
 
     private mutating func skipSpace() {

@@ -1,3 +1,4 @@
+import BitNet
 /// Where a running conversion is, for progress bars.
 public struct ConversionProgress: Sendable {
     /// The GGUF tensor being written (empty while the header is written).

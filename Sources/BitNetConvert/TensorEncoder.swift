@@ -1,3 +1,4 @@
+import BitNet
 import CKernels
 
 /// Produces one GGUF tensor's bytes from checkpoint tensors, streaming: the
