@@ -286,17 +286,22 @@ $(FUZZ_DIR)/libkernels.a: $(FUZZ_KERNEL_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 # One static library per module, as SwiftPM builds them (the same imports and `package` access).
+# `swiftc -emit-library -static` adds to an existing archive, so each is removed first: a file
+# moved to another module would otherwise stay behind in the old one (duplicate/undefined symbols).
 $(FUZZ_DIR)/libBitNetJSON.a: $(FUZZ_JSON_SRCS)
 	@mkdir -p $(FUZZ_DIR)/mod
+	rm -f $@
 	$(SWIFTC) -emit-library -static -module-name BitNetJSON -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
 		-emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNetJSON.swiftmodule $(FUZZ_JSON_SRCS) -o $@
 
 $(FUZZ_DIR)/libBitNet.a: $(FUZZ_BITNET_SRCS)
 	@mkdir -p $(FUZZ_DIR)/mod
+	rm -f $@
 	$(SWIFTC) -emit-library -static -module-name BitNet -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
 		-emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNet.swiftmodule $(FUZZ_BITNET_SRCS) -o $@
 
 $(FUZZ_DIR)/libBitNetConvert.a: $(FUZZ_CONVERT_SRCS) $(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libBitNetJSON.a
+	rm -f $@
 	$(SWIFTC) -emit-library -static -module-name BitNetConvert -enable-testing -wmo -num-threads 2 $(FUZZ_SWIFTFLAGS) \
 		-I $(FUZZ_DIR)/mod -emit-module -emit-module-path $(FUZZ_DIR)/mod/BitNetConvert.swiftmodule \
 		$(FUZZ_CONVERT_SRCS) -o $@
