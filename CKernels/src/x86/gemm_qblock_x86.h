@@ -69,18 +69,22 @@ BN_INLINE QB_TARGET __m256i blk_q4_k(const uint8_t *blk, const int8_t *q, const 
     return acc;
 }
 
-/* One Q6_K block (210 bytes): Σ_j sc_j·Σ_16 u·q as int32 lanes, u = q6 + 32 ∈ [0, 63]
- * (pairs ≤ 2·63·127 = 16002, times |sc| ≤ 128); *off = 32·Σ_j sc_j·bsum_j, the
- * correction for the +32. Half h, quarter c of a block is the 32 elements
- * 128h + 32c..: low bits from ql[64h + 32(c&1) ..] (low nibble for c < 2),
- * high bits from qh[32h ..] >> 2c. */
-BN_INLINE QB_TARGET __m256i blk_q6_k(const uint8_t *blk, const int8_t *q, const int32_t *bsum, int32_t *off) {
+/* One Q6_K block (210 bytes): Σ_j sc_j·Σ_16 (q6 - 32)·q as int32 lanes (their sum is the
+ * block's integer dot). u = q6 ∈ [0, 63] goes through pmaddubsw (pairs ≤ 2·63·127 = 16002),
+ * then pmaddwd by the sub-scales (|sc| ≤ 128); the -32 is folded in as 32·Σ_j sc_j·bsum_j,
+ * subtracted lane-wise (one pmaddwd of the scales with the activation's 16-sums, which fit
+ * int16: |bsum| ≤ 16·127). Half h, quarter c of a block is the 32 elements 128h + 32c..:
+ * low bits from ql[64h + 32(c&1) ..] (low nibble for c < 2), high bits from qh[32h ..] >> 2c.
+ * bsum16: the block's 16 activation sums as int16. */
+BN_INLINE QB_TARGET __m256i blk_q6_k(const uint8_t *blk, const int8_t *q, __m256i bsum16) {
     const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
-    const int8_t *sc = (const int8_t *)(blk + 192);
-    __m256i acc = _mm256_setzero_si256();
-    int32_t o = 0;
-    for (int j = 0; j < 16; j++) o += sc[j] * bsum[j];
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
+    /* 32·Σ sc_j·bsum_j spread over the lanes */
+    __m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                   _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), bsum16), 5));
     for (int h = 0; h < 2; h++) {
+        /* sub-scales 8h .. 8h+7 as int16 in both 128-bit halves */
+        const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(blk + 192 + 8 * h))));
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
         const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
         const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
@@ -93,13 +97,18 @@ BN_INLINE QB_TARGET __m256i blk_q6_k(const uint8_t *blk, const int8_t *q, const 
         u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
         for (int c = 0; c < 4; c++) {
-            const int s = 8 * h + 2 * c; /* sub-scales of elements 0..15 and 16..31 of this quarter */
+            /* low half: sub-scale 2c of this half (elements 0..15), high half: 2c+1 (16..31) */
+            const __m256i pick = _mm256_setr_epi8(
+                (char)(4 * c), (char)(4 * c + 1), (char)(4 * c), (char)(4 * c + 1), (char)(4 * c), (char)(4 * c + 1),
+                (char)(4 * c), (char)(4 * c + 1), (char)(4 * c), (char)(4 * c + 1), (char)(4 * c), (char)(4 * c + 1),
+                (char)(4 * c), (char)(4 * c + 1), (char)(4 * c), (char)(4 * c + 1), (char)(4 * c + 2), (char)(4 * c + 3),
+                (char)(4 * c + 2), (char)(4 * c + 3), (char)(4 * c + 2), (char)(4 * c + 3), (char)(4 * c + 2),
+                (char)(4 * c + 3), (char)(4 * c + 2), (char)(4 * c + 3), (char)(4 * c + 2), (char)(4 * c + 3),
+                (char)(4 * c + 2), (char)(4 * c + 3), (char)(4 * c + 2), (char)(4 * c + 3));
             const __m256i p = _mm256_maddubs_epi16(u[c], _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * c)));
-            const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s + 1]), _mm_set1_epi16(sc[s]));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scv));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sch, pick)));
         }
     }
-    *off = 32 * o;
     return acc;
 }
 
@@ -131,7 +140,7 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                 const size_t off = (size_t)b * (size_t)bytes;
                 const int8_t *q = xt + (size_t)b * (size_t)B;
                 __m256i part[TILE_R];
-                int32_t extra[TILE_R] = {0}; /* Q4_K: Σ mn·q; Q6_K: the +32 correction */
+                int32_t extra[TILE_R] = {0}; /* Q4_K: Σ mn·q */
                 switch (type) {
                 case BN_QBLOCK_Q8_0:
                     for (int i = 0; i < TILE_R; i++) part[i] = blk_q8_0(rows[i] + off, q);
@@ -142,14 +151,17 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                 case BN_QBLOCK_Q4_K:
                     for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_k(rows[i] + off, q, bs + 16 * b, &extra[i]);
                     break;
-                default: /* BN_QBLOCK_Q6_K */
-                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q6_k(rows[i] + off, q, bs + 16 * b, &extra[i]);
+                default: { /* BN_QBLOCK_Q6_K: the 16 sums as int16 (|bsum| ≤ 2032), shared by the 8 rows */
+                    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
+                    const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
+                    const __m256i b16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xD8);
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q6_k(rows[i] + off, q, b16);
                     break;
+                }
                 }
                 __m256i isum = hsum8(part);
                 const __m256i ex = _mm256_loadu_si256((const __m256i *)extra);
                 const __m256 xd = _mm256_set1_ps(xs[b]);
-                if (type == BN_QBLOCK_Q6_K) isum = _mm256_sub_epi32(isum, ex);
                 const __m256 a = _mm256_mul_ps(scales8(rows, off, scale_at), xd);
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(a, _mm256_cvtepi32_ps(isum)));
                 if (type == BN_QBLOCK_Q4_K) {
