@@ -7,6 +7,8 @@
 #                   30 s loopback load test with slow-loris connections (test-load-short)
 #   make test-load  the load test for 2 minutes (32 clients, half streaming; RSS, p50/p99)
 #   make test-scale 2 bitnet-server replicas behind nginx (installed if missing), one killed mid-run
+#   make check-api  the public API of BitNet, BitNetConvert, BitNetJSON against docs/api (in make test)
+#   make docs       the DocC catalog (Sources/BitNet/BitNet.docc) into build/docs, warnings fail (in make test)
 #   make bench      kernel benchmark (release)
 #   make sanitize   C harness under ASan+UBSan, swift test under ASan, the concurrent tests under TSan
 SHELL := /bin/bash
@@ -20,7 +22,7 @@ ARM_CROSS := --target=aarch64-linux-gnu -static -fuse-ld=lld -isystem /usr/aarch
 	-B/usr/aarch64-linux-gnu/lib -B/usr/lib/gcc-cross/aarch64-linux-gnu/12 \
 	-L/usr/aarch64-linux-gnu/lib -L/usr/lib/gcc-cross/aarch64-linux-gnu/12
 
-.PHONY: all build build-server deps deps-arm64 test test-c test-arm64 test-swift test-server build-server-debug test-openai test-load-short test-load test-scale test-capi test-golden test-examples demo sanitize bench install clean
+.PHONY: all build build-server deps deps-arm64 test test-c test-arm64 test-swift test-server build-server-debug test-openai test-load-short test-load test-scale test-capi test-golden test-examples check-api api-baseline docs demo sanitize bench install clean
 PREFIX ?= /usr/local
 SWIFT_RUNTIME := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n '/runtimeLibraryPaths/{n;s/[ ",]//g;p;}')
 
@@ -201,11 +203,45 @@ test-golden: deps
 	tools/check_golden_perplexity.sh .build/release/bitnet
 	tools/check_bitnetcpp_tl.sh .build/release/bitnet
 
+# The public API of each library product, one declaration per line (tools/api/public_surface.py
+# over swift-symbolgraph-extract), must equal docs/api/<module>.txt: the surface grows or changes
+# only by a reviewed commit of that file (`make api-baseline` rewrites it).
+API_MODULES := BitNet BitNetConvert BitNetJSON
+SWIFT_TRIPLE := $(shell $(SWIFT) -print-target-info 2>/dev/null | sed -n 's/.*"triple": "\(.*\)".*/\1/p' | head -1)
+define extract_api
+	$(SWIFT) build --target BitNetConvert
+	@rm -rf $(BUILD_DIR)/api && mkdir -p $(BUILD_DIR)/api
+	for m in $(API_MODULES); do swift-symbolgraph-extract -module-name $$m -target $(SWIFT_TRIPLE) \
+		-I .build/debug/Modules -I CKernels/include -minimum-access-level public -output-dir $(BUILD_DIR)/api \
+		&& python3 tools/api/public_surface.py $(BUILD_DIR)/api/$$m.symbols.json > $(BUILD_DIR)/api/$$m.txt || exit 1; done
+endef
+check-api: deps
+	$(extract_api)
+	@for m in $(API_MODULES); do diff -u docs/api/$$m.txt $(BUILD_DIR)/api/$$m.txt || \
+		{ echo "the public API of $$m changed: review it, then run make api-baseline and commit docs/api"; exit 1; }; done
+	@echo "public API: $$(cat $(addprefix docs/api/,$(addsuffix .txt,$(API_MODULES))) | wc -l) declarations, as in docs/api"
+
+api-baseline: deps
+	$(extract_api)
+	@mkdir -p docs/api && for m in $(API_MODULES); do cp $(BUILD_DIR)/api/$$m.txt docs/api/$$m.txt; done
+
+# The DocC catalog (Sources/BitNet/BitNet.docc) over the library's public symbols, built with the
+# toolchain's docc directly: the swift-docc-plugin would be a package dependency that every app
+# depending on BitNet fetches. Warnings fail the build. Output: build/docs (a static site).
+docs: deps
+	$(SWIFT) build --target BitNet
+	@rm -rf $(BUILD_DIR)/docs-symbols $(BUILD_DIR)/docs && mkdir -p $(BUILD_DIR)/docs-symbols
+	swift-symbolgraph-extract -module-name BitNet -target $(SWIFT_TRIPLE) -I .build/debug/Modules -I CKernels/include \
+		-minimum-access-level public -output-dir $(BUILD_DIR)/docs-symbols
+	docc convert Sources/BitNet/BitNet.docc --additional-symbol-graph-dir $(BUILD_DIR)/docs-symbols \
+		--fallback-display-name BitNet --fallback-bundle-identifier org.bitnet-swift.BitNet \
+		--output-dir $(BUILD_DIR)/docs --warnings-as-errors --transform-for-static-hosting
+
 # The README's first command: generate with the embedded default model.
 demo: build
 	.build/release/bitnet generate -p "KING HENRY." -n 120 --temp 0.8 --seed 7
 
-test: deps test-c test-arm64 test-capi test-golden test-examples test-swift test-server test-openai test-load-short
+test: deps test-c test-arm64 test-capi test-golden test-examples test-swift check-api docs test-server test-openai test-load-short
 
 sanitize: deps $(BUILD_DIR)/test_kernels_asan $(BUILD_DIR)/test_ops_asan $(BUILD_DIR)/test_tl_asan $(BUILD_DIR)/test_qblock_asan
 	$(BUILD_DIR)/test_kernels_asan

@@ -34,7 +34,7 @@ public struct GGUFModelLayout: Sendable {
         public var name: String { rawValue }
 
         /// bitnet.cpp's layout kind, for the two types written in its TL layouts.
-        public var bitnetCppKind: BitNetCppTLLayout.Kind? {
+        package var bitnetCppKind: BitNetCppTLLayout.Kind? {
             self == .bitnetcppTL1 ? .tl1 : (self == .bitnetcppTL2 ? .tl2 : nil)
         }
 
@@ -209,7 +209,7 @@ public struct GGUFModelLayout: Sendable {
 
     /// A writer with the model's keys, then `extraMetadata` (tokenizer keys),
     /// then every tensor declared; no data yet.
-    public func declare(extraMetadata: [(String, GGUFValue)] = []) throws -> GGUFWriter {
+    package func declare(extraMetadata: [(String, GGUFValue)] = []) throws -> GGUFWriter {
         var w = GGUFWriter(alignment: 32)
         for (key, value) in metadata { w.set(key, value) }
         for (key, value) in extraMetadata { w.set(key, value) }

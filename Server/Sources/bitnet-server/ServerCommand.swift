@@ -149,7 +149,7 @@ struct ServerCommand: AsyncParsableCommand {
                       + "\(parallel > 1 ? " per slot, \(parallel) slots" : "")\(key))")
                 fflush(nil)
                 logger.info("ready", metadata: ["load_s": "\((loadSeconds * 100).rounded() / 100)",
-                                                 "threads": "\(model.pool.threads)", "isa": "\(model.kernels.isa)"])
+                                                 "threads": "\(model.threads)", "isa": "\(model.kernels.isa)"])
             }
         } catch {
             // Address in use, unknown host, permission denied: not a usage error.

@@ -26,23 +26,23 @@ import Darwin
 ///
 /// Files we write must load in llama.cpp/bitnet.cpp too, so names longer than
 /// ggml's 63 bytes are rejected. Multi-byte values are written little-endian.
-public struct GGUFWriter: Sendable {
-    public let alignment: Int
+package struct GGUFWriter: Sendable {
+    package let alignment: Int
     /// Metadata keys in the order they will be written.
-    public private(set) var metadataKeys: [String] = []
+    package private(set) var metadataKeys: [String] = []
     private var values: [String: GGUFValue] = [:]
     /// Declared tensors, with the offsets and extents they will have.
-    public private(set) var tensors: [GGUFTensorInfo] = []
+    package private(set) var tensors: [GGUFTensorInfo] = []
     private var byteCounts: [Int] = []
     private var indexByName: [String: Int] = [:]
     private var dataSize = 0
 
     /// ggml's GGML_MAX_NAME is 64 including the terminating NUL.
-    public static let maxTensorNameBytes = 63
+    package static let maxTensorNameBytes = 63
 
     /// `alignment` must be a power of two between 1 and 2^31 (it is stored as
     /// a u32); values other than 32 are recorded in `general.alignment`.
-    public init(alignment: Int = 32) {
+    package init(alignment: Int = 32) {
         precondition(alignment > 0 && alignment <= 1 << 31 && alignment & (alignment - 1) == 0,
                      "GGUFWriter: alignment \(alignment) is not a power of two in 1...2^31")
         self.alignment = alignment
@@ -50,14 +50,14 @@ public struct GGUFWriter: Sendable {
 
     // MARK: - Metadata
 
-    public subscript(key: String) -> GGUFValue? { values[key] }
+    package subscript(key: String) -> GGUFValue? { values[key] }
 
     /// Sets a key; a new key goes last, an existing key keeps its position.
-    public mutating func set(_ key: String, _ value: GGUFValue) {
+    package mutating func set(_ key: String, _ value: GGUFValue) {
         if values.updateValue(value, forKey: key) == nil { metadataKeys.append(key) }
     }
 
-    public mutating func removeValue(forKey key: String) {
+    package mutating func removeValue(forKey key: String) {
         guard values.removeValue(forKey: key) != nil else { return }
         metadataKeys.removeAll { $0 == key }
     }
@@ -67,7 +67,7 @@ public struct GGUFWriter: Sendable {
     /// Declares the next tensor. `byteCount` defaults to the size computed from
     /// the type (required for types whose size is unknown, e.g. TL1/TL2); when
     /// given for a known type it must be at least the computed size.
-    public mutating func addTensor(name: String, dims: [Int], type: GGMLType, byteCount: Int? = nil) throws {
+    package mutating func addTensor(name: String, dims: [Int], type: GGMLType, byteCount: Int? = nil) throws {
         let field = "tensor '\(name)'"
         guard !name.isEmpty, name.utf8.count <= Self.maxTensorNameBytes else {
             throw GGUFError.invalidArgument(path: "", field: field,
@@ -112,7 +112,7 @@ public struct GGUFWriter: Sendable {
     }
 
     /// The exact byte count the callback must write for `tensor`.
-    public func byteCount(of tensor: GGUFTensorInfo) -> Int? {
+    package func byteCount(of tensor: GGUFTensorInfo) -> Int? {
         indexByName[tensor.name].map { byteCounts[$0] }
     }
 
@@ -121,7 +121,7 @@ public struct GGUFWriter: Sendable {
     /// Writes the file. `data` is called once per tensor, in declaration order,
     /// and must write exactly that tensor's byte count. `progress` receives
     /// (bytes written, total file bytes) after the header and each tensor.
-    public func write(
+    package func write(
         to path: String,
         progress: ((Int, Int) -> Void)? = nil,
         data: (GGUFTensorInfo, inout Sink) throws -> Void
@@ -161,7 +161,7 @@ public struct GGUFWriter: Sendable {
 
     /// Writes a small file in one call, for tests and fixtures; every tensor's
     /// bytes are in memory. Each tensor's byte count is its data's length.
-    public static func write(
+    package static func write(
         to path: String,
         alignment: Int = 32,
         metadata: [(String, GGUFValue)],
@@ -289,7 +289,7 @@ extension GGUFWriter {
     /// Buffered output for one file. During a tensor's callback it accepts at
     /// most that tensor's byte count and throws as soon as more is written.
     /// Noncopyable: a copy would share the buffer but not the fill level.
-    public struct Sink: ~Copyable {
+    package struct Sink: ~Copyable {
         private let fd: Int32
         private let path: String
         private let buffer: UnsafeMutableRawBufferPointer
@@ -297,7 +297,7 @@ extension GGUFWriter {
         private var tensor = ""
         private var limit = Int.max
         /// Bytes written so far for the current tensor.
-        public private(set) var written = 0
+        package private(set) var written = 0
 
         static let capacity = 1 << 20
 
@@ -310,9 +310,9 @@ extension GGUFWriter {
         deinit { buffer.deallocate() }
 
         /// Bytes the current tensor still expects.
-        public var remaining: Int { limit - written }
+        package var remaining: Int { limit - written }
 
-        public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        package mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
             guard bytes.count <= limit - written else {
                 throw GGUFError.tensorSizeMismatch(path: path, tensor: tensor, expected: limit,
                                                    written: written + bytes.count)
@@ -329,16 +329,16 @@ extension GGUFWriter {
             used += bytes.count
         }
 
-        public mutating func write(_ bytes: [UInt8]) throws {
+        package mutating func write(_ bytes: [UInt8]) throws {
             try bytes.withUnsafeBytes { try write($0) }
         }
 
         /// Raw host-order bytes of `values` (little-endian on every host we support).
-        public mutating func write<T: BitwiseCopyable>(contentsOf values: [T]) throws {
+        package mutating func write<T: BitwiseCopyable>(contentsOf values: [T]) throws {
             try values.withUnsafeBytes { try write($0) }
         }
 
-        public mutating func writeZeros(_ count: Int) throws {
+        package mutating func writeZeros(_ count: Int) throws {
             var left = count
             while left > 0 {
                 if used == Self.capacity { try flush() }

@@ -9,14 +9,14 @@ import Darwin
 /// allocator. Buffers of 1 MiB and more come from anonymous mmap: the kernel
 /// supplies zero pages lazily, so a KV cache sized for 4096 positions costs
 /// neither load time nor resident memory until positions are used.
-public final class AlignedBuffer: @unchecked Sendable {
-    public static let alignment = 64
+package final class AlignedBuffer: @unchecked Sendable {
+    package static let alignment = 64
     static let mmapThreshold = 1 << 20
-    public let byteCount: Int
-    public let pointer: UnsafeMutableRawPointer
+    package let byteCount: Int
+    package let pointer: UnsafeMutableRawPointer
     private let mapped: Bool
 
-    public init(byteCount: Int) {
+    package init(byteCount: Int) {
         self.byteCount = byteCount
         if byteCount >= Self.mmapThreshold,
            let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
@@ -34,9 +34,9 @@ public final class AlignedBuffer: @unchecked Sendable {
         if mapped { munmap(pointer, byteCount) } else { pointer.deallocate() }
     }
 
-    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: byteCount) }
+    package var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: byteCount) }
 
-    public func typed<T>(_ type: T.Type) -> UnsafeMutableBufferPointer<T> {
+    package func typed<T>(_ type: T.Type) -> UnsafeMutableBufferPointer<T> {
         UnsafeMutableBufferPointer(start: pointer.assumingMemoryBound(to: T.self), count: byteCount / MemoryLayout<T>.stride)
     }
 }

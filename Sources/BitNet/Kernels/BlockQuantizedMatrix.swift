@@ -9,21 +9,21 @@ import CKernels
 /// already in the kernels' layout (the kernels take any alignment), so a copy
 /// would only add anonymous memory the size of the head. The file's pages are
 /// prefaulted at load like the F16 head's.
-public final class BlockQuantizedMatrix: @unchecked Sendable {
-    public let rows: Int
-    public let cols: Int
-    public let type: GGMLType
+package final class BlockQuantizedMatrix: @unchecked Sendable {
+    package let rows: Int
+    package let cols: Int
+    package let type: GGMLType
     let rowBytes: Int
     let pointer: UnsafeRawPointer // (rows, rowBytes) blocks, the file's bytes
     /// Keeps the mapping `pointer` points into alive.
     let owner: AnyObject
 
     /// The block types with a native kernel.
-    public static let nativeTypes: [GGMLType] = [.q8_0, .q4_0, .q4_K, .q6_K]
-    public static func isNative(_ type: GGMLType) -> Bool { nativeTypes.contains(type) }
+    package static let nativeTypes: [GGMLType] = [.q8_0, .q4_0, .q4_K, .q6_K]
+    package static func isNative(_ type: GGMLType) -> Bool { nativeTypes.contains(type) }
 
     /// Bytes the kernels read per token (the whole head).
-    public var byteCount: Int { rows * rowBytes }
+    package var byteCount: Int { rows * rowBytes }
 
     /// Checks the byte count and that every block scale is finite (a non-finite
     /// scale would turn whole logit rows into NaN); errors name the tensor.
@@ -75,7 +75,7 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
     }
 
     /// Row `r` as f32 (an embedding lookup dequantizes only the looked-up row).
-    public func dequantizeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+    package func dequantizeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
         var d = descriptor
         bn_qblock_dequantize_row(&d, Int32(r), dst)
     }

@@ -23,29 +23,29 @@ import Darwin
 /// was measured, not named: the brand string reads "AMD EPYC" on cloud hosts
 /// whose int8 peak differs 2.5×, so the key holds this core's int8 peak and
 /// read bandwidth in coarse buckets (``HostProfile``).
-public struct KernelTuner {
-    public struct Choice: Sendable {
-        public let rows: Int
-        public let cols: Int
-        public let kernel: MatrixKernel
+package struct KernelTuner {
+    package struct Choice: Sendable {
+        package let rows: Int
+        package let cols: Int
+        package let kernel: MatrixKernel
         /// Median seconds per call, when measured now (empty when cached).
-        public let timings: [MatrixKernel: Double]
-        public var shape: String { "\(rows)x\(cols)" }
+        package let timings: [MatrixKernel: Double]
+        package var shape: String { "\(rows)x\(cols)" }
     }
 
     let kernels: Kernels
     let pool: WorkerPool
     /// Read and update the cache file (off: measure every shape now).
-    public var useCache = true
+    package var useCache = true
 
-    public init(kernels: Kernels, pool: WorkerPool) {
+    package init(kernels: Kernels, pool: WorkerPool) {
         self.kernels = kernels
         self.pool = pool
     }
 
     /// Chooses a decode kernel per shape: the choices, and each matrix's kernel (in order).
     /// Nothing in the matrices changes: the caller builds the tables it uses.
-    public func choose(for matrices: [TernaryMatrix]) throws -> (choices: [Choice], kernels: [MatrixKernel]) {
+    package func choose(for matrices: [TernaryMatrix]) throws -> (choices: [Choice], kernels: [MatrixKernel]) {
         var groups: [String: [TernaryMatrix]] = [:]
         var order: [String] = []
         for m in matrices {
@@ -79,12 +79,12 @@ public struct KernelTuner {
 
     /// The cached decode kernel for one shape on this machine, if `bitnet tune` or an
     /// `--kernel auto` load measured it before.
-    public static func cachedChoice(rows: Int, cols: Int, isa: ISA, threads: Int) -> MatrixKernel? {
+    package static func cachedChoice(rows: Int, cols: Int, isa: ISA, threads: Int) -> MatrixKernel? {
         readCache()["\(machineKey)|\(isa)|t\(threads)|\(rows)x\(cols)"].flatMap(MatrixKernel.init(rawValue:))
     }
 
     /// Stores measured choices in the cache file (what `bitnet tune` does after measuring).
-    public func remember(_ choices: [Choice]) {
+    package func remember(_ choices: [Choice]) {
         var cache = Self.readCache()
         for c in choices { cache["\(Self.machineKey)|\(kernels.isa)|t\(pool.threads)|\(c.shape)"] = c.kernel.rawValue }
         Self.writeCache(cache)
@@ -131,7 +131,7 @@ public struct KernelTuner {
     /// This host's measured int8 peak and read bandwidth, bucketed (``HostProfile/key``).
     static var machineKey: String { HostProfile.measured.key }
 
-    public static var cachePath: String? {
+    package static var cachePath: String? {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
         if let dir = env("BITNET_CACHE_DIR") { return dir + "/tune-v2.txt" }
         if let dir = env("XDG_CACHE_HOME") { return dir + "/bitnet/tune-v2.txt" }
@@ -202,16 +202,16 @@ final class Evictor {
 /// that run-to-run noise rarely changes them (int8 peak in steps of √2, read
 /// bandwidth in steps of 2), fine enough to tell apart the hosts one cloud brand
 /// string covers.
-public struct HostProfile: Sendable {
+package struct HostProfile: Sendable {
     /// int8 multiply-adds ×2 per second, G (one core, the best kernel level).
-    public let int8PeakGops: Double
+    package let int8PeakGops: Double
     /// One core's streaming read bandwidth out of cache, GB/s.
-    public let readGBps: Double
+    package let readGBps: Double
 
-    public static let measured: HostProfile = measure()
+    package static let measured: HostProfile = measure()
 
     /// The largest cache level's size (sysfs), 32 MiB when unknown.
-    public static let lastLevelCacheBytes: Int = {
+    package static let lastLevelCacheBytes: Int = {
         var best = 0
         for index in 0..<8 {
             let path = "/sys/devices/system/cpu/cpu0/cache/index\(index)/size"
@@ -227,7 +227,7 @@ public struct HostProfile: Sendable {
     }()
 
     /// "i8-<G-op/s>-rd-<GB/s>", the bucket's lower edge in each.
-    public var key: String {
+    package var key: String {
         let i8 = int8PeakGops > 0 ? pow(2, (2 * log2(int8PeakGops)).rounded(.down) / 2) : 0
         let rd = readGBps > 0 ? pow(2, log2(readGBps).rounded(.down)) : 0
         return "i8-\(Int(i8))-rd-\(Int(rd))"

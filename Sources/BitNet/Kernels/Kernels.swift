@@ -25,7 +25,7 @@ public struct Kernels: @unchecked Sendable {
     }
 
     /// Per-token absmax int8 quantization of `rows` rows of `cols` floats (row-major, contiguous).
-    public func quantize(_ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, into out: QuantizedActivations) throws {
+    package func quantize(_ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, into out: QuantizedActivations) throws {
         guard rows >= 1, rows <= out.capacity else {
             throw KernelError.dimensionMismatch(what: "activation rows (capacity)", expected: out.capacity, actual: rows)
         }
@@ -43,7 +43,7 @@ public struct Kernels: @unchecked Sendable {
 
     /// y (x.rows, w.rows) = x · wᵀ, dequantized; rows split over `pool` when given. A
     /// single row uses `table` (w's TL1/TL2 copy) when given: same result, other kernel.
-    public func matmul(_ w: TernaryMatrix, _ x: QuantizedActivations, into y: UnsafeMutableBufferPointer<Float>,
+    package func matmul(_ w: TernaryMatrix, _ x: QuantizedActivations, into y: UnsafeMutableBufferPointer<Float>,
                        pool: WorkerPool? = nil, table lookup: LookupTableMatrix? = nil) throws {
         guard x.cols == w.cols else {
             throw KernelError.dimensionMismatch(what: "activation columns vs weight columns", expected: w.cols, actual: x.cols)

@@ -5,20 +5,20 @@ import CKernels
 /// matrix's shape, not to the shared weights: two models on the same
 /// ``ModelWeights`` may decode with different kernels, and nothing in the weights
 /// changes after load. Immutable once built.
-public final class LookupTableMatrix: @unchecked Sendable { // `storage` is written only in init
-    public let kernel: MatrixKernel
-    public let rows: Int
-    public let cols: Int
+package final class LookupTableMatrix: @unchecked Sendable { // `storage` is written only in init
+    package let kernel: MatrixKernel
+    package let rows: Int
+    package let cols: Int
     let type: Int32
     let scale: Float
     private let storage: AlignedBuffer // bn_tl_bytes(type, rows, cols)
 
     /// Bytes one product reads.
-    public var byteCount: Int { storage.byteCount }
+    package var byteCount: Int { storage.byteCount }
 
     /// Repacks `matrix` for `kernel` (.tl1 or .tl2) — or copies the file's own TL bytes
     /// when the matrix was loaded from that layout.
-    public init(_ matrix: TernaryMatrix, kernel: MatrixKernel) throws {
+    package init(_ matrix: TernaryMatrix, kernel: MatrixKernel) throws {
         guard let type = kernel.tlType else { throw KernelError.notALookupTableKernel(kernel) }
         self.kernel = kernel
         self.type = type
@@ -39,7 +39,7 @@ public final class LookupTableMatrix: @unchecked Sendable { // `storage` is writ
     /// Tables for many matrices at once (nil where the kernel is I2_S), repacked on every
     /// thread of `pool` (2B4T's 210 matrices take ~1.4 s on one core): the largest are
     /// dealt first, each to the thread with the least work so far.
-    public static func make(_ jobs: [(TernaryMatrix, MatrixKernel)], pool: WorkerPool) throws -> [LookupTableMatrix?] {
+    package static func make(_ jobs: [(TernaryMatrix, MatrixKernel)], pool: WorkerPool) throws -> [LookupTableMatrix?] {
         let work = RepackWork(jobs: jobs)
         let pending = jobs.indices.filter { jobs[$0].1.tlType != nil }
         guard pool.threads > 1, pending.count > 1 else {

@@ -19,7 +19,7 @@ public enum MatrixKernel: String, Sendable, CaseIterable, CustomStringConvertibl
 }
 
 /// How a model picks its decode kernels: one family for every matrix, or the
-/// fastest per matrix shape, measured on this machine (and cached, see ``KernelTuner``).
+/// fastest per matrix shape, measured on this machine (and cached in the tuner's file, see `bitnet tune`).
 public enum KernelSelection: Sendable, Equatable {
     case fixed(MatrixKernel)
     case auto

@@ -5,9 +5,9 @@ import Dispatch
 /// `--head q8`): half the bytes of the F16 head, computed with the VNNI /
 /// pmaddubsw / smull kernels on int8 activations. Logits move slightly (see
 /// README, "Faster head"), so the default stays the exact F16 head.
-public final class Q8Matrix: @unchecked Sendable {
-    public let rows: Int
-    public let cols: Int
+package final class Q8Matrix: @unchecked Sendable {
+    package let rows: Int
+    package let cols: Int
     let paddedRows: Int
     let paddedCols: Int
     let data: AlignedBuffer // (paddedRows/16, paddedCols/4, 64) Q8_R16
@@ -15,9 +15,9 @@ public final class Q8Matrix: @unchecked Sendable {
     let rowSum: AlignedBuffer // (paddedRows,) i32
 
     /// The int8 kernels accumulate Σ (q+128)·w in int32 (VNNI form): safe up to 2^14 columns.
-    public static let maxColumns = 1 << 14
+    package static let maxColumns = 1 << 14
 
-    public init(_ half: HalfMatrix) throws {
+    package init(_ half: HalfMatrix) throws {
         guard half.cols <= Self.maxColumns else {
             throw KernelError.invalidShape(what: "int8 head", rows: half.rows, cols: half.cols)
         }

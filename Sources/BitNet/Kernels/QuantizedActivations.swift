@@ -2,17 +2,17 @@ import CKernels
 
 /// Int8 activation rows as the ternary kernels read them: (capacity, paddedCols)
 /// int8 with zero padding, plus each row's scale s_x = 127/max|x| and Σq.
-public final class QuantizedActivations: @unchecked Sendable {
-    public let cols: Int
-    public let paddedCols: Int
-    public let capacity: Int
+package final class QuantizedActivations: @unchecked Sendable {
+    package let cols: Int
+    package let paddedCols: Int
+    package let capacity: Int
     /// Rows currently holding data (set by ``Kernels/quantize(_:rows:cols:into:)``).
-    public internal(set) var rows: Int = 0
+    package internal(set) var rows: Int = 0
     let values: AlignedBuffer // (capacity, paddedCols) int8
     let scales: AlignedBuffer // (capacity,) f32
     let sums: AlignedBuffer // (capacity,) i32
 
-    public init(capacity: Int, cols: Int) throws {
+    package init(capacity: Int, cols: Int) throws {
         guard capacity >= 1, cols >= 1, cols <= TernaryMatrix.maxColumns else {
             throw KernelError.invalidShape(what: "activations", rows: capacity, cols: cols)
         }
@@ -25,7 +25,7 @@ public final class QuantizedActivations: @unchecked Sendable {
     }
 
     /// Row `row`'s quantized values (cols entries), scale and sum.
-    public func row(_ row: Int) -> (values: [Int8], scale: Float, sum: Int32) {
+    package func row(_ row: Int) -> (values: [Int8], scale: Float, sum: Int32) {
         let v = values.typed(Int8.self)
         let start = row * paddedCols
         return (Array(v[start..<start + cols]), scales.typed(Float.self)[row], sums.typed(Int32.self)[row])

@@ -41,13 +41,13 @@
 /// After the packed bytes (zero-padded to the 32-byte GGUF alignment) comes the
 /// hidden `<name>_scale` tensor: one f32, `max|W|`, in a 32-byte slot with no
 /// tensor-info entry of its own (docs/FORMATS.md §1.4, §4.1).
-public struct BitNetCppTLLayout: Sendable {
+package struct BitNetCppTLLayout: Sendable {
     /// Which of bitnet.cpp's two lookup-table types.
-    public enum Kind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    package enum Kind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case tl1, tl2
 
         /// The kind of a tensor of ggml type 38 or 39 (nil for any other type).
-        public init?(_ type: GGMLType) {
+        package init?(_ type: GGMLType) {
             switch type {
             case .tl1: self = .tl1
             case .tl2: self = .tl2
@@ -55,21 +55,21 @@ public struct BitNetCppTLLayout: Sendable {
             }
         }
 
-        public var ggmlType: GGMLType { self == .tl1 ? .tl1 : .tl2 }
-        public var description: String { self == .tl1 ? "TL1" : "TL2" }
+        package var ggmlType: GGMLType { self == .tl1 ? .tl1 : .tl2 }
+        package var description: String { self == .tl1 ? "TL1" : "TL2" }
     }
 
     /// The kernel tiling of one matrix shape, as in `kernel_config.ini`, whose keys
     /// are `bm` (= BM), `bk` (= BK) and `bmm` (= bm).
-    public struct Tiling: Hashable, Sendable, CustomStringConvertible {
+    package struct Tiling: Hashable, Sendable, CustomStringConvertible {
         /// Rows per M tile.
-        public let BM: Int
+        package let BM: Int
         /// Columns per K block (TL2: the block of the three-weight part).
-        public let BK: Int
+        package let BK: Int
         /// Rows per SIMD sub-tile (TL1: 32 or 64; TL2: 32).
-        public let bm: Int
+        package let bm: Int
 
-        public init(BM: Int, BK: Int, bm: Int) {
+        package init(BM: Int, BK: Int, bm: Int) {
             self.BM = BM
             self.BK = BK
             self.bm = bm
@@ -77,23 +77,23 @@ public struct BitNetCppTLLayout: Sendable {
 
         /// Columns per sub-tile column group: `256/bm` for TL1, `192/bm` (= 6) for
         /// TL2's three-weight part (its tail always uses 4).
-        public func by(_ kind: Kind) -> Int { bm > 0 ? (kind == .tl1 ? 256 : 192) / bm : 0 }
+        package func by(_ kind: Kind) -> Int { bm > 0 ? (kind == .tl1 ? 256 : 192) / bm : 0 }
 
-        public var description: String { "BM=\(BM) BK=\(BK) bm=\(bm)" }
+        package var description: String { "BM=\(BM) BK=\(BK) bm=\(bm)" }
     }
 
     /// One matrix shape bitnet.cpp can convert to TL1 or TL2, with its tiling.
-    public struct Entry: Sendable {
-        public let kind: Kind
-        public let rows: Int
-        public let cols: Int
+    package struct Entry: Sendable {
+        package let kind: Kind
+        package let rows: Int
+        package let cols: Int
         /// What `setup_env.py` gives codegen, hence what its converter used.
-        public let tiling: Tiling
+        package let tiling: Tiling
         /// `preset_kernels/<model>/kernel_config_tl{1,2}.ini`, where it differs
         /// from `tiling` (a file made with it is possible only by hand; see `published`).
-        public let presetIni: Tiling?
+        package let presetIni: Tiling?
         /// The `codegen_tl*.py --model` key whose `ModelShapeDict` lists the shape.
-        public let model: String
+        package let model: String
     }
 
     /// bitnet.cpp's published TL tilings (microsoft/BitNet, HEAD 16da220, and
@@ -124,7 +124,7 @@ public struct BitNetCppTLLayout: Sendable {
     /// (from their Hugging Face configs, not checked file by file), so bitnet.cpp's
     /// converter raises NotImplementedError for them: bitnet.cpp makes no TL file of
     /// those models, and `tiling(...)` returns nil for their shapes.
-    public static let published: [Entry] = {
+    package static let published: [Entry] = {
         func add(_ kind: Kind, _ model: String, _ shapes: [(Int, Int)], BM: [Int], BK: [Int], bm: [Int],
                  preset: [Tiling?]? = nil) -> [Entry] {
             shapes.indices.map { i in
@@ -154,13 +154,13 @@ public struct BitNetCppTLLayout: Sendable {
 
     /// The tiling bitnet.cpp's default setup used for this shape, or nil when
     /// bitnet.cpp publishes none (its converter cannot write such a file).
-    public static func tiling(type: Kind, rows: Int, cols: Int) -> Tiling? {
+    package static func tiling(type: Kind, rows: Int, cols: Int) -> Tiling? {
         published.first { $0.kind == type && $0.rows == rows && $0.cols == cols }?.tiling
     }
 
     /// The tiling of `preset_kernels/*/kernel_config_tl*.ini` where it differs from
     /// `tiling(type:rows:cols:)` and the converter can use it (see `published`).
-    public static func presetIniTiling(type: Kind, rows: Int, cols: Int) -> Tiling? {
+    package static func presetIniTiling(type: Kind, rows: Int, cols: Int) -> Tiling? {
         published.first { $0.kind == type && $0.rows == rows && $0.cols == cols }?.presetIni
     }
 
@@ -168,7 +168,7 @@ public struct BitNetCppTLLayout: Sendable {
 
     /// Why `tiling` cannot describe a (rows, cols) tensor of this kind, or nil when it can.
     /// The conditions are those under which bitnet.cpp's converter produces the layout above.
-    public static func unsupportedReason(type: Kind, rows: Int, cols: Int, tiling t: Tiling) -> String? {
+    package static func unsupportedReason(type: Kind, rows: Int, cols: Int, tiling t: Tiling) -> String? {
         guard rows > 0, cols > 0, t.BM > 0, t.BK > 0, t.bm > 0 else { return "sizes must be positive" }
         guard rows % t.BM == 0 else { return "M = \(rows) is not a multiple of BM = \(t.BM)" }
         guard t.BM % t.bm == 0 else { return "BM = \(t.BM) is not a multiple of bm = \(t.bm)" }
@@ -214,26 +214,26 @@ public struct BitNetCppTLLayout: Sendable {
     /// The packed data bytes bitnet.cpp's converter writes for one tensor: the
     /// bytes before the scale slot's alignment padding (TL1 `M·K/4`; TL2 the
     /// ggml formula, see `paddedSizeTL2`, which does not depend on the tiling).
-    public static func packedByteCount(type: Kind, rows: Int, cols: Int, tiling: Tiling) -> Int {
+    package static func packedByteCount(type: Kind, rows: Int, cols: Int, tiling: Tiling) -> Int {
         type == .tl1 ? rows * cols / 4 : paddedSizeTL2(rows: rows, cols: cols)
     }
 
     /// Offset of the hidden f32 scale from the tensor's data offset: the packed bytes
     /// rounded up to the GGUF alignment (32 in bitnet.cpp's files, whose TL kernels
     /// assume 32: TL1 reads the scale at `M·K/4`, TL2 at the 32-rounded formula).
-    public static func scaleOffset(type: Kind, rows: Int, cols: Int, tiling: Tiling, alignment: Int = 32) -> Int {
+    package static func scaleOffset(type: Kind, rows: Int, cols: Int, tiling: Tiling, alignment: Int = 32) -> Int {
         let n = packedByteCount(type: type, rows: rows, cols: cols, tiling: tiling)
         return (n + alignment - 1) / alignment * alignment
     }
 
     /// The tensor's whole extent in the data section, scale slot included
     /// (= ggml_nbytes of the fork for K ≥ 256).
-    public static func tensorByteCount(type: Kind, rows: Int, cols: Int, tiling: Tiling, alignment: Int = 32) -> Int {
+    package static func tensorByteCount(type: Kind, rows: Int, cols: Int, tiling: Tiling, alignment: Int = 32) -> Int {
         scaleOffset(type: type, rows: rows, cols: cols, tiling: tiling, alignment: alignment) + alignment
     }
 
     /// The f32 scale stored after the packed data (`bytes` starting at the tensor's offset).
-    public static func scale(_ bytes: UnsafeRawBufferPointer, type: Kind, rows: Int, cols: Int, tiling: Tiling,
+    package static func scale(_ bytes: UnsafeRawBufferPointer, type: Kind, rows: Int, cols: Int, tiling: Tiling,
                              alignment: Int = 32) throws -> Float {
         let at = scaleOffset(type: type, rows: rows, cols: cols, tiling: tiling, alignment: alignment)
         guard bytes.count >= at + 4 else {
@@ -245,7 +245,7 @@ public struct BitNetCppTLLayout: Sendable {
     /// A tensor's whole extent as bitnet.cpp's converter writes it: the packed
     /// bytes, zeros to the 32-byte alignment, then the 32-byte slot of the hidden
     /// `<name>_scale` tensor (the f32 `scale`, then zeros).
-    public static func tensorBytes(_ values: [Int8], type: Kind, rows: Int, cols: Int, tiling: Tiling,
+    package static func tensorBytes(_ values: [Int8], type: Kind, rows: Int, cols: Int, tiling: Tiling,
                                    scale: Float) -> [UInt8] {
         var out = encode(values, type: type, rows: rows, cols: cols, tiling: tiling)
         let at = scaleOffset(type: type, rows: rows, cols: cols, tiling: tiling)
@@ -299,7 +299,7 @@ public struct BitNetCppTLLayout: Sendable {
     /// Decode the packed bytes of a TL1 / TL2 tensor (`bytes` starting at the tensor's
     /// data offset; at least `packedByteCount` of them) to row-major (rows, cols)
     /// ternary values in {-1, 0, 1}.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, type: Kind, rows: Int, cols: Int,
+    package static func decode(_ bytes: UnsafeRawBufferPointer, type: Kind, rows: Int, cols: Int,
                               tiling: Tiling) throws -> [Int8] {
         if let reason = unsupportedReason(type: type, rows: rows, cols: cols, tiling: tiling) {
             throw BitNetCppTLError.unsupportedTiling(kind: type, rows: rows, cols: cols, tiling: tiling, reason: reason)
@@ -450,7 +450,7 @@ public struct BitNetCppTLLayout: Sendable {
 
     /// bitnet.cpp's packed bytes (exactly what its converter returns, zero padding
     /// included, scale slot excluded) for row-major (rows, cols) values in {-1, 0, 1}.
-    public static func encode(_ values: [Int8], type: Kind, rows: Int, cols: Int, tiling t: Tiling) -> [UInt8] {
+    package static func encode(_ values: [Int8], type: Kind, rows: Int, cols: Int, tiling t: Tiling) -> [UInt8] {
         precondition(values.count == rows * cols, "expected \(rows)×\(cols) values, got \(values.count)")
         if let reason = unsupportedReason(type: type, rows: rows, cols: cols, tiling: t) {
             preconditionFailure("\(type) \(rows)×\(cols) \(t): \(reason)")
@@ -526,7 +526,7 @@ public struct BitNetCppTLLayout: Sendable {
 }
 
 /// Why a bitnet.cpp TL1 / TL2 tensor could not be decoded.
-public enum BitNetCppTLError: Error, Equatable, CustomStringConvertible {
+package enum BitNetCppTLError: Error, Equatable, CustomStringConvertible {
     /// The tiling does not fit the shape (or is not one bitnet.cpp can produce).
     case unsupportedTiling(kind: BitNetCppTLLayout.Kind, rows: Int, cols: Int, tiling: BitNetCppTLLayout.Tiling,
                            reason: String)
@@ -535,7 +535,7 @@ public enum BitNetCppTLError: Error, Equatable, CustomStringConvertible {
     /// A code no ternary weights produce (TL1 / tail nibble above 8, TL2 magnitude above 13).
     case invalidCode(kind: BitNetCppTLLayout.Kind, rows: Int, cols: Int, byteOffset: Int, byte: UInt8, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unsupportedTiling(let kind, let rows, let cols, let tiling, let reason):
             return "bitnet.cpp \(kind) tensor \(rows)×\(cols) with tiling \(tiling): \(reason)"

@@ -19,12 +19,14 @@ public final class BitNetModel: @unchecked Sendable {
     public let weights: ModelWeights
     public var config: ModelConfig { weights.config }
     public let kernels: Kernels
-    public let pool: WorkerPool
+    package let pool: WorkerPool
+    /// Threads that compute each step (the caller plus the pool's workers).
+    public var threads: Int { pool.threads }
     /// Most rows (tokens of all sequences together) one pass of the graph takes;
     /// longer inputs run in several passes.
     public let batchSize: Int
     /// Set when the head runs in int8 (`headPrecision: .q8`).
-    public let q8Head: Q8Matrix?
+    package let q8Head: Q8Matrix?
     /// Context length and KV precision of sessions made without explicit ones.
     public let defaultContextLength: Int
     public let defaultKVPrecision: KVCache.Precision
@@ -41,11 +43,19 @@ public final class BitNetModel: @unchecked Sendable {
         case q8
     }
 
+    /// Prepares loaded weights for computing: the kernel per matrix, the head, the worker pool.
+    ///
     /// - Parameters:
+    ///   - weights: the loaded file; shared, never modified (several models may use the same weights).
     ///   - contextLength: KV cache positions of sessions made by ``makeSession(contextLength:kvPrecision:)``
     ///     without one (default: the model's, capped so one cache uses ≤ 1/4 of RAM).
     ///   - threads: worker threads (default: every online core).
+    ///   - kernels: the instruction set the kernels use (default: the best this CPU has).
     ///   - batchSize: rows per pass of the graph (prompt tokens per chunk).
+    ///   - headPrecision: the exact F16 head, or an int8 requantization with half the bytes.
+    ///   - kernel: the decode kernel of the ternary projections: one for all, or measured per shape.
+    ///   - tuneCache: whether a measured choice is read from and written to the tuner's cache file.
+    ///   - kvPrecision: the default precision of sessions' KV caches.
     public init(weights: ModelWeights, contextLength: Int? = nil, threads: Int? = nil, kernels: Kernels = .best,
                 batchSize: Int = 128, headPrecision: HeadPrecision = .f16,
                 kernel: KernelSelection = .fixed(.i2s), tuneCache: Bool = true,
@@ -80,7 +90,7 @@ public final class BitNetModel: @unchecked Sendable {
         decodeTables = weights.layers.indices.map { Array(tables[($0 * perLayer)..<(($0 + 1) * perLayer)]) }
     }
 
-    /// The decode kernel of every projection, layer by layer in ``LayerWeights/projections`` order.
+    /// The decode kernel of every projection, layer by layer in the order q, k, v, o, gate, up, down.
     public var decodeKernels: [MatrixKernel] { decodeTables.flatMap { $0.map { $0?.kernel ?? .i2s } } }
 
     /// Bytes one decoded token reads from projection `index` (LayerWeights.projections order)
@@ -117,7 +127,7 @@ public final class BitNetModel: @unchecked Sendable {
     }
 
     /// The decode kernel chosen per matrix shape (empty when one was fixed).
-    public let kernelChoices: [KernelTuner.Choice]
+    package let kernelChoices: [KernelTuner.Choice]
     /// Per layer, per projection (LayerWeights.projections order): the TL copy a
     /// lookup-table decode kernel reads, nil for I2_S. The model's, not the weights'.
     let decodeTables: [[LookupTableMatrix?]]

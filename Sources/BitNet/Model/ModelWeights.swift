@@ -13,20 +13,20 @@ public final class ModelWeights: @unchecked Sendable {
     /// (vocab, hidden) as F16. For a native block type (``embeddingBlocks``) this is an
     /// F16 expansion made on first use (references, `--head q8` on such files, tests):
     /// the model itself never asks for it.
-    public var tokenEmbedding: HalfMatrix { storedEmbedding ?? expanded(embeddingBlocks!) }
+    package var tokenEmbedding: HalfMatrix { storedEmbedding ?? expanded(embeddingBlocks!) }
     public let outputNorm: [Float] // (hidden,)
     /// (vocab, hidden) as F16: token_embd when tied; expanded on first use like ``tokenEmbedding``.
-    public var output: HalfMatrix { storedOutput ?? expanded(outputBlocks!) }
+    package var output: HalfMatrix { storedOutput ?? expanded(outputBlocks!) }
     /// The embedding / head kept in the file's Q8_0, Q4_0, Q4_K or Q6_K blocks and computed
     /// natively (nil: F16, F32, BF16 or another block type, held as F16).
-    public let embeddingBlocks: BlockQuantizedMatrix?
-    public let outputBlocks: BlockQuantizedMatrix?
+    package let embeddingBlocks: BlockQuantizedMatrix?
+    package let outputBlocks: BlockQuantizedMatrix?
     private let storedEmbedding: HalfMatrix?
     private let storedOutput: HalfMatrix?
     private let expansionLock = Lock()
     private var expansions: [ObjectIdentifier: HalfMatrix] = [:]
     public let headIsTied: Bool
-    public let layers: [LayerWeights]
+    package let layers: [LayerWeights]
     public let file: GGUFFile
 
     public convenience init(path: String, expandBlockHeads: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {

@@ -8,8 +8,8 @@ import Darwin
 /// written as plain loops over dequantized weights (no SIMD, no kernels, no
 /// cache, sums in Double). Only activation quantization stays in f32, because
 /// that rounding is part of the model's definition. Slow; for tiny models.
-public struct ReferenceModel: Sendable {
-    public let config: ModelConfig
+package struct ReferenceModel: Sendable {
+    package let config: ModelConfig
     private struct Linear: Sendable {
         let rows: Int, cols: Int
         let ternary: [Int8] // (rows, cols)
@@ -24,7 +24,7 @@ public struct ReferenceModel: Sendable {
     private let head: [Float] // (vocab, hidden)
     private let outputNorm: [Float]
 
-    public init(weights: ModelWeights) {
+    package init(weights: ModelWeights) {
         config = weights.config
         func linear(_ m: TernaryMatrix) -> Linear {
             var t = [Int8](repeating: 0, count: m.rows * m.cols)
@@ -79,7 +79,7 @@ public struct ReferenceModel: Sendable {
     }
 
     /// Logits (vocab) after each prefix of `tokens`, recomputed from scratch.
-    public func logits(tokens: [Int32]) -> [[Float]] {
+    package func logits(tokens: [Int32]) -> [[Float]] {
         let c = config, d = c.headDim, group = c.headCount / c.kvHeadCount
         var keys = [[[Float]]](repeating: [], count: c.layerCount) // [layer][pos] (kvDim)
         var values = keys

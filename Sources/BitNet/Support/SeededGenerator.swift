@@ -1,9 +1,9 @@
 /// SplitMix64: small, fast and reproducible across platforms (same seed, same file, same
 /// samples): the sampler's seeded runs, the tuner's inputs and synthetic models use it.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
+package struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
+    package init(seed: UInt64) { state = seed }
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -11,5 +11,5 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
     /// Uniform in [-1, 1).
-    public mutating func nextSigned() -> Float { Float(Double(next() >> 11) / Double(1 << 52) - 1) }
+    package mutating func nextSigned() -> Float { Float(Double(next() >> 11) / Double(1 << 52) - 1) }
 }

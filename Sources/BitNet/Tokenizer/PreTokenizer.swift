@@ -7,7 +7,7 @@
 /// the alternatives in the same order and compute what the backtracking would
 /// settle on. Text no alternative matches becomes a piece of its own, as in
 /// Hugging Face's `Split` with `Isolated` behaviour and in llama.cpp.
-public enum PreTokenizer: String, Sendable, CaseIterable {
+package enum PreTokenizer: String, Sendable, CaseIterable {
     /// Llama-3 (also `falcon3`, `falcon_e`):
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     case llama3 = "llama-bpe"
@@ -21,7 +21,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     case bpeDefault = "default"
 
     /// Size of Llama-3's vocabulary (128000 BPE tokens + 256 specials).
-    public static let llama3VocabularySize = 128_256
+    package static let llama3VocabularySize = 128_256
 
     /// The pre-tokenizer for a `tokenizer.ggml.pre` value, and whether whole words
     /// found in the vocabulary skip the merges (`ignore_merges` in the Llama-3
@@ -32,7 +32,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     /// bitnet.cpp then falls back to `default`, but the model was trained with the
     /// Llama-3 tokenizer, so we use `llama-bpe` to match training and Hugging Face.
     /// Unknown names fall back to `default` (llama.cpp refuses to load them).
-    public static func resolve(pre: String?, vocabularySize: Int) -> (preTokenizer: PreTokenizer, ignoreMerges: Bool, known: Bool) {
+    package static func resolve(pre: String?, vocabularySize: Int) -> (preTokenizer: PreTokenizer, ignoreMerges: Bool, known: Bool) {
         guard let pre else {
             if vocabularySize == llama3VocabularySize { return (.llama3, true, true) }
             return (.bpeDefault, false, true)
@@ -73,7 +73,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
 
 extension PreTokenizer {
     /// The pieces of `bytes` as byte arrays (for tests and `bitnet tokenize --pieces`).
-    public func pieces(of bytes: [UInt8]) -> [[UInt8]] {
+    package func pieces(of bytes: [UInt8]) -> [[UInt8]] {
         var text = ScalarText()
         var out: [[UInt8]] = []
         bytes.withUnsafeBufferPointer { buffer in
@@ -87,7 +87,7 @@ extension PreTokenizer {
     }
 
     /// The pieces of `string`, each as a string.
-    public func pieces(of string: String) -> [String] {
+    package func pieces(of string: String) -> [String] {
         pieces(of: Array(string.utf8)).map { String(decoding: $0, as: UTF8.self) }
     }
 }

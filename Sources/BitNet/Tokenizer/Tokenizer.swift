@@ -5,9 +5,9 @@
 /// Immutable after init, so one instance can serve many threads; each encode call
 /// keeps its own scratch memory and word cache.
 public final class Tokenizer: Sendable {
-    public let model: TokenizerVocabulary.Model
+    package let model: TokenizerVocabulary.Model
     /// The pre-tokenizer in use (byte-level BPE only).
-    public let preTokenizer: PreTokenizer?
+    package let preTokenizer: PreTokenizer?
     /// `tokenizer.ggml.pre` as stored in the file.
     public let preTokenizerName: String?
     /// False when `preTokenizerName` was not recognised and `default` is used instead.
@@ -45,7 +45,7 @@ public final class Tokenizer: Sendable {
     private let pieceArena: [UInt8]
     private let pieceStart: [Int]
 
-    public init(vocabulary v: TokenizerVocabulary) throws {
+    package init(vocabulary v: TokenizerVocabulary) throws {
         let n = v.tokens.count
         guard n > 0 else { throw TokenizerError.emptyVocabulary }
         guard n < Int(Int32.max) else {
@@ -312,7 +312,7 @@ public final class Tokenizer: Sendable {
         return tokenTexts[Int(id)]
     }
 
-    public func tokenType(_ id: Int32) throws -> TokenType {
+    package func tokenType(_ id: Int32) throws -> TokenType {
         guard id >= 0, Int(id) < vocabularySize else {
             throw TokenizerError.tokenIDOutOfRange(id: id, vocabularySize: vocabularySize)
         }

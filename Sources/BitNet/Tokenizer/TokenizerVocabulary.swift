@@ -1,40 +1,40 @@
 /// Everything a `Tokenizer` is built from: the `tokenizer.ggml.*` metadata of a
 /// GGUF file (docs/FORMATS.md §6.1), as plain values so tests can build toy vocabularies
 /// in memory. `Tokenizer+GGUF.swift` fills it from a file.
-public struct TokenizerVocabulary: Sendable, Equatable {
+package struct TokenizerVocabulary: Sendable, Equatable {
     /// `tokenizer.ggml.model`.
-    public enum Model: String, Sendable, Equatable {
+    package enum Model: String, Sendable, Equatable {
         /// Byte-level BPE with merges (GPT-2, Llama-3, Falcon).
         case gpt2
         /// SentencePiece BPE with scores and byte fallback (Llama-2, 1bitLLM).
         case llama
     }
 
-    public var model: Model
+    package var model: Model
     /// `tokenizer.ggml.pre`; nil when the file does not say (the official 2B4T file).
-    public var pre: String?
+    package var pre: String?
     /// Token texts as stored: GPT-2 byte-to-unicode strings for `gpt2`, "▁"-escaped
     /// pieces for `llama`.
-    public var tokens: [String]
+    package var tokens: [String]
     /// `"left right"` pairs in rank order (`gpt2` only).
-    public var merges: [String]
+    package var merges: [String]
     /// Piece scores (`llama`; optional for `gpt2`).
-    public var scores: [Float]
+    package var scores: [Float]
     /// `TokenType` raw values, one per token; empty means all normal.
-    public var tokenTypes: [Int32]
-    public var bosID: Int32?
-    public var eosID: Int32?
-    public var eotID: Int32?
-    public var padID: Int32?
-    public var unknownID: Int32?
+    package var tokenTypes: [Int32]
+    package var bosID: Int32?
+    package var eosID: Int32?
+    package var eotID: Int32?
+    package var padID: Int32?
+    package var unknownID: Int32?
     /// `tokenizer.ggml.add_bos_token`; nil lets the tokenizer pick the model's default.
-    public var addBOS: Bool?
+    package var addBOS: Bool?
     /// `tokenizer.ggml.add_eos_token`; nil means false.
-    public var addEOS: Bool?
+    package var addEOS: Bool?
     /// `tokenizer.ggml.add_space_prefix` (SentencePiece's dummy prefix); nil means true for `llama`.
-    public var addSpacePrefix: Bool?
+    package var addSpacePrefix: Bool?
 
-    public init(
+    package init(
         model: Model,
         pre: String? = nil,
         tokens: [String],
@@ -67,14 +67,14 @@ public struct TokenizerVocabulary: Sendable, Equatable {
     }
 
     /// The type of token `id`; `.normal` when the file has no type array.
-    public func tokenType(_ id: Int) -> TokenType {
+    package func tokenType(_ id: Int) -> TokenType {
         guard id >= 0, id < tokenTypes.count else { return .normal }
         return TokenType(rawValue: tokenTypes[id]) ?? .undefined
     }
 }
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
-public enum TokenType: Int32, Sendable, Equatable {
+package enum TokenType: Int32, Sendable, Equatable {
     case undefined = 0
     case normal = 1
     case unknown = 2

@@ -29,7 +29,7 @@ public struct ModelSynthesizer {
     }
 
     /// The GGUF writer with every key and tensor declared (no data yet).
-    public func declare() throws -> GGUFWriter {
+    package func declare() throws -> GGUFWriter {
         try layout.declare(extraMetadata: tokenizerMetadata)
     }
 
