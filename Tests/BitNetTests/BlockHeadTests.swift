@@ -224,6 +224,30 @@ final class BlockHeadTests: XCTestCase {
         XCTAssertNil(KBlockQuantizer.encode(x, type: .q5_K))
     }
 
+    /// Q8_0 and Q4_0 bytes equal gguf-py's reference quantizer's (bit-exact with ggml's) on
+    /// Fixtures/dequant/quant.json (tools/gguf/make_quant_fixture.py) and quant_q4_0.json
+    /// (tools/gguf/make_q4_0_quant_fixture.py). gguf-py has no Q4_K / Q6_K quantizer.
+    func testQuantizersMatchGGUFPyFixtures() throws {
+        struct Fixture: Decodable {
+            struct Case: Decodable { let type: String; let rows: Int; let cols: Int; let f32: String; let blocks: String }
+            let cases: [Case]
+        }
+        let dir = GoldenModelTests.root.appendingPathComponent("Tests/BitNetTests/Fixtures/dequant")
+        var checked = 0
+        for (file, type) in [("quant.json", GGMLType.q8_0), ("quant_q4_0.json", .q4_0)] {
+            let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: dir.appendingPathComponent(file)))
+            for (i, c) in fixture.cases.enumerated() where c.type == type.name {
+                let raw = try XCTUnwrap(Data(base64Encoded: c.f32))
+                let x = raw.withUnsafeBytes { b in (0..<(raw.count / 4)).map { b.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
+                XCTAssertEqual(x.count, c.rows * c.cols)
+                let want = [UInt8](try XCTUnwrap(Data(base64Encoded: c.blocks)))
+                XCTAssertEqual(KBlockQuantizer.encode(x, type: type), want, "\(file) case \(i)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 10)
+    }
+
     /// Fidelity figures for docs/NUMERICS.md (not a check; runs only with
     /// BITNET_HEAD_VARIANTS=<dir>): writes the shipped model with its tied embedding/head
     /// re-encoded in each block type to <dir>, and prints, per type, the perplexity of the
