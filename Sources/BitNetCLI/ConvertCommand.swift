@@ -31,7 +31,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("type"), help: "Projection storage: i2_s (default, bitnet.cpp's format), tq2_0 / tq1_0 (llama.cpp's), tl1 / tl2 (this engine's lookup-table layouts), f16, or bitnetcpp-tl1 / bitnetcpp-tl2 (bitnet.cpp's TL layouts, for the shapes it publishes kernels for).")
     var projectionType = "i2_s"
 
-    @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (default, as the official files) or q8_0 (half the bytes; bitnet.cpp reads it, this engine dequantizes it at load). For a GGUF input: keep (default), f16 or q8_0.")
+    @Option(name: .customLong("embedding-type"), help: "Embedding/head storage: f16 (default, as the official files), q8_0, q6_k, q4_k or q4_0 (8.5, 6.56, 4.5, 4.5 bits per weight; computed natively from the blocks by this engine). For a GGUF input: keep (default), f16, q8_0, q6_k, q4_k or q4_0.")
     var embeddingTypeOption: String?
     var embeddingType: String { embeddingTypeOption ?? (isGGUFInput ? "keep" : "f16") }
 
@@ -107,7 +107,10 @@ struct ConvertCommand: ParsableCommand {
         case "keep": embedding = nil
         case "f16": embedding = .f16
         case "q8_0": embedding = .q8_0
-        default: throw ValidationError("--embedding-type for a GGUF input: keep (default), f16 or q8_0")
+        case "q6_k": embedding = .q6_K
+        case "q4_k": embedding = .q4_K
+        case "q4_0": embedding = .q4_0
+        default: throw ValidationError("--embedding-type for a GGUF input: keep (default), f16, q8_0, q6_k, q4_k or q4_0")
         }
         let start = Stopwatch.now()
         let reencoder = try GGUFReencoder(source: try GGUFFile(path: folder), projectionType: type, embeddingType: embedding)

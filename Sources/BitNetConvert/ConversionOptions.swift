@@ -6,7 +6,7 @@ public struct ConversionOptions: Sendable {
     /// `f16` (t·s values), or `tl1` / `tl2` (this engine's lookup-table layouts,
     /// types BN_TL1 / BN_TL2: bitnet.cpp cannot read them).
     public var projectionType = "i2_s"
-    /// `--embedding-type`: `f16` (the official files' choice) or `q8_0`.
+    /// `--embedding-type`: `f16` (the official files' choice), `q8_0`, `q6_k`, `q4_k` or `q4_0`.
     public var embeddingType = "f16"
     /// `--pre`: overrides the detected `tokenizer.ggml.pre`.
     public var preTokenizer: String?
@@ -35,10 +35,14 @@ public struct ConversionOptions: Sendable {
         switch embeddingType.lowercased() {
         case "f16": return .f16
         case "q8_0": return .q8_0
-        case "q6_k", "q5_k", "q4_k", "q4_0", "f32", "bf16":
-            throw ConvertError.notSupported(what: "--embedding-type \(embeddingType) (written: f16, q8_0)")
+        // the block types the engine computes natively (KBlockQuantizer: docs/NUMERICS.md §5a)
+        case "q6_k": return .q6_K
+        case "q4_k": return .q4_K
+        case "q4_0": return .q4_0
+        case "q5_k", "f32", "bf16":
+            throw ConvertError.notSupported(what: "--embedding-type \(embeddingType) (written: f16, q8_0, q6_k, q4_k, q4_0)")
         default:
-            throw ConvertError.notSupported(what: "--embedding-type '\(embeddingType)' (known: f16, q8_0)")
+            throw ConvertError.notSupported(what: "--embedding-type '\(embeddingType)' (known: f16, q8_0, q6_k, q4_k, q4_0)")
         }
     }
 }

@@ -147,7 +147,8 @@ public struct GGUFModelLayout: Sendable {
     /// Bytes of the embedding (and of a separate head) in `embeddingType`.
     private var embeddingBytes: Int {
         let n = config.hiddenSize * config.vocabSize
-        return embeddingType == .q8_0 ? n / 32 * BlockQuantizer.q8_0BlockBytes : n * 2
+        guard let (blockSize, typeSize) = embeddingType.blockLayout else { return n * 2 }
+        return n / blockSize * typeSize
     }
 
     /// The tensor table in file order (the order of the official file's loader table).

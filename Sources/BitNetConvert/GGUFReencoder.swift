@@ -37,12 +37,12 @@ public struct GGUFReencoder {
                                              "to be a multiple of 256 (\(odd.0) has \(odd.2)); use i2_s")
         }
         if let e = embeddingType {
-            guard e == .q8_0 || e == .f16 else {
-                throw ConvertError.notSupported(what: "--embedding-type \(e) (written: f16, q8_0)")
+            guard [.q8_0, .q6_K, .q4_K, .q4_0, .f16].contains(e) else {
+                throw ConvertError.notSupported(what: "--embedding-type \(e) (written: f16, q8_0, q6_k, q4_k, q4_0)")
             }
-            if e == .q8_0, config.hiddenSize % 32 != 0 {
-                throw ConvertError.invalidConfig(path: source.path, key: "--embedding-type q8_0",
-                                                 reason: "hidden size \(config.hiddenSize) is not a multiple of 32")
+            if let block = e.blockSize, config.hiddenSize % block != 0 {
+                throw ConvertError.invalidConfig(path: source.path, key: "--embedding-type \(e.name.lowercased())",
+                                                 reason: "hidden size \(config.hiddenSize) is not a multiple of \(block)")
             }
         }
         var map: [String: (Int, String, Int, Int)] = [:]
@@ -100,6 +100,9 @@ public struct GGUFReencoder {
                     if e == .q8_0 {
                         for c in 0..<config.hiddenSize { row[c] = Float(Float16(bitPattern: h[c])) }
                         row.withUnsafeBufferPointer { BlockQuantizer.appendQ8_0($0.baseAddress!, count: $0.count, to: &bytes) }
+                    } else if e != .f16 { // Q6_K, Q4_K, Q4_0: one row is whole blocks (checked above)
+                        for c in 0..<config.hiddenSize { row[c] = Float(Float16(bitPattern: h[c])) }
+                        bytes = KBlockQuantizer.encode(row, type: e) ?? []
                     } else {
                         for c in 0..<config.hiddenSize { bytes.append(UInt8(h[c] & 0xFF)); bytes.append(UInt8(h[c] >> 8)) }
                     }

@@ -103,9 +103,9 @@ public final class HFConverter: @unchecked Sendable {
         var layout = GGUFModelLayout(config: config, name: name, projectionType: projectionType,
                                      hasOutput: architecture == .llama || !tied)
         layout.embeddingType = embeddingType
-        if embeddingType == .q8_0, config.hiddenSize % 32 != 0 {
-            problems.append(.invalidConfig(path: configPath, key: "--embedding-type q8_0",
-                                           reason: "Q8_0 rows are 32-element blocks; hidden size \(config.hiddenSize) is not a multiple of 32"))
+        if let block = embeddingType.blockSize, block > 1, config.hiddenSize % block != 0 {
+            problems.append(.invalidConfig(path: configPath, key: "--embedding-type \(embeddingType.name.lowercased())",
+                                           reason: "\(embeddingType) rows are \(block)-element blocks; hidden size \(config.hiddenSize) is not a multiple of \(block)"))
         }
         if let problem = layout.unsupportedShapes {
             problems.append(.invalidConfig(path: configPath, key: "--type \(options.projectionType)", reason: problem + "; use i2_s"))

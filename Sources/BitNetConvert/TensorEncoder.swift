@@ -88,6 +88,9 @@ struct TensorEncoder {
                 var blocks: [UInt8] = []
                 buffer.withUnsafeBufferPointer { BlockQuantizer.appendQ8_0($0.baseAddress!, count: count, to: &blocks) }
                 try sink.write(blocks)
+            } else if type == .q6_K || type == .q4_K || type == .q4_0 {
+                // chunks are whole blocks: chunkElements is a multiple of 256, hidden of the block (checked when planning)
+                try sink.write(KBlockQuantizer.encode(Array(buffer[0..<count]), type: type) ?? [])
             } else if type == .f16 {
                 for i in 0..<count {
                     let h = Float16(buffer[i])

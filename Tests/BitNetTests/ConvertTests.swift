@@ -323,8 +323,8 @@ final class ConvertTests: XCTestCase {
                 if case .invalidTensorData(_, let t, _) = e { return t == q }; return false }),
             ("tl3", ConversionOptions(projectionType: "tl3"), { _ in }, { e, _ in
                 if case .notSupported(let w) = e { return w.contains("tl3") }; return false }),
-            ("q6_k-embedding", ConversionOptions(embeddingType: "q6_k"), { _ in }, { e, _ in
-                if case .notSupported(let w) = e { return w.contains("q6_k") && w.contains("q8_0") }; return false }),
+            ("q5_k-embedding", ConversionOptions(embeddingType: "q5_k"), { _ in }, { e, _ in
+                if case .notSupported(let w) = e { return w.contains("q5_k") && w.contains("q6_k") }; return false }),
         ]
         for (name, options, edit, matches) in cases {
             let folder = makeScratchFolder("bad-\(name)")
