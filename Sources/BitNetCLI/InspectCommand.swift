@@ -46,8 +46,11 @@ struct InspectCommand: ParsableCommand {
             let kv = KVCache.byteCount(capacity: BitNetModel.defaultContextLength(config: c), layerCount: c.layerCount,
                                        kvDim: c.kvDim)
             let stored = Self.storage(file)
+            let headType = (file.tensor(named: TensorName.output) ?? file.tensor(named: TensorName.tokenEmbedding))?.type
+            let headPath = headType == .f16 ? "F16"
+                : headType.map(BlockQuantizedMatrix.isNative) == true ? "\(stored.head) (its blocks, native)" : "\(stored.head) → F16"
             print("kernels: \(stored.projections) → I2_R16 \(Kernels.best.isa) (GEMV for decoding, GEMM for " +
-                  "prompts); head \(stored.head) → F16; KV cache f32, \(ProgressBar.bytes(Double(kv))) at the " +
+                  "prompts); head \(headPath); KV cache f32, \(ProgressBar.bytes(Double(kv))) at the " +
                   "default context")
             let choices = Self.decodeKernels(c).map { "\($0.shape) \($0.kernel ?? "not measured yet")" }
             print("decode kernels (--kernel auto, \(cpuCount()) threads): " + choices.joined(separator: ", ") +
