@@ -37,35 +37,34 @@ BN_INLINE QB_TARGET __m256i blk_q4_0(const uint8_t *blk, const int8_t *q) {
     return dot_s8(_mm256_sub_epi8(u, _mm256_set1_epi8(8)), _mm256_loadu_si256((const __m256i *)q));
 }
 
-BN_INLINE void q4k_scale_min(const uint8_t *s, int j, int32_t *sc, int32_t *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
-/* One Q4_K block (144 bytes): Σ_j sc_j·Σ q4·q as int32 lanes; *msum = Σ_j mn_j·Σ_32 q
- * (from the activation's 16-sums). Nibble pairs ≤ 2·15·127 = 3810, times sc ≤ 63. */
-BN_INLINE QB_TARGET __m256i blk_q4_k(const uint8_t *blk, const int8_t *q, const int32_t *bsum, int32_t *msum) {
+/* One Q4_K block (144 bytes): Σ_j sc_j·Σ q4·q as int32 lanes, and in *mins the lanes of
+ * Σ_j mn_j·Σ_32 q (from the activation's 32-sums as int16, |Σ| ≤ 32·127, shared by the rows).
+ * The 12 scale bytes a = s[0..3], b = s[4..7], c = s[8..11] decode as whole words: per byte,
+ * sc[0..3] = a & 63, sc[4..7] = (c & 15) | (a >> 6) << 4, mn[0..3] = b & 63,
+ * mn[4..7] = (c >> 4) | (b >> 6) << 4. Nibble pairs ≤ 2·15·127 = 3810, times sc ≤ 63. */
+BN_INLINE QB_TARGET __m256i blk_q4_k(const uint8_t *blk, const int8_t *q, __m128i sum32, __m256i *mins) {
     const __m256i m = _mm256_set1_epi8(0xF);
+    uint32_t a, b, c;
+    memcpy(&a, blk + 4, 4);
+    memcpy(&b, blk + 8, 4);
+    memcpy(&c, blk + 12, 4);
+    const uint64_t sc = (uint64_t)(a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+    const uint64_t mn = (uint64_t)(b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)) << 32;
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+    *mins = _mm256_castsi128_si256(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn)), sum32));
+    *mins = _mm256_inserti128_si256(*mins, _mm_setzero_si128(), 1);
     __m256i acc = _mm256_setzero_si256();
-    int32_t ms = 0;
     for (int jj = 0; jj < 4; jj++) {
-        int32_t sc0, mn0, sc1, mn1;
-        q4k_scale_min(blk + 4, 2 * jj, &sc0, &mn0);
-        q4k_scale_min(blk + 4, 2 * jj + 1, &sc1, &mn1);
         const __m256i raw = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * jj));
         const __m256i lo = _mm256_and_si256(raw, m), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m);
         const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q + 64 * jj)));
         const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 64 * jj + 32)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc0)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc1)));
-        ms += mn0 * (bsum[4 * jj] + bsum[4 * jj + 1]) + mn1 * (bsum[4 * jj + 2] + bsum[4 * jj + 3]);
+        /* int16 sub-scale 2jj (bytes 4jj, 4jj+1) and 2jj+1 broadcast to every lane */
+        const __m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((4 * jj) | (4 * jj + 1) << 8)));
+        const __m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((4 * jj + 2) | (4 * jj + 3) << 8)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, s0));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, s1));
     }
-    *msum = ms;
     return acc;
 }
 
@@ -140,7 +139,7 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                 const size_t off = (size_t)b * (size_t)bytes;
                 const int8_t *q = xt + (size_t)b * (size_t)B;
                 __m256i part[TILE_R];
-                int32_t extra[TILE_R] = {0}; /* Q4_K: Σ mn·q */
+                __m256i msum = _mm256_setzero_si256(); /* Q4_K: Σ mn·q per row */
                 switch (type) {
                 case BN_QBLOCK_Q8_0:
                     for (int i = 0; i < TILE_R; i++) part[i] = blk_q8_0(rows[i] + off, q);
@@ -148,9 +147,16 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                 case BN_QBLOCK_Q4_0:
                     for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_0(rows[i] + off, q);
                     break;
-                case BN_QBLOCK_Q4_K:
-                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_k(rows[i] + off, q, bs + 16 * b, &extra[i]);
+                case BN_QBLOCK_Q4_K: { /* the 8 sums of 32 as int16, shared by the 8 rows */
+                    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
+                    const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
+                    const __m256i pairs = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s0, s1), 0xD8); /* 8 × int32 */
+                    const __m128i sum32 = _mm_packs_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+                    __m256i mins[TILE_R];
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_k(rows[i] + off, q, sum32, &mins[i]);
+                    msum = hsum8(mins);
                     break;
+                }
                 default: { /* BN_QBLOCK_Q6_K: the 16 sums as int16 (|bsum| ≤ 2032), shared by the 8 rows */
                     const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
                     const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
@@ -160,13 +166,12 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                 }
                 }
                 __m256i isum = hsum8(part);
-                const __m256i ex = _mm256_loadu_si256((const __m256i *)extra);
                 const __m256 xd = _mm256_set1_ps(xs[b]);
                 const __m256 a = _mm256_mul_ps(scales8(rows, off, scale_at), xd);
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(a, _mm256_cvtepi32_ps(isum)));
                 if (type == BN_QBLOCK_Q4_K) {
                     const __m256 am = _mm256_mul_ps(scales8(rows, off, 2), xd);
-                    acc = _mm256_sub_ps(acc, _mm256_mul_ps(am, _mm256_cvtepi32_ps(ex)));
+                    acc = _mm256_sub_ps(acc, _mm256_mul_ps(am, _mm256_cvtepi32_ps(msum)));
                 }
             }
             float out[TILE_R];
