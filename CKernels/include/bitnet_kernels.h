@@ -436,6 +436,12 @@ int32_t bn_pool_claim(int32_t *counter, int32_t n);
 void bn_i2s_matmul(bn_pool *pool, const bn_kernels *k, const bn_i2s_matrix *w,
                    const int8_t *x, const float *x_scale, const int32_t *x_sum,
                    int32_t n, float *y, int32_t ldy);
+/* bn_i2s_matmul of count matrices with the same columns on one input, as one
+ * dispatch (their row units split over the pool together); y[i] (n, ldy[i])
+ * receives w[i]'s rows. Results equal count separate bn_i2s_matmul calls. */
+void bn_i2s_matmul_many(bn_pool *pool, const bn_kernels *k, const bn_i2s_matrix *const *w, int32_t count,
+                        const int8_t *x, const float *x_scale, const int32_t *x_sum, int32_t n,
+                        float *const *y, const int32_t *ldy);
 
 
 /* ---- TL1 / TL2 formats ------------------------------------------------------ */

@@ -174,3 +174,47 @@ void bn_i2s_matmul(bn_pool *pool, const bn_kernels *k, const bn_i2s_matrix *w, c
     const int32_t nth = bn_min_i32(bn_pool_threads(pool), units > 0 ? units : 1);
     bn_pool_run_n(pool, matmul_task, &j, nth);
 }
+
+/* Several matrices of one input (a layer's Q, K and V; gate and up) as one
+ * dispatch: their 32-row units form one range split evenly over the threads,
+ * so a decode step waits at one barrier instead of one per matrix, and the
+ * small K and V matrices do not each leave a thread idle at their tails.
+ * A row's result does not depend on where its thread's range starts (ranges
+ * stay 32-row aligned, as the kernels require), so results are identical. */
+typedef struct {
+    bn_i2s_gemm_fn kernel;
+    const bn_i2s_matrix *const *w;
+    int32_t count;
+    const int8_t *x;
+    const float *x_scale;
+    const int32_t *x_sum;
+    int32_t n;
+    float *const *y;
+    const int32_t *ldy;
+    int32_t units;
+} matmul_many_job;
+
+static void matmul_many_task(void *ctx, int32_t ith, int32_t nth) {
+    const matmul_many_job *j = (const matmul_many_job *)ctx;
+    const int32_t begin = (int32_t)((int64_t)j->units * ith / nth);
+    const int32_t end = (int32_t)((int64_t)j->units * (ith + 1) / nth);
+    int32_t first = 0; /* the matrices' units, concatenated: [first, first + units_i) is matrix i */
+    for (int32_t i = 0; i < j->count && first < end; i++) {
+        const bn_i2s_matrix *w = j->w[i];
+        const int32_t units = w->m_pad / BN_ROW_ALIGN;
+        const int32_t b = bn_max_i32(begin, first) - first, e = bn_min_i32(end, first + units) - first;
+        if (b < e)
+            j->kernel(w, j->x, j->x_scale, j->x_sum, j->n, j->y[i], j->ldy[i], b * BN_ROW_ALIGN, e * BN_ROW_ALIGN);
+        first += units;
+    }
+}
+
+void bn_i2s_matmul_many(bn_pool *pool, const bn_kernels *k, const bn_i2s_matrix *const *w, int32_t count,
+                        const int8_t *x, const float *x_scale, const int32_t *x_sum, int32_t n,
+                        float *const *y, const int32_t *ldy) {
+    int32_t units = 0;
+    for (int32_t i = 0; i < count; i++) units += w[i]->m_pad / BN_ROW_ALIGN;
+    matmul_many_job j = {n == 1 ? k->i2s_gemv : k->i2s_gemm, w, count, x, x_scale, x_sum, n, y, ldy, units};
+    const int32_t nth = bn_min_i32(bn_pool_threads(pool), units > 0 ? units : 1);
+    bn_pool_run_n(pool, matmul_many_task, &j, nth);
+}

@@ -25,6 +25,7 @@ static inline size_t bn_i2r16_chunk_offset(int32_t k_pad, int32_t g, int32_t c) 
 }
 
 static inline int32_t bn_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
+static inline int32_t bn_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
 /* scalar: the executable specification */
 void bn_quantize_scalar(const float *x, int32_t n, int32_t k, int32_t ldx,

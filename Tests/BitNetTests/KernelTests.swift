@@ -90,6 +90,42 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Q, K, V (or gate, up) as one dispatch: each matrix's rows equal its own matmul
+    /// bit for bit, at every ISA, with the units of odd-sized matrices split across
+    /// threads mid-matrix (1 to 4 threads; 1 and 9 activation rows).
+    func testMatmulManyEqualsSeparateMatmuls() throws {
+        var rng = Rng(state: 99)
+        let k = 160
+        let shapes = [70, 33, 200] // 3, 2 and 7 units of 32 rows: thread ranges split inside matrices
+        let ws = try shapes.map { m in
+            try TernaryMatrix(ternary: (0..<(m * k)).map { _ in rng.ternary() }, rows: m, cols: k, scale: Float(m) / 100)
+        }
+        for isa in ISA.supported {
+            let kernels = try Kernels(isa: isa)
+            for n in [1, 9] {
+                let x = (0..<(n * k)).map { _ in rng.float() }
+                let acts = try QuantizedActivations(capacity: n, cols: k)
+                try x.withUnsafeBufferPointer { try kernels.quantize($0, rows: n, cols: k, into: acts) }
+                let expected = try ws.map { try product(kernels, $0, x, rows: n) }
+                for threads in [1, 2, 3, 4] {
+                    let pool = try WorkerPool(threads: threads)
+                    var outs = ws.map { [Float](repeating: .nan, count: n * $0.rows) }
+                    let buffers = outs.indices.map { i in
+                        UnsafeMutableBufferPointer<Float>.allocate(capacity: outs[i].count)
+                    }
+                    defer { buffers.forEach { $0.deallocate() } }
+                    try kernels.matmulMany(ws, acts, into: buffers, pool: pool)
+                    for i in outs.indices { outs[i] = Array(buffers[i]) }
+                    XCTAssertEqual(outs, expected, "isa \(isa), n \(n), threads \(threads)")
+                }
+                // a group with a mismatched output is refused before any C call
+                let short = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
+                defer { short.deallocate() }
+                XCTAssertThrowsError(try kernels.matmulMany(ws, acts, into: [short, short, short]))
+            }
+        }
+    }
+
     func testCallerMistakesAreThrownErrors() throws {
         XCTAssertThrowsError(try TernaryMatrix(ternary: [1, 0], rows: 1, cols: 3, scale: 1)) {
             XCTAssertEqual($0 as? KernelError, .bufferSize(what: "ternary values", expected: 3, actual: 2))

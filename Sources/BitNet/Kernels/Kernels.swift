@@ -71,3 +71,53 @@ public struct Kernels: @unchecked Sendable {
         }
     }
 }
+
+extension Kernels {
+    /// `matmul` of several matrices with the same columns on one input (a layer's
+    /// Q, K and V; gate and up) as one pool dispatch: their rows are split over
+    /// the threads together, so a decode step waits at one barrier instead of one
+    /// per matrix. Results equal separate `matmul` calls bit for bit.
+    package func matmulMany(_ ws: [TernaryMatrix], _ x: QuantizedActivations,
+                            into ys: [UnsafeMutableBufferPointer<Float>], pool: WorkerPool? = nil) throws {
+        guard ws.count == ys.count, !ws.isEmpty else {
+            throw KernelError.dimensionMismatch(what: "matrices vs outputs", expected: ws.count, actual: ys.count)
+        }
+        guard x.rows >= 1 else {
+            throw KernelError.dimensionMismatch(what: "quantized activation rows", expected: 1, actual: 0)
+        }
+        for (w, y) in zip(ws, ys) {
+            guard x.cols == w.cols else {
+                throw KernelError.dimensionMismatch(what: "activation columns vs weight columns", expected: w.cols, actual: x.cols)
+            }
+            guard y.count >= x.rows * w.rows, y.baseAddress != nil else {
+                throw KernelError.bufferSize(what: "matmul output", expected: x.rows * w.rows, actual: y.count)
+            }
+        }
+        // (count,) descriptors, their pointers, outputs and strides: on the stack, since
+        // this runs twice per layer in every decode step
+        let count = ws.count
+        withExtendedLifetime(ws) {
+            withUnsafeTemporaryAllocation(of: bn_i2s_matrix.self, capacity: count) { d in
+                withUnsafeTemporaryAllocation(of: UnsafePointer<bn_i2s_matrix>?.self, capacity: count) { p in
+                    withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: count) { o in
+                        withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { ld in
+                            for (i, w) in ws.enumerated() {
+                                (d.baseAddress! + i).initialize(to: bn_i2s_matrix(
+                                    data: UnsafePointer(w.storage.pointer.assumingMemoryBound(to: UInt8.self)),
+                                    m: Int32(w.rows), k: Int32(w.cols), m_pad: Int32(w.paddedRows),
+                                    k_pad: Int32(w.paddedCols), scale: w.scale))
+                                (p.baseAddress! + i).initialize(to: UnsafePointer(d.baseAddress! + i))
+                                (o.baseAddress! + i).initialize(to: ys[i].baseAddress)
+                                (ld.baseAddress! + i).initialize(to: Int32(w.rows))
+                            }
+                            bn_i2s_matmul_many(pool?.pool, table, p.baseAddress, Int32(count),
+                                               x.values.typed(Int8.self).baseAddress, x.scales.typed(Float.self).baseAddress,
+                                               x.sums.typed(Int32.self).baseAddress, Int32(x.rows), o.baseAddress,
+                                               ld.baseAddress)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -88,6 +88,7 @@ public final class BitNetModel: @unchecked Sendable {
         let tables = try LookupTableMatrix.make(Array(zip(matrices, chosen)), pool: pool)
         let perLayer = matrices.count / max(1, weights.layers.count)
         decodeTables = weights.layers.indices.map { Array(tables[($0 * perLayer)..<(($0 + 1) * perLayer)]) }
+        fusedGroups = weights.layers.map { ([$0.q, $0.k, $0.v], [$0.gate, $0.up]) }
     }
 
     /// The decode kernel of every projection, layer by layer in the order q, k, v, o, gate, up, down.
@@ -131,6 +132,9 @@ public final class BitNetModel: @unchecked Sendable {
     /// Per layer, per projection (LayerWeights.projections order): the TL copy a
     /// lookup-table decode kernel reads, nil for I2_S. The model's, not the weights'.
     let decodeTables: [[LookupTableMatrix?]]
+    /// Per layer: [q, k, v] and [gate, up], the matrices that share an input and run
+    /// as one dispatch when I2_S computes all of them (built once: a step makes no arrays per layer).
+    let fusedGroups: [(qkv: [TernaryMatrix], gateUp: [TernaryMatrix])]
 
     /// Bytes read per generated token with this model's head.
     public var bytesPerToken: Int {
@@ -230,6 +234,10 @@ public final class BitNetModel: @unchecked Sendable {
         let cosRows = s.ropeCos.typed(Float.self).baseAddress!, sinRows = s.ropeSin.typed(Float.self).baseAddress!
         let eps = c.normEpsilon
         let caches = parts.map { inputs[$0.input].session.cache }
+        // outputs of the fused projection groups: (n, qDim), (n, kvDim) ×2; (n, ffn) ×2
+        let qkvOut = [UnsafeMutableBufferPointer(start: q, count: n * qDim), UnsafeMutableBufferPointer(start: k, count: n * kvDim),
+                      UnsafeMutableBufferPointer(start: v, count: n * kvDim)]
+        let gateUpOut = [UnsafeMutableBufferPointer(start: gate, count: n * ffn), UnsafeMutableBufferPointer(start: up, count: n * ffn)]
 
         // the clock is read only when profiling
         var clock = profile == nil ? 0 : MonotonicClock.now()
@@ -274,9 +282,14 @@ public final class BitNetModel: @unchecked Sendable {
             try quantize(h, n: n, into: s.actsHidden)
             lap(.quantize)
             let tl = decodeTables[l] // q, k, v, o, gate, up, down
-            try matmul(w.q, tl[0], s.actsHidden, into: q)
-            try matmul(w.k, tl[1], s.actsHidden, into: k)
-            try matmul(w.v, tl[2], s.actsHidden, into: v)
+            // TL tables serve single rows only; without them the group is one dispatch
+            if n > 1 || (tl[0] == nil && tl[1] == nil && tl[2] == nil) {
+                try kernels.matmulMany(fusedGroups[l].qkv, s.actsHidden, into: qkvOut, pool: pool)
+            } else {
+                try matmul(w.q, tl[0], s.actsHidden, into: q)
+                try matmul(w.k, tl[1], s.actsHidden, into: k)
+                try matmul(w.v, tl[2], s.actsHidden, into: v)
+            }
             lap(.qkv)
             for (i, (part, cache)) in zip(parts, caches).enumerated() {
                 for j in 0..<part.tokens.count {
@@ -312,8 +325,12 @@ public final class BitNetModel: @unchecked Sendable {
             lap(.norms)
             try quantize(h, n: n, into: s.actsHidden)
             lap(.quantize)
-            try matmul(w.gate, tl[4], s.actsHidden, into: gate)
-            try matmul(w.up, tl[5], s.actsHidden, into: up)
+            if n > 1 || (tl[4] == nil && tl[5] == nil) {
+                try kernels.matmulMany(fusedGroups[l].gateUp, s.actsHidden, into: gateUpOut, pool: pool)
+            } else {
+                try matmul(w.gate, tl[4], s.actsHidden, into: gate)
+                try matmul(w.up, tl[5], s.actsHidden, into: up)
+            }
             lap(.gateUp)
             switch c.activation {
             case .relu2: ops.gate_relu2(gate, up, Int32(n * ffn))
