@@ -228,7 +228,7 @@ extension ModelTests {
         // auto: one measured choice per distinct shape, remembered in the cache file
         let dir = "\(Self.tmp)/bitnet-tune-\(getpid())"
         setenv("BITNET_CACHE_DIR", dir, 1)
-        defer { unsetenv("BITNET_CACHE_DIR"); unlink(dir + "/tune-v2.txt"); rmdir(dir) }
+        defer { unsetenv("BITNET_CACHE_DIR"); unlink(dir + "/tune-v3.txt"); rmdir(dir) }
         let auto = try BitNetModel(weights: weights, contextLength: 16, threads: 1, kernel: .auto)
         let autoSession = try auto.makeSession()
         XCTAssertEqual(Set(auto.kernelChoices.map(\.shape)), ["96x96", "32x96", "160x96", "96x160"])

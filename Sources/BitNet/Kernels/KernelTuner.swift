@@ -12,10 +12,10 @@ import Darwin
 /// timed call preceded by streaming twice the LLC through the pool, so the
 /// weights come from memory as they do token after token (a sample of a few
 /// matrices cycled in a loop would otherwise sit in a 32 MB L3 and favour the
-/// compute-heavier TL kernels). I2_S is timed before and after the TL kernels
-/// and keeps its better median; a lookup-table kernel is chosen only when it
-/// beats that by at least 8% (clearly, not by noise: equal speed is not worth
-/// the second copy of the weights it needs).
+/// compute-heavier TL kernels). The kernels are timed in turns, call by call,
+/// and a lookup-table kernel is chosen only when its median time over I2_S's in
+/// the same round is at most 0.92 (clearly faster, not by noise: equal speed is
+/// not worth the second copy of the weights it needs).
 ///
 /// The answer is remembered per host, ISA, thread count and shape in a small
 /// text file (`$BITNET_CACHE_DIR`, else `$XDG_CACHE_HOME/bitnet`, else
@@ -92,7 +92,11 @@ package struct KernelTuner {
 
     /// Times each kernel on up to 8 matrices of one shape, each timed call on the
     /// next matrix of the cycle and, when `evict` is given, after the LLC was
-    /// flushed (untimed). Order: I2_S, TL1, TL2, I2_S again.
+    /// flushed (untimed). The kernels take turns call by call (the first of each
+    /// round rotating), so a change in the host's speed during the measurement —
+    /// this VM's read bandwidth moves by 2× within minutes — falls on all of them
+    /// alike; each TL kernel is judged by the median of its time over the I2_S time
+    /// of the same round, and must be at least 8% faster.
     private func measure(_ group: [TernaryMatrix], evict: Evictor?) throws -> Choice {
         let sample = Array(group.prefix(8))
         let cols = sample[0].cols
@@ -101,27 +105,37 @@ package struct KernelTuner {
         let x = (0..<cols).map { _ in rng.nextSigned() }
         try x.withUnsafeBufferPointer { try kernels.quantize($0, rows: 1, cols: cols, into: acts) }
         var y = [Float](repeating: 0, count: sample[0].rows)
-        var timings: [MatrixKernel: Double] = [:]
-        let calls = max(8, sample.count)
-        for kernel in MatrixKernel.allCases + [.i2s] {
-            let tables = try LookupTableMatrix.make(sample.map { ($0, kernel) }, pool: pool)
-            try y.withUnsafeMutableBufferPointer { out in
-                for (m, t) in zip(sample, tables) { try kernels.matmul(m, acts, into: out, pool: pool, table: t) } // warm-up
-                var samples: [Double] = []
-                for i in 0..<calls {
+        let candidates = MatrixKernel.allCases
+        let tables = try candidates.map { kernel in try LookupTableMatrix.make(sample.map { ($0, kernel) }, pool: pool) }
+        let rounds = max(9, sample.count)
+        var samples = [[Double]](repeating: [], count: candidates.count) // (kernel, round) seconds
+        try y.withUnsafeMutableBufferPointer { out in
+            for (c, _) in candidates.enumerated() { // warm-up: pages, tables
+                for (m, t) in zip(sample, tables[c]) { try kernels.matmul(m, acts, into: out, pool: pool, table: t) }
+            }
+            for round in 0..<rounds {
+                for turn in 0..<candidates.count {
+                    let c = (round + turn) % candidates.count
+                    let i = round % sample.count
                     evict?.flush(pool: pool, isa: kernels.isa)
                     let start = MonotonicClock.now()
-                    try kernels.matmul(sample[i % sample.count], acts, into: out, pool: pool, table: tables[i % sample.count])
-                    samples.append(MonotonicClock.now() - start)
+                    try kernels.matmul(sample[i], acts, into: out, pool: pool, table: tables[c][i])
+                    samples[c].append(MonotonicClock.now() - start)
                 }
-                let median = samples.sorted()[samples.count / 2]
-                timings[kernel] = min(median, timings[kernel] ?? .infinity)
             }
         }
-        let i2s = timings[.i2s] ?? .infinity
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        var timings: [MatrixKernel: Double] = [:]
+        for (c, kernel) in candidates.enumerated() { timings[kernel] = median(samples[c]) }
+        let i2sIndex = candidates.firstIndex(of: .i2s)!
         var best = MatrixKernel.i2s
-        for kernel in [MatrixKernel.tl1, .tl2] where (timings[kernel] ?? .infinity) < 0.92 * min(i2s, timings[best] ?? .infinity) {
-            best = kernel
+        var bestRatio = 0.92
+        for (c, kernel) in candidates.enumerated() where kernel != .i2s {
+            let ratio = median(zip(samples[c], samples[i2sIndex]).map { $0 / $1 })
+            if ratio < bestRatio {
+                best = kernel
+                bestRatio = ratio
+            }
         }
         return Choice(rows: sample[0].rows, cols: cols, kernel: best, timings: timings)
     }
@@ -131,11 +145,13 @@ package struct KernelTuner {
     /// This host's measured int8 peak and read bandwidth, bucketed (``HostProfile/key``).
     static var machineKey: String { HostProfile.measured.key }
 
+    /// v3: choices judged by paired, interleaved timings (v2 timed the kernels one
+    /// after the other, and kept choices made while the host changed speed).
     package static var cachePath: String? {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        if let dir = env("BITNET_CACHE_DIR") { return dir + "/tune-v2.txt" }
-        if let dir = env("XDG_CACHE_HOME") { return dir + "/bitnet/tune-v2.txt" }
-        if let home = env("HOME") { return home + "/.cache/bitnet/tune-v2.txt" }
+        if let dir = env("BITNET_CACHE_DIR") { return dir + "/tune-v3.txt" }
+        if let dir = env("XDG_CACHE_HOME") { return dir + "/bitnet/tune-v3.txt" }
+        if let home = env("HOME") { return home + "/.cache/bitnet/tune-v3.txt" }
         return nil
     }
 
