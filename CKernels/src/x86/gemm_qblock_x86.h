@@ -118,6 +118,142 @@ BN_INLINE QB_TARGET __m256 scales8(const uint8_t *const rows[TILE_R], size_t b_o
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
+#if defined(QB_TUNED)
+/* The AVX2 level's driver (QB_TUNED, set by gemm_qblock_avx2.c; the AVX-512 VNNI level keeps the
+ * driver after #else until it can be run): the same exact block sums and the same float update
+ * as the scalar spec, with
+ *  - a software prefetch of the next tile of rows (its bytes in address order, spread over this
+ *    tile's work at the pace it is read, first activation row only): the eight rows of a tile are
+ *    eight short streams the hardware prefetcher does not follow, and without it the Q6_K head
+ *    read about a third of the bandwidth a plain read gets;
+ *  - Q6_K blocks decoded with fewer operations (blk_q6_k_eo). */
+
+/* pshufb controls picking int16 j of each 128-bit half into all of its lanes, j = 0..7 */
+static const uint16_t qb_pick16[8][16] __attribute__((aligned(32))) = {
+#define QB_PICK4(j) (2 * (j) | (2 * (j) + 1) << 8), (2 * (j) | (2 * (j) + 1) << 8), (2 * (j) | (2 * (j) + 1) << 8), \
+                    (2 * (j) | (2 * (j) + 1) << 8)
+#define QB_PICK(j) {QB_PICK4(j), QB_PICK4(j), QB_PICK4(j), QB_PICK4(j)}
+    QB_PICK(0), QB_PICK(1), QB_PICK(2), QB_PICK(3), QB_PICK(4), QB_PICK(5), QB_PICK(6), QB_PICK(7)};
+#undef QB_PICK
+#undef QB_PICK4
+
+/* One Q6_K block (210 bytes): Σ_j sc_j·Σ_16 (q6 - 32)·q as int32 lanes, as blk_q6_k but with
+ * the sub-scales held even/odd, sc16 = [sc0 sc2 .. sc14 | sc1 sc3 .. sc15] as int16: quarter c
+ * of half h (sub-block 8h + 2c in the low 128 bits, 8h + 2c + 1 in the high) takes int16 4h + c
+ * of both halves, one pshufb. bsum16eo: the activation's 16-sums as int16 in the same even/odd
+ * order, so one pmaddwd gives the 32·Σ sc_j·bsum_j to subtract. The 2-bit pieces of qh reach
+ * bits 4..5 by one 16-bit shift each (left 4, left 2, none, right 2; the kept bits never cross
+ * a byte) and an and with 0x30. u = q6 ∈ [0, 63]: pmaddubsw pairs ≤ 2·63·127 = 16002. */
+BN_INLINE QB_TARGET __m256i blk_q6_k_eo(const uint8_t *blk, const int8_t *q, __m256i bsum16eo) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
+    const uint16_t(*pick)[16] = qb_pick16;
+    __asm__("" : "+r"(pick)); /* opaque: clang would rewrite each pshufb as pshuflw + pshufd */
+    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk + 192)), eo));
+    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsum16eo), 5);
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+        __m256i u[4];
+        u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+        u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+        u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+        u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+        for (int c = 0; c < 4; c++) {
+            const __m256i s = _mm256_shuffle_epi8(sc16, _mm256_load_si256((const __m256i *)pick[4 * h + c]));
+            const __m256i p = _mm256_maddubs_epi16(u[c], _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * c)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
+        }
+    }
+    return _mm256_sub_epi32(acc, corr);
+}
+
+/* Prefetches [p, p + len), len a constant (unrolled): points 64 bytes apart touch every line. */
+BN_INLINE QB_TARGET void prefetch_span(const uint8_t *p, int len) {
+    for (int o = 0; o < len; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+}
+
+// w: (m, row_bytes) blocks, x: (n, k) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
+QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
+                                 const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
+                                 int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m), k = w->k, type = w->type;
+    const int32_t B = bn_qblock_size(type), nb = k / B, bytes = bn_qblock_bytes(type);
+    const int32_t scale_at = type == BN_QBLOCK_Q6_K ? 208 : 0;
+    for (int32_t r0 = row_begin; r0 < end; r0 += TILE_R) {
+        const int32_t valid = bn_min_i32(TILE_R, end - r0);
+        const uint8_t *rows[TILE_R]; /* rows past the range repeat the last one: read, never stored */
+        for (int i = 0; i < TILE_R; i++)
+            rows[i] = w->data + (size_t)(r0 + (i < valid ? i : valid - 1)) * (size_t)w->row_bytes;
+        /* the next tile's bytes (past the range or the matrix: a prefetch never faults) */
+        const uint8_t *next = rows[0] + (size_t)TILE_R * (size_t)w->row_bytes;
+        for (int32_t t = 0; t < n; t++) {
+            const int8_t *xt = x + (size_t)t * (size_t)k;
+            const float *xs = x_scale + (size_t)t * (size_t)nb; /* one activation scale per weight block */
+            const int32_t *bs = x_bsum ? x_bsum + (size_t)t * (size_t)(k / 16) : NULL;
+            __m256 acc = _mm256_setzero_ps();
+            for (int32_t b = 0; b < nb; b++) {
+                const size_t off = (size_t)b * (size_t)bytes;
+                const int8_t *q = xt + (size_t)b * (size_t)B;
+                /* this block's share of the next tile, in address order: TILE_R·bytes from here */
+                const uint8_t *pf = t == 0 ? next + (size_t)TILE_R * off : NULL;
+                __m256i part[TILE_R];
+                __m256i msum = _mm256_setzero_si256(); /* Q4_K: Σ mn·q per row */
+                switch (type) {
+                case BN_QBLOCK_Q8_0:
+                    if (pf) prefetch_span(pf, TILE_R * 34);
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q8_0(rows[i] + off, q);
+                    break;
+                case BN_QBLOCK_Q4_0:
+                    if (pf) prefetch_span(pf, TILE_R * 18);
+                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_0(rows[i] + off, q);
+                    break;
+                case BN_QBLOCK_Q4_K: { /* the 8 sums of 32 as int16, shared by the 8 rows */
+                    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
+                    const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
+                    const __m256i pairs = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s0, s1), 0xD8); /* 8 × int32 */
+                    const __m128i sum32 = _mm_packs_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+                    __m256i mins[TILE_R];
+                    for (int i = 0; i < TILE_R; i++) {
+                        if (pf) prefetch_span(pf + 144 * i, 144); /* spread over the rows: a burst is slower */
+                        part[i] = blk_q4_k(rows[i] + off, q, sum32, &mins[i]);
+                    }
+                    msum = hsum8(mins);
+                    break;
+                }
+                default: { /* BN_QBLOCK_Q6_K: the 16 sums as int16 (|bsum| ≤ 2032), even then odd */
+                    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
+                    const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
+                    __m256i b16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xD8); /* 0..7 | 8..15 */
+                    b16 = _mm256_shuffle_epi8(b16, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                                                    0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+                    b16 = _mm256_permute4x64_epi64(b16, 0xD8); /* 0 2 .. 14 | 1 3 .. 15 */
+                    for (int i = 0; i < TILE_R; i++) {
+                        if (pf) prefetch_span(pf + 210 * i, 210); /* spread over the rows: a burst is slower */
+                        part[i] = blk_q6_k_eo(rows[i] + off, q, b16);
+                    }
+                    break;
+                }
+                }
+                __m256i isum = hsum8(part);
+                const __m256 xd = _mm256_set1_ps(xs[b]);
+                const __m256 a = _mm256_mul_ps(scales8(rows, off, scale_at), xd);
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(a, _mm256_cvtepi32_ps(isum)));
+                if (type == BN_QBLOCK_Q4_K) {
+                    const __m256 am = _mm256_mul_ps(scales8(rows, off, 2), xd);
+                    acc = _mm256_sub_ps(acc, _mm256_mul_ps(am, _mm256_cvtepi32_ps(msum)));
+                }
+            }
+            float out[TILE_R];
+            _mm256_storeu_ps(out, acc);
+            memcpy(y + (size_t)t * (size_t)ldy + (size_t)r0, out, (size_t)valid * sizeof(float));
+        }
+    }
+}
+#else
 // w: (m, row_bytes) blocks, x: (n, k) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
 QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
                                  const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
@@ -180,3 +316,4 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
         }
     }
 }
+#endif
