@@ -423,7 +423,7 @@ final class GGUFTests: XCTestCase {
     /// cut ends), each variant taken through what a run does with a file: parse,
     /// hyperparameters, weights, tokenizer, logits of a short prompt. Every variant
     /// must end in one of two ways:
-    /// - a thrown GGUFError or ModelError naming the file, or a TokenizerError;
+    /// - a thrown GGUFError, ModelError or TokenizerError naming the file;
     /// - a load. Where what the model computes with is unchanged (hyperparameters,
     ///   tensor table, tensor bytes), the logits must be the original's bit for bit,
     ///   and the tokenization too where the tokenizer keys are unchanged; where a
@@ -452,7 +452,8 @@ final class GGUFTests: XCTestCase {
                 XCTAssertTrue(error.description.contains(file), "round \(round): \(error)")
                 outcomes.errors += 1
                 continue
-            } catch is TokenizerError {
+            } catch let error as TokenizerError {
+                XCTAssertTrue(error.description.contains(file), "round \(round): \(error)")
                 outcomes.errors += 1
                 continue
             }

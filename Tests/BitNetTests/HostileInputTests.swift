@@ -81,6 +81,31 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// Before: "byte-level BPE vocabulary (tokenizer.ggml.model = gpt2) has no merges",
+    /// with nothing to say which of a user's files it meant; the vocabulary checks run
+    /// on data that no longer knows where it came from.
+    func testTokenizerMetadataErrorsNameTheFileAndKey() throws {
+        let model = "\(directory)/tiny.gguf", bad = "\(directory)/bad.gguf"
+        try TinyModelFile.write(to: model)
+        let merges = "tokenizer.ggml.merges", types = "tokenizer.ggml.token_type", kind = "tokenizer.ggml.model"
+        let cases: [(String, (inout [(String, GGUFValue)]) -> Void, TokenizerError)] = [
+            (merges, { m in m.removeAll { $0.0 == merges } }, .missingMerges),
+            (merges, { m in m = m.map { $0.0 == merges ? ($0.0, .array(.string([]))) : $0 } }, .missingMerges),
+            (kind, { m in m = m.map { $0.0 == kind ? ($0.0, .string("bert")) : $0 } }, .unsupportedModel("bert")),
+            (types, { m in m = m.map { $0.0 == types ? ($0.0, .array(.int32([1, 1]))) : $0 } },
+             .arrayLengthMismatch(key: "token_type", expected: 259, found: 2)),
+        ]
+        for (key, edit, inner) in cases {
+            try TinyModelFile.rewrite(model, to: bad, edit: edit)
+            XCTAssertThrowsError(try Tokenizer(gguf: GGUFFile(path: bad)), "\(inner)") { error in
+                XCTAssertEqual(error as? TokenizerError, .inFile(path: bad, key: key, error: inner))
+                let message = "\(error)"
+                XCTAssertTrue(message.hasPrefix("\(bad): metadata key '\(key)': "), message)
+                XCTAssertTrue(message.hasSuffix(inner.description), message)
+            }
+        }
+    }
+
     // MARK: - FIFOs
 
     /// Before: open(2) without O_NONBLOCK waited for a writer forever, before the

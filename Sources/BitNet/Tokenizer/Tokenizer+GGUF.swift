@@ -20,7 +20,9 @@ extension TokenizerVocabulary {
     /// Reads the tokenizer metadata of a GGUF file (a full model or a vocab-only file).
     public init(gguf: GGUFFile) throws {
         let modelName = try gguf.string(TokenizerKey.model)
-        guard let model = Model(rawValue: modelName) else { throw TokenizerError.unsupportedModel(modelName) }
+        guard let model = Model(rawValue: modelName) else {
+            throw TokenizerError.unsupportedModel(modelName).inFile(gguf.path)
+        }
         let tokens = try gguf.stringArray(TokenizerKey.tokens)
 
         let ids = try SpecialTokenIDs(gguf: gguf, vocabularySize: tokens.count)
@@ -45,8 +47,14 @@ extension TokenizerVocabulary {
 
 extension Tokenizer {
     /// The tokenizer stored in a GGUF file's metadata.
+    /// Errors name the file and the metadata key (`TokenizerError.inFile`).
     public convenience init(gguf: GGUFFile) throws {
-        try self.init(vocabulary: TokenizerVocabulary(gguf: gguf))
+        let vocabulary = try TokenizerVocabulary(gguf: gguf)
+        do {
+            try self.init(vocabulary: vocabulary)
+        } catch let error as TokenizerError {
+            throw error.inFile(gguf.path)
+        }
     }
 
     public convenience init(path: String) throws {

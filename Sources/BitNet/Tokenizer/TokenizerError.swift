@@ -10,6 +10,9 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
     case unsupportedModel(String)
     /// Decoding an id that is not in the vocabulary.
     case tokenIDOutOfRange(id: Int32, vocabularySize: Int)
+    /// One of the errors above, met while reading a GGUF file's tokenizer: the vocabulary
+    /// itself knows neither the file nor the metadata key, and a message must name both.
+    indirect case inFile(path: String, key: String, error: TokenizerError)
 
     public var description: String {
         switch self {
@@ -25,6 +28,24 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
             return "unsupported tokenizer model '\(m)' (supported: gpt2, llama)"
         case .tokenIDOutOfRange(let id, let n):
             return "token id \(id) is outside the vocabulary of \(n) tokens"
+        case .inFile(let path, let key, let error):
+            return "\(path): metadata key '\(key)': \(error.description)"
         }
+    }
+
+    /// This error as met reading `path`'s metadata, with the key it concerns.
+    func inFile(_ path: String) -> TokenizerError {
+        let key: String
+        switch self {
+        case .inFile: return self
+        case .emptyVocabulary: key = TokenizerKey.tokens
+        case .arrayLengthMismatch(let name, _, _): key = "tokenizer.ggml.\(name)"
+        case .specialTokenOutOfRange(let name, _, _):
+            key = ["pad": TokenizerKey.padID, "unknown": TokenizerKey.unknownID][name] ?? "tokenizer.ggml.\(name)_token_id"
+        case .missingMerges: key = TokenizerKey.merges
+        case .unsupportedModel: key = TokenizerKey.model
+        case .tokenIDOutOfRange: key = TokenizerKey.tokens
+        }
+        return .inFile(path: path, key: key, error: self)
     }
 }
