@@ -6,7 +6,7 @@
  * order (mul, mul, add; no fma), so every lane equals the scalar result bit
  * for bit. The eight rows' blocks are re-read from L1/L2 for each activation
  * row, so a batch streams the head from memory once. QB_TUNED selects the
- * driver that prefetches the next tile and the faster Q6_K path
+ * driver that prefetches the next tile and the faster Q6_K / Q4_0 paths
  * (gemm_qblock_x86.h); the AVX-512 VNNI level does not define it. */
 #if defined(__x86_64__) || defined(_M_X64)
 #define QB_TARGET __attribute__((target("avx2,fma,f16c")))
