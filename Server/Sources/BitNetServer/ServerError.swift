@@ -1,11 +1,14 @@
 import BitNet
 import BitNetJSON
-import Hummingbird
 
 /// An error the server answers with: an HTTP status and an OpenAI-shaped body
 /// `{"error":{"message":…,"type":…,"param":…,"code":null}}`. Messages name the
 /// field and the value at fault so a client can fix its request.
-public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
+///
+/// No HTTP framework here: the request parser that throws these compiles without
+/// Hummingbird or NIO (the `request` fuzz target builds it alone). The status line
+/// and the `Response` are in ServerError+HTTP.swift.
+public struct ServerError: Error, Sendable, Equatable {
     public var status: Int
     public var message: String
     /// OpenAI's error type: `invalid_request_error`, `authentication_error`, …
@@ -20,8 +23,6 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         self.param = param
     }
 
-    public var description: String { "\(status) \(HTTPResponse.Status(code: status).reasonPhrase): \(message)" }
-
     /// The JSON body of the error response.
     public var json: String {
         var w = JSONWriter()
@@ -34,13 +35,6 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
             }
         }
         return w.text
-    }
-
-    /// The whole response: the status, the JSON body, and `WWW-Authenticate` on a 401.
-    public var response: Response {
-        var headers: HTTPFields = [.contentType: JSONResponse.contentType]
-        if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
-        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 
     // MARK: - The usual cases
