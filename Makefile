@@ -299,7 +299,7 @@ clean:
 SWIFTC ?= swiftc
 FUZZ_DIR := $(BUILD_DIR)/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_SWIFT_TARGETS := gguf gguf_model safetensors hf_config hf_tokenizer chat tokenizer
+FUZZ_SWIFT_TARGETS := gguf gguf_model safetensors hf_config hf_tokenizer chat tokenizer request
 FUZZ_C_TARGETS := kernels capi
 FUZZ_TARGETS ?= $(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS)
 FUZZ_BITNET_SRCS := $(shell find Sources/BitNet -name '*.swift')
@@ -309,6 +309,9 @@ FUZZ_SWIFT_LIBS := $(FUZZ_DIR)/libBitNetConvert.a $(FUZZ_DIR)/libBitNet.a $(FUZZ
 FUZZ_SWIFTFLAGS := -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name bitnet \
 	-I CKernels/include -Xcc -D_GNU_SOURCE
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -ICKernels/include -ICKernels/src
+# The server's request parser (Server/): the files that need neither Hummingbird nor NIO.
+FUZZ_SERVER_SRCS := $(addprefix Server/Sources/BitNetServer/,ServerError.swift RequestFields.swift \
+	CompletionRequest.swift StopStringMatcher.swift)
 FUZZ_KERNEL_OBJS := $(patsubst CKernels/src/%.c,$(FUZZ_DIR)/kernels-obj/%.o,$(KERNEL_SRCS))
 
 .PHONY: fuzz fuzz-long fuzz-build fuzz-seeds $(addprefix fuzz-,$(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS))
@@ -345,6 +348,12 @@ $(FUZZ_DIR)/libBitNetConvert.a: $(FUZZ_CONVERT_SRCS) $(FUZZ_DIR)/libBitNet.a $(F
 $(FUZZ_DIR)/%: Fuzz/swift/%.swift Fuzz/swift/FuzzSupport.swift $(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a
 	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name fuzz_$* -I $(FUZZ_DIR)/mod Fuzz/swift/FuzzSupport.swift $< \
 		$(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a -lm -o $@
+
+# The request parser is not in a library of this package: its files are compiled into the harness.
+$(FUZZ_DIR)/request: Fuzz/swift/request.swift Fuzz/swift/FuzzSupport.swift $(FUZZ_SERVER_SRCS) $(FUZZ_SWIFT_LIBS) \
+		$(FUZZ_DIR)/libkernels.a
+	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name fuzz_request -I $(FUZZ_DIR)/mod Fuzz/swift/FuzzSupport.swift $< \
+		$(FUZZ_SERVER_SRCS) $(FUZZ_SWIFT_LIBS) $(FUZZ_DIR)/libkernels.a -lm -o $@
 
 # C kernels' format entry points: plain C, UBSan as well.
 $(FUZZ_DIR)/kernels: Fuzz/c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS)

@@ -23,7 +23,7 @@ summary=()
 for t in "$@"; do
     case $t in
         gguf|gguf_model|capi) dict=gguf ;;
-        safetensors|hf_config|hf_tokenizer) dict=json ;;
+        safetensors|hf_config|hf_tokenizer|request) dict=json ;;
         chat|tokenizer) dict=text ;;
         kernels) dict= ;;
         *) echo "unknown fuzz target $t" >&2; exit 2 ;;

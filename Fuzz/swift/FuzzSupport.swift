@@ -135,6 +135,23 @@ enum Fuzz {
         ]
     }
 
+    /// The chat templates' marker texts (Llama-3 headers, Falcon3 roles and eos): as
+    /// control tokens of a tiny vocabulary they let every `ChatTemplate` bind to it.
+    static let chatMarkers = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                              "<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>"]
+
+    /// `tinyByteLevelMetadata` as a Tokenizer, without a GGUF file in between.
+    static func tinyByteLevelTokenizer(markers: [String] = []) -> Tokenizer {
+        do { return try Tokenizer(vocabulary: TokenizerVocabulary(metadata: tinyByteLevelMetadata(extraControl: markers))) }
+        catch { fatalError("fuzz harness: tiny byte-level vocabulary: \(error)") }
+    }
+
+    /// `tinySentencePieceMetadata` as a Tokenizer.
+    static func tinySentencePieceTokenizer() -> Tokenizer {
+        do { return try Tokenizer(vocabulary: TokenizerVocabulary(metadata: tinySentencePieceMetadata())) }
+        catch { fatalError("fuzz harness: tiny SentencePiece vocabulary: \(error)") }
+    }
+
     /// A file's bytes, written through GGUFWriter to scratch and read back.
     static func ggufBytes(metadata: [(String, GGUFValue)],
                           tensors: [(name: String, dims: [Int], type: GGMLType, data: [UInt8])] = [],
@@ -182,6 +199,24 @@ enum Fuzz {
     struct SeedError: Error, CustomStringConvertible {
         var description: String
         init(_ d: String) { description = d }
+    }
+}
+
+extension TokenizerVocabulary {
+    /// A vocabulary from `tokenizer.ggml.*` entries in memory (no GGUF file): the tiny ones above.
+    init(metadata: [(String, GGUFValue)]) throws {
+        let m = Dictionary(metadata, uniquingKeysWith: { a, _ in a })
+        guard case .string(let model)? = m["tokenizer.ggml.model"], let kind = Model(rawValue: model),
+              case .array(.string(let tokens))? = m["tokenizer.ggml.tokens"] else { throw Fuzz.SeedError("bad tiny vocabulary") }
+        var pre: String? = nil, merges: [String] = [], scores: [Float] = [], types: [Int32] = [], addBOS: Bool? = nil
+        if case .string(let p)? = m["tokenizer.ggml.pre"] { pre = p }
+        if case .array(.string(let s))? = m["tokenizer.ggml.merges"] { merges = s }
+        if case .array(.float32(let s))? = m["tokenizer.ggml.scores"] { scores = s }
+        if case .array(.int32(let t))? = m["tokenizer.ggml.token_type"] { types = t }
+        if case .bool(let b)? = m["tokenizer.ggml.add_bos_token"] { addBOS = b }
+        func id(_ key: String) -> Int32? { m["tokenizer.ggml.\(key)_token_id"]?.intValue.flatMap { Int32(exactly: $0) } }
+        self.init(model: kind, pre: pre, tokens: tokens, merges: merges, scores: scores, tokenTypes: types,
+                  bosID: id("bos"), eosID: id("eos"), unknownID: id("unknown"), addBOS: addBOS)
     }
 }
 

@@ -18,7 +18,7 @@ enum Target: FuzzTarget {
             (Fuzz.fixtureTokenizer("ggml-vocab-llama-bpe.gguf"), true),
             (Fuzz.fixtureTokenizer("ggml-vocab-gpt-2.gguf"), true),
             (Fuzz.fixtureTokenizer("ggml-vocab-llama-spm.gguf"), false),
-            (try! Tokenizer(vocabulary: TokenizerVocabulary(metadata: Fuzz.tinyByteLevelMetadata())), true),
+            (Fuzz.tinyByteLevelTokenizer(), true),
         ]
     }
 
@@ -79,20 +79,5 @@ enum Target: FuzzTarget {
             out.append(("t\(t)-decode", [UInt8(t), 1 | 8] + ids))
         }
         return out
-    }
-}
-
-extension TokenizerVocabulary {
-    /// The vocabulary from `tokenizer.ggml.*` entries in memory (no GGUF file), for the tiny tokenizer.
-    init(metadata: [(String, GGUFValue)]) throws {
-        let m = Dictionary(metadata, uniquingKeysWith: { a, _ in a })
-        guard case .string(let model)? = m["tokenizer.ggml.model"], let kind = Model(rawValue: model),
-              case .array(.string(let tokens))? = m["tokenizer.ggml.tokens"] else { throw Fuzz.SeedError("bad tiny vocabulary") }
-        var merges: [String] = []
-        if case .array(.string(let s))? = m["tokenizer.ggml.merges"] { merges = s }
-        var types: [Int32] = []
-        if case .array(.int32(let t))? = m["tokenizer.ggml.token_type"] { types = t }
-        self.init(model: kind, pre: "llama-bpe", tokens: tokens, merges: merges, scores: [], tokenTypes: types,
-                  bosID: 257, eosID: 258, eotID: nil, padID: nil, unknownID: nil, addBOS: nil, addEOS: nil, addSpacePrefix: nil)
     }
 }
