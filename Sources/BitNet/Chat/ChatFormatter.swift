@@ -45,6 +45,12 @@ public struct ChatFormatter: Sendable {
     private let eos: Int32?
     /// Falcon3's role markers, where the vocabulary has them as single added tokens.
     private let markers: [ChatMessage.Role: Int32]
+    /// The role headers' ids (bitnet: "System: "…; llama3: the role name between its
+    /// header tokens, and the "\n\n" after them), tokenized once here rather than for
+    /// every message: they are pieces of their own, so their ids never depend on the text
+    /// around them, and a long conversation re-rendered each turn would encode them again.
+    private let headerPieces: [ChatMessage.Role: [Int32]]
+    private let newlinePiece: [Int32]
 
     public init(template: ChatTemplate, tokenizer: Tokenizer) throws {
         self.template = template
@@ -92,6 +98,17 @@ public struct ChatFormatter: Sendable {
         self.endHeader = endHeader
         self.eos = eos
         self.markers = markers
+        func encoded(_ piece: String) -> [Int32] { tokenizer.encode(piece, addSpecial: false, parseSpecial: false) }
+        var headerPieces: [ChatMessage.Role: [Int32]] = [:]
+        for role in ChatMessage.Role.allCases {
+            switch template {
+            case .bitnet: headerPieces[role] = encoded(ChatFormatter.bitnetHeader(role))
+            case .llama3: headerPieces[role] = encoded(role.rawValue)
+            case .falcon3, .none: break
+            }
+        }
+        self.headerPieces = headerPieces
+        newlinePiece = template == .llama3 ? encoded("\n\n") : []
     }
 
     // MARK: - Pieces
@@ -104,7 +121,7 @@ public struct ChatFormatter: Sendable {
         var b = ChatTokenBuilder(tokenizer: tokenizer)
         switch template {
         case .bitnet:
-            b.piece(ChatFormatter.bitnetHeader(message.role))
+            b.tokens(headerPieces[message.role] ?? [])
             b.piece(message.content.chatStripped)
             if let eot { b.token(eot) }
         case .llama3:
@@ -132,7 +149,7 @@ public struct ChatFormatter: Sendable {
         var b = ChatTokenBuilder(tokenizer: tokenizer)
         switch template {
         case .bitnet:
-            b.piece(ChatFormatter.bitnetHeader(.assistant))
+            b.tokens(headerPieces[.assistant] ?? [])
         case .llama3:
             appendLlama3Header(.assistant, to: &b)
         case .falcon3:
@@ -209,9 +226,9 @@ public struct ChatFormatter: Sendable {
 
     private func appendLlama3Header(_ role: ChatMessage.Role, to b: inout ChatTokenBuilder) {
         if let startHeader { b.token(startHeader) }
-        b.piece(role.rawValue)
+        b.tokens(headerPieces[role] ?? [])
         if let endHeader { b.token(endHeader) }
-        b.piece("\n\n")
+        b.tokens(newlinePiece)
     }
 
     private func appendFalconMarker(_ role: ChatMessage.Role, to b: inout ChatTokenBuilder) {
