@@ -39,14 +39,18 @@ static uint16_t to_half(float f) {
     return (uint16_t)(sign | h);
 }
 
-enum { W_RANDOM, W_EXTREME, W_BIGSCALE };
+enum { W_RANDOM, W_EXTREME, W_BIGSCALE, W_UNIFORM };
 enum { X_RANDOM, X_MAX, X_MIN, X_ALT };
 
-/* Block bytes of one block of `type`, random or adversarial. Scales stay finite. */
+/* Block bytes of one block of `type`, random or adversarial. Scales stay finite. W_UNIFORM:
+ * every code byte 0x00 or every one 0xFF (per block), so each code is the lowest or the highest
+ * value everywhere (Q6_K also with every sub-scale -128): the largest partial sums the SIMD
+ * kernels hold in int16 lanes, e.g. Q4_0's 16-sums of (0 - 8)·(-127), and the largest blocks. */
 static void fill_block(int32_t type, uint8_t *blk, int kind) {
     const int bytes = bn_qblock_bytes(type);
+    const uint8_t uniform = (rnd() & 1) ? 0xFF : 0x00;
     for (int i = 0; i < bytes; i++)
-        blk[i] = kind == W_EXTREME ? ((rnd() & 1) ? 0xFF : 0x80) : (uint8_t)rnd();
+        blk[i] = kind == W_EXTREME ? ((rnd() & 1) ? 0xFF : 0x80) : kind == W_UNIFORM ? uniform : (uint8_t)rnd();
     uint16_t d = to_half(kind == W_BIGSCALE ? 60000.0f : rnd_float() * 0.05f);
     uint16_t dmin = to_half(kind == W_BIGSCALE ? -60000.0f : rnd_float() * 0.02f);
     if (kind == W_EXTREME) d = dmin = 0x7BFF; /* 65504: the largest f16 */
@@ -56,6 +60,7 @@ static void fill_block(int32_t type, uint8_t *blk, int kind) {
         memcpy(blk + 208, &d, 2);
         if (kind == W_EXTREME)
             for (int j = 0; j < 16; j++) blk[192 + j] = (j & 1) ? 0x80 : 0x7F; /* sub-scales -128, 127 */
+        if (kind == W_UNIFORM) memset(blk + 192, 0x80, 16);
     }
 }
 
@@ -230,11 +235,11 @@ static void test_shapes(void) {
 
 static void test_adversarial(void) {
     for (size_t ti = 0; ti < 4; ti++)
-        for (int wk = W_EXTREME; wk <= W_BIGSCALE; wk++)
+        for (int wk = W_EXTREME; wk <= W_UNIFORM; wk++)
             for (int xk = X_RANDOM; xk <= X_ALT; xk++) {
                 const int32_t k = 2 * bn_qblock_size(types[ti]) * (types[ti] == BN_QBLOCK_Q8_0 ? 40 : 5);
                 problem p = make_problem(types[ti], 11, k, 3, wk, xk);
-                compare_isas(&p, wk == W_EXTREME ? "extreme bytes" : "big scales");
+                compare_isas(&p, wk == W_EXTREME ? "extreme bytes" : wk == W_BIGSCALE ? "big scales" : "uniform bytes");
                 free_problem(&p);
             }
     /* every activation row of a batch equals the same row computed alone (N = 16, tiles split rows) */
