@@ -296,6 +296,7 @@ clean:
 #   make fuzz-long        FUZZ_SECONDS (default 1800) per target, growing build/fuzz/corpus/<target>
 #   make fuzz-<target>    one target; FUZZ_TARGETS="gguf chat" limits the set
 #   make fuzz-seeds       regenerate the committed seed corpus (each target writes its own)
+#   make fuzz-replay-rss  every corpus input once, without ASan, one process each: peak RSS per input
 SWIFTC ?= swiftc
 FUZZ_DIR := $(BUILD_DIR)/fuzz
 FUZZ_SECONDS ?= 60
@@ -306,7 +307,11 @@ FUZZ_BITNET_SRCS := $(shell find Sources/BitNet -name '*.swift')
 FUZZ_JSON_SRCS := $(shell find Sources/BitNetJSON -name '*.swift')
 FUZZ_CONVERT_SRCS := $(shell find Sources/BitNetConvert -name '*.swift')
 FUZZ_SWIFT_LIBS := $(FUZZ_DIR)/libBitNetConvert.a $(FUZZ_DIR)/libBitNet.a $(FUZZ_DIR)/libBitNetJSON.a
-FUZZ_SWIFTFLAGS := -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name bitnet \
+# The sanitizers: fuzz-replay-rss rebuilds everything with coverage only (no ASan shadow, so RSS is the code's own).
+FUZZ_SAN_SWIFT ?= fuzzer,address
+FUZZ_SAN_C ?= address,fuzzer-no-link
+FUZZ_SAN_KERNELS ?= fuzzer,address,undefined
+FUZZ_SWIFTFLAGS := -sanitize=$(FUZZ_SAN_SWIFT) -parse-as-library -O -g -use-ld=lld -package-name bitnet \
 	-I CKernels/include -Xcc -D_GNU_SOURCE
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -ICKernels/include -ICKernels/src
 # The server's request parser (Server/): the files that need neither Hummingbird nor NIO.
@@ -314,12 +319,12 @@ FUZZ_SERVER_SRCS := $(addprefix Server/Sources/BitNetServer/,ServerError.swift R
 	CompletionRequest.swift StopStringMatcher.swift)
 FUZZ_KERNEL_OBJS := $(patsubst CKernels/src/%.c,$(FUZZ_DIR)/kernels-obj/%.o,$(KERNEL_SRCS))
 
-.PHONY: fuzz fuzz-long fuzz-build fuzz-seeds $(addprefix fuzz-,$(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS))
+.PHONY: fuzz fuzz-long fuzz-build fuzz-seeds fuzz-replay-rss $(addprefix fuzz-,$(FUZZ_SWIFT_TARGETS) $(FUZZ_C_TARGETS))
 
 # The kernels with ASan and coverage but without libFuzzer's main (the harness brings it).
 $(FUZZ_DIR)/kernels-obj/%.o: CKernels/src/%.c $(KERNEL_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,fuzzer-no-link -c $< -o $@
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SAN_C) -c $< -o $@
 
 $(FUZZ_DIR)/libkernels.a: $(FUZZ_KERNEL_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -358,7 +363,7 @@ $(FUZZ_DIR)/request: Fuzz/swift/request.swift Fuzz/swift/FuzzSupport.swift $(FUZ
 # C kernels' format entry points: plain C, UBSan as well.
 $(FUZZ_DIR)/kernels: Fuzz/c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS)
 	@mkdir -p $(FUZZ_DIR)
-	$(CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fuse-ld=lld \
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SAN_KERNELS) -fno-sanitize-recover=all -fuse-ld=lld \
 		$(KERNEL_SRCS) $< \
 		-lm -lpthread -o $@
 
@@ -368,9 +373,9 @@ $(FUZZ_DIR)/capi: Fuzz/c/capi.c Sources/BitNetC/BitNetCAPI.swift Sources/BitNetC
 	@mkdir -p $(FUZZ_DIR)/capi-obj
 	printf 'module BitNetCAPIHeader {\n header "%s/Sources/BitNetCAPIHeader/include/bitnet.h"\n export *\n}\n' \
 		"$(CURDIR)" > $(FUZZ_DIR)/capi-obj/module.modulemap
-	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,fuzzer-no-link -ISources/BitNetCAPIHeader/include -c Fuzz/c/capi.c \
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SAN_C) -ISources/BitNetCAPIHeader/include -c Fuzz/c/capi.c \
 		-o $(FUZZ_DIR)/capi-obj/capi.o
-	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,fuzzer-no-link -ISources/BitNetCAPIHeader/include \
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SAN_C) -ISources/BitNetCAPIHeader/include \
 		-c Sources/BitNetCAPIHeader/bitnet_params.c -o $(FUZZ_DIR)/capi-obj/bitnet_params.o
 	$(SWIFTC) $(FUZZ_SWIFTFLAGS) -module-name BitNetC -I $(FUZZ_DIR)/mod -I $(FUZZ_DIR)/capi-obj \
 		Sources/BitNetC/BitNetCAPI.swift $(FUZZ_DIR)/capi-obj/capi.o $(FUZZ_DIR)/capi-obj/bitnet_params.o \
@@ -393,3 +398,16 @@ fuzz-seeds: fuzz-build
 	for t in $(FUZZ_SWIFT_TARGETS); do rm -rf Fuzz/corpus/$$t && \
 		BITNET_FUZZ_WRITE_SEEDS=Fuzz/corpus/$$t $(FUZZ_DIR)/$$t || exit 1; done
 	Fuzz/c/make_seeds.sh Fuzz/corpus $(FUZZ_DIR)
+
+# Issue 13's memory bound, measured without ASan (whose shadow and quarantine would be most
+# of the figure): every build/fuzz-noasan harness (coverage only) runs each input of
+# Fuzz/corpus/<t>, Fuzz/regressions/<t> and build/fuzz/corpus/<t> in a process of its own; the
+# script prints per target the inputs, the largest peak RSS and its input, and fails when an
+# input's peak RSS exceeds 256 MB + the input's size, or a harness fails on it.
+FUZZ_NOASAN_DIR := $(BUILD_DIR)/fuzz-noasan
+FUZZ_REPLAY_JOBS ?= 1
+fuzz-replay-rss:
+	$(MAKE) --no-print-directory FUZZ_DIR=$(FUZZ_NOASAN_DIR) FUZZ_SAN_SWIFT=fuzzer FUZZ_SAN_C=fuzzer-no-link \
+		FUZZ_SAN_KERNELS=fuzzer FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz-build
+	Fuzz/replay_rss.py --build $(FUZZ_NOASAN_DIR) --jobs $(FUZZ_REPLAY_JOBS) \
+		--corpus Fuzz/corpus --corpus Fuzz/regressions --corpus $(FUZZ_DIR)/corpus $(FUZZ_TARGETS)
