@@ -461,6 +461,11 @@ int64_t bn_tl_to_i2r16(int32_t type, const uint8_t *data, int32_t m, int32_t k, 
  * into dst, recomputing TL2's per-row negative-slot counts from the sign
  * bits instead of trusting the source's. */
 void bn_tl_adopt(int32_t type, const uint8_t *src, int32_t m, int32_t k, uint8_t *dst);
+/* Checks TL data for running in place (no copy): counts index nibbles no packer
+ * writes (TL1 > 8, TL2 > 13) in every tile, padding included, and for TL2 the
+ * rows whose stored negative-slot count differs from their sign bits. 0: the
+ * kernels give the I2_S answer on it; reads exactly bn_tl_bytes(type, m, k). */
+int64_t bn_tl_check(int32_t type, const uint8_t *data, int32_t m, int32_t k);
 /* Weight (-1, 0, 1) of element (r, c) in a TL matrix. */
 int bn_tl_weight(int32_t type, const uint8_t *data, int32_t m, int32_t k, int32_t r, int32_t c);
 /* Default tiling for this machine's caches and the shape (n = activation rows). */

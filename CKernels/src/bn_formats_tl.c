@@ -222,6 +222,56 @@ int64_t bn_tl_to_i2r16(int32_t type, const uint8_t *data, int32_t m, int32_t k, 
     return bad;
 }
 
+/* Read-only validation for kernels that run on a file's TL bytes in place: the
+ * file is trusted for nothing the kernels rely on. Index nibbles are checked 16
+ * at a time in 64-bit words (TL1: > 8 is bit 3 with any of bits 0-2; TL2: > 13
+ * is bits 1-3 all set), across every tile, padding included; TL2's per-row
+ * negative-slot counts, which the kernels add to their sums, must equal the
+ * sign bits' popcount per row. */
+int64_t bn_tl_check(int32_t type, const uint8_t *data, int32_t m, int32_t k) {
+    const int32_t m_pad = bn_pad_rows(m), s_pad = bn_tl_slots(type, k);
+    const int32_t groups = s_pad / BN_TL_GROUP_SLOTS, gbytes = bn_tl_group_bytes(type);
+    const size_t tstride = tile_stride(type, s_pad), tiles = (size_t)(m_pad / BN_TL_ROWS);
+    const uint64_t hi = 0x8888888888888888ull, lo = 0x7777777777777777ull;
+    int64_t bad = 0;
+    for (size_t t = 0; t < tiles; t++) {
+        const uint8_t *tile = data + t * tstride;
+        int32_t negs[BN_TL_ROWS] = {0};
+        for (int32_t g = 0; g < groups; g++) {
+            const uint8_t *group = tile + (size_t)g * (size_t)gbytes;
+            for (int32_t b = 0; b < 128; b += 8) {
+                uint64_t v;
+                memcpy(&v, group + b, sizeof v);
+                const uint64_t over = type == 1 ? (v & hi) & (((v & lo) + lo) & hi) : v & (v << 1) & (v << 2) & hi;
+                bad += __builtin_popcountll(over);
+            }
+            if (type != 2) continue;
+            for (int32_t wi = 0; wi < 4; wi++) {
+                uint64_t word = 0;
+                for (int32_t b = 0; b < 8; b++) word |= (uint64_t)group[128 + 8 * wi + b] << (8 * b);
+                /* bits 16·(2·half + q) .. +15 belong to rows 16·half .. 16·half+15 */
+                for (int32_t half = 0; half < 2; half++)
+                    for (int32_t q = 0; q < 2; q++) {
+                        uint32_t bits = (uint32_t)(word >> (16 * (2 * half + q))) & 0xFFFFu;
+                        while (bits) {
+                            negs[16 * half + __builtin_ctz(bits)]++;
+                            bits &= bits - 1;
+                        }
+                    }
+            }
+        }
+        if (type == 2) {
+            const uint8_t *counts = data + tiles * tstride + t * BN_TL_ROWS * sizeof(int32_t);
+            for (int32_t rr = 0; rr < BN_TL_ROWS; rr++) {
+                int32_t stored;
+                memcpy(&stored, counts + (size_t)rr * sizeof stored, sizeof stored);
+                bad += stored != negs[rr];
+            }
+        }
+    }
+    return bad;
+}
+
 void bn_tl_adopt(int32_t type, const uint8_t *src, int32_t m, int32_t k, uint8_t *dst) {
     const int32_t m_pad = bn_pad_rows(m), s_pad = bn_tl_slots(type, k);
     const size_t tiles = (size_t)(m_pad / BN_TL_ROWS) * tile_stride(type, s_pad);

@@ -50,10 +50,6 @@ struct EndToEndBench: ParsableCommand {
         } else {
             kernels = .best
         }
-        let loadStart = Stopwatch.now()
-        let weights = try ModelWeights(path: model)
-        let loadSeconds = Stopwatch.now() - loadStart
-        let c = weights.config
         var kernelNames: [String] = []
         for part in kernel.split(separator: ",").map(String.init) where !kernelNames.contains(part) {
             guard KernelSelection(name: part) != nil else { throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2 (or several, comma-separated)") }
@@ -62,6 +58,15 @@ struct EndToEndBench: ParsableCommand {
         guard let kernelSelection = kernelNames.first.flatMap(KernelSelection.init(name:)) else {
             throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2")
         }
+        let loadStart = Stopwatch.now()
+        BusErrorHandler.install(mappedFile: model)
+        let file = try GGUFFile(path: model)
+        let lookupTables = LookupTableLoading(for: kernelNames.compactMap(KernelSelection.init(name:)), file: file)
+        let weights = try ModelWeights(file: file, lookupTables: lookupTables)
+        let loadSeconds = Stopwatch.now() - loadStart
+        let c = weights.config
+        // projections run from the file's pages: the roofline is the page cache's read bandwidth
+        let inPlace = weights.layers.first?.q.inPlaceKernel != nil
         let runs = repetitions ?? (counts.count * kernelNames.count > 1 ? MeasurementProtocol.comparedRuns : 3)
         guard let headPrecision = BitNetModel.HeadPrecision(rawValue: head) else {
             throw ValidationError("--head must be f16 or q8")
@@ -90,9 +95,12 @@ struct EndToEndBench: ParsableCommand {
                               json: json, name: name).run(threads: counts, parallel: widths)
             return
         }
+        let loadedRSS = ProcessMemory.peakResidentBytes() ?? 0
         if !json {
             print("model \(name): \(c.architectureName), \(c.layerCount) layers, hidden \(c.hiddenSize); " +
-                  "\(ProgressBar.bytes(Double(bytesPerToken))) read per token; load \(String(format: "%.2f", loadSeconds)) s; isa \(kernels.isa)")
+                  "\(ProgressBar.bytes(Double(bytesPerToken))) read per token; load \(String(format: "%.2f", loadSeconds)) s, " +
+                  "peak RSS \(ProgressBar.bytes(Double(loadedRSS))) after load" +
+                  (inPlace ? " (projections in place: file pages)" : "") + "; isa \(kernels.isa)")
         }
         var rng = SeededGenerator(seed: 42)
         let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
@@ -126,7 +134,8 @@ struct EndToEndBench: ParsableCommand {
         // the host's ceilings per thread count, printed next to the absolute figures
         var peaks: [Int: Double] = [:]
         for c in configs where peaks[c.threads] == nil { peaks[c.threads] = measureInt8Peak(pool: c.model.pool, isa: kernels.isa) }
-        let probe = BandwidthProbe()
+        let probe = inPlace ? BandwidthProbe(fileRegion: UnsafeRawBufferPointer(rebasing: file.bytes[file.dataOffset...]))
+                            : BandwidthProbe()
         let samples = try MeasurementProtocol.interleaved(configs, runs: runs, probe: { probe.measure(pool: $0.model.pool, isa: kernels.isa) }) { c in
             c.session.truncate(to: depth)
             let pp = Double(promptTokens) / (try Stopwatch.time { _ = try c.session.forward(prompt) })
@@ -137,7 +146,13 @@ struct EndToEndBench: ParsableCommand {
         if !json {
             print("host: int8 peak " + peaks.keys.sorted().map { String(format: "%.0f GOP/s at %d thread(s)", peaks[$0]!, $0) }.joined(separator: ", ") +
                   "; \(runs) run(s) per configuration" + (configs.count > 1 ? ", interleaved" : "") +
-                  "; read bandwidth measured before and after each run; medians (min–max)")
+                  "; read bandwidth " + (inPlace ? "of the model file's resident pages " : "") +
+                  "measured before and after each run; medians (min–max)")
+            if inPlace, let first = configs.first {
+                let anonymous = BandwidthProbe().measure(pool: first.model.pool, isa: kernels.isa)
+                print(String(format: "  (anonymous memory reads %.1f GB/s at %d thread(s) now; the roofline uses the file pages')", anonymous, first.threads))
+            }
+            print("peak RSS \(ProgressBar.bytes(Double(ProcessMemory.peakResidentBytes() ?? 0))) (file \(ProgressBar.bytes(Double(file.fileSize))))")
         }
         var tgMedians: [String: Double] = [:]
         for (c, runs) in zip(configs, samples) {
@@ -153,7 +168,9 @@ struct EndToEndBench: ParsableCommand {
                                [("int8_peak_gops", .double(peaks[c.threads] ?? .nan)), ("runs", .int(runs.count)),
                                 ("head", .string(head)), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
                                 ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)),
-                                ("isa", .string(kernels.isa.description))]))
+                                ("isa", .string(kernels.isa.description)), ("load_s", .double(loadSeconds)),
+                                ("peak_rss_bytes", .int(ProcessMemory.peakResidentBytes() ?? 0)),
+                                ("file_bytes", .int(file.fileSize)), ("in_place", .bool(inPlace))]))
             } else {
                 let label = kernelNames.count > 1 ? "threads \(c.threads), kernel \(c.kernelName)" : "threads \(c.threads)"
                 print("\(label): pp\(promptTokens) \(pp.text(1)) tok/s | tg\(genTokens) \(tg.text(2)) tok/s = " +

@@ -79,17 +79,33 @@ struct Spread {
 /// last-level cache (at least 256 MiB) allocated and touched once, each probe the
 /// median of three passes (~0.1 s at 25 GB/s). `measureReadBandwidth` (1 GiB, five
 /// passes) stays the careful once-per-run ceiling of `bench kernels`.
+///
+/// A model whose projections run in place streams file-backed pages (the page
+/// cache), not anonymous memory: `init(fileRegion:)` probes those instead, the
+/// bandwidth such a model's roofline must use.
 final class BandwidthProbe {
-    private let buffer: UnsafeMutableRawPointer
+    private let buffer: UnsafeRawPointer
     private let length: Int
+    private let owned: Bool
 
     init() {
         length = max(256 << 20, 4 * HostProfile.lastLevelCacheBytes) / 4096 * 4096
-        buffer = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)
-        memset(buffer, 1, length) // real pages (untouched ones all read the same zero page)
+        let b = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)
+        memset(b, 1, length) // real pages (untouched ones all read the same zero page)
+        buffer = UnsafeRawPointer(b)
+        owned = true
     }
 
-    deinit { buffer.deallocate() }
+    /// Probes the middle of `region` (a file's mapped tensor data, already resident):
+    /// the same length as the anonymous probe, or all of a smaller region.
+    init(fileRegion region: UnsafeRawBufferPointer) {
+        let want = max(256 << 20, 4 * HostProfile.lastLevelCacheBytes)
+        length = min(want, region.count) / 4096 * 4096
+        buffer = region.baseAddress! + (region.count - length) / 2 / 64 * 64
+        owned = false
+    }
+
+    deinit { if owned { UnsafeMutableRawPointer(mutating: buffer).deallocate() } }
 
     private struct Job {
         var base: UnsafeRawPointer
@@ -99,7 +115,7 @@ final class BandwidthProbe {
 
     /// GB/s read by all of `pool`'s threads together.
     func measure(pool: WorkerPool, isa: ISA) -> Double {
-        var job = Job(base: UnsafeRawPointer(buffer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)))
+        var job = Job(base: buffer, length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)))
         let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
             let job = ctx!.assumingMemoryBound(to: Job.self).pointee
             let slice = job.length / Int(nth) / 64 * 64

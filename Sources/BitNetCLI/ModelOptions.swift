@@ -36,7 +36,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Output head: f16 (exact, default) or q8 (int8 per-row requantized at load: faster, logits shift slightly).")
     var head: String = "f16"
 
-    @Option(help: "Decode kernel: auto (fastest per matrix shape, measured once per machine and cached), i2_s, tl1 or tl2.")
+    @Option(help: "Decode kernel: auto (fastest per matrix shape, measured once per machine and cached; a TL1/TL2 file runs in place with its own kernel), i2_s, tl1 or tl2 (one not matching a TL file's layout repacks it at load).")
     var kernel = "auto"
 
     @Option(name: .customLong("kv"), help: "KV cache precision: f32 (exact, default) or f16 (half the memory and the bytes attention reads; logits move by ~1e-3).")
@@ -63,13 +63,17 @@ struct ModelOptions: ParsableArguments {
         let bar = quiet ? nil : ProgressBar(label: "loading", total: 1)
         let path = try model
         BusErrorHandler.install(mappedFile: path)
-        let weights = try ModelWeights(path: path) { done, total in bar?.update(Double(done) / Double(total)) }
+        let file = try GGUFFile(path: path)
+        let selection = KernelSelection(name: kernel) ?? .auto
+        let weights = try ModelWeights(file: file, lookupTables: LookupTableLoading(for: [selection], file: file)) { done, total in
+            bar?.update(Double(done) / Double(total))
+        }
         bar?.finish()
         let ids = try SpecialTokenIDs(gguf: weights.file, vocabularySize: weights.config.vocabSize)
         for ignored in ids.ignored { note("note: ignoring \(ignored): not a token of the \(weights.config.vocabSize)-token vocabulary") }
         let loaded = try BitNetModel(weights: weights, contextLength: ctx, threads: threads, kernels: kernels(),
                                      batchSize: batch, headPrecision: BitNetModel.HeadPrecision(rawValue: head) ?? .f16,
-                                     kernel: KernelSelection(name: kernel) ?? .auto,
+                                     kernel: selection,
                                      kvPrecision: KVCache.Precision(rawValue: kvPrecision) ?? .f32)
         return (loaded, Stopwatch.now() - start)
     }

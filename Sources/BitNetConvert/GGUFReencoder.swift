@@ -116,11 +116,7 @@ public struct GGUFReencoder {
                 return
             }
             let matrix = try loader.ternary(layer: layer, name: name, rows: rows, cols: cols)
-            var values = [Int8](repeating: 0, count: rows * cols) // (rows, cols) row-major
-            values.withUnsafeMutableBufferPointer { v in
-                bn_i2r16_unpack(matrix.packedBytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(rows),
-                                Int32(cols), v.baseAddress!)
-            }
+            let values = matrix.ternaryValues() // (rows, cols) row-major
             try TensorEncoder.emitTernary(rows: rows, cols: cols, scale: matrix.scale, entry: entry, to: &sink,
                                           written: { _ in }) { r, out in
                 values.withUnsafeBufferPointer { v in out.update(from: v.baseAddress! + r * cols, count: cols) }

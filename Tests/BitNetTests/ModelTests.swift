@@ -354,7 +354,7 @@ extension ModelTests {
         defer { unlink(path) }
         let weights = try ModelWeights(path: path)
         let estimate = ModelWeights.anonymousBytes(config: weights.config, file: weights.file)
-        let repacked = weights.layers.reduce(0) { $0 + $1.projections.reduce(0) { $0 + $1.packedBytes.count } }
+        let repacked = weights.layers.reduce(0) { $0 + $1.projections.reduce(0) { $0 + $1.storedBytes.count } }
         XCTAssertEqual(estimate, Double(repacked))
         XCTAssertNoThrow(try ModelWeights.checkFits(path: path, needed: estimate, available: repacked))
         XCTAssertNoThrow(try ModelWeights.checkFits(path: path, needed: estimate, available: nil))

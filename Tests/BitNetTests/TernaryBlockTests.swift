@@ -98,7 +98,7 @@ final class TernaryBlockTests: XCTestCase {
             let loaded = try ModelWeights(path: path)
             let a = loaded.layers[0], b = reference.layers[0]
             for (x, y) in zip(a.projections, b.projections) {
-                XCTAssertEqual(Array(x.packedBytes), Array(y.packedBytes), "\(type) ternary values")
+                XCTAssertEqual(x.ternaryValues(), y.ternaryValues(), "\(type) ternary values")
                 XCTAssertEqual(x.scale, Float(Float16(y.scale)), "\(type) scale")
             }
             let logits = try BitNetModel(weights: loaded, contextLength: 16, threads: 1).makeSession().forward([1, 2, 3])

@@ -393,6 +393,75 @@ static void test_decode_reads_only_its_bytes(void) {
         }
 }
 
+/* bn_tl_check, the gate for running a file's TL bytes in place: a packer's
+ * output passes; one index no packer writes (in a real slot or in the padding
+ * past k or m) or one wrong TL2 negative-slot count fails, each counted once. */
+static void test_check(void) {
+    const int32_t shapes[][2] = {{1, 32}, {33, 50}, {64, 2560}, {70, 301}};
+    for (int type = 1; type <= 2; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int32_t m = shapes[s][0], k = shapes[s][1];
+            int8_t *w = malloc((size_t)m * (size_t)k);
+            for (size_t i = 0; i < (size_t)m * (size_t)k; i++) w[i] = (int8_t)((int)(rnd() % 3) - 1);
+            const size_t bytes = bn_tl_bytes(type, m, k);
+            uint8_t *tl = malloc(bytes);
+            bn_tl_pack(type, w, m, k, tl);
+            CHECK(bn_tl_check(type, tl, m, k) == 0, "TL%d %dx%d packer output passes", type, m, k);
+            const int32_t s_pad = bn_tl_slots(type, k), gbytes = type == 1 ? BN_TL1_GROUP_BYTES : BN_TL2_GROUP_BYTES;
+            const size_t last_group = (size_t)(bn_pad_rows(m) / BN_TL_ROWS - 1) * (size_t)(s_pad / 8) * gbytes +
+                                      (size_t)(s_pad / 8 - 1) * gbytes;
+            /* the last group of the last tile holds padding slots or rows for these shapes */
+            const uint8_t saved = tl[last_group + 127];
+            tl[last_group + 127] = (uint8_t)((saved & 0x0F) | 0xF0);
+            CHECK(bn_tl_check(type, tl, m, k) == 1, "TL%d %dx%d invalid index in the last group", type, m, k);
+            tl[last_group + 127] = saved;
+            if (type == 2) {
+                int32_t count;
+                memcpy(&count, tl + bytes - sizeof count, sizeof count);
+                count += 1;
+                memcpy(tl + bytes - sizeof count, &count, sizeof count);
+                CHECK(bn_tl_check(type, tl, m, k) == 1, "TL2 %dx%d wrong negative-slot count", m, k);
+            }
+            free(tl);
+            free(w);
+        }
+}
+
+/* Kernels run on a file's bytes in place: the last tensor of a file may end at
+ * the mapping's end, so every ISA's GEMV and GEMM must read no byte past
+ * bn_tl_bytes (the data ends at a PROT_NONE page). */
+static void test_in_place_reads_only_its_bytes(void) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const int32_t shapes[][2] = {{1, 32}, {33, 224}, {70, 301}, {64, 2560}};
+    for (int type = 1; type <= 2; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int32_t m = shapes[s][0], k = shapes[s][1];
+            problem p = make_problem(m, k, 3, W_RANDOM, X_RANDOM);
+            const size_t bytes = bn_tl_bytes(type, m, k), span = (bytes + page - 1) / page * page;
+            uint8_t *region = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (region == MAP_FAILED) { free_problem(&p); continue; }
+            mprotect(region + span, page, PROT_NONE);
+            uint8_t *data = region + span - bytes;
+            bn_tl_pack(type, p.tern, m, k, data);
+            const bn_tl_matrix w = bn_tl_matrix_make(type, data, m, k, 0.25f);
+            float *ref = calloc((size_t)p.n * (size_t)m, sizeof(float)), *y = calloc((size_t)p.n * (size_t)m, sizeof(float));
+            const bn_kernels *scalar = bn_kernels_for(BN_ISA_SCALAR);
+            (type == 1 ? scalar->tl1_gemm : scalar->tl2_gemm)(&w, p.x, p.xs, NULL, p.n, ref, m, 0, w.m_pad);
+            for (int i = 0; i < N_ISAS; i++) {
+                const bn_kernels *kt = bn_kernels_for(all_isas[i]);
+                if (!kt) continue;
+                (type == 1 ? kt->tl1_gemm : kt->tl2_gemm)(&w, p.x, p.xs, NULL, p.n, y, m, 0, w.m_pad);
+                CHECK(memcmp(ref, y, sizeof(float) * (size_t)p.n * (size_t)m) == 0, "%s TL%d %dx%d gemm in place",
+                      kt->name, type, m, k);
+                (type == 1 ? kt->tl1_gemv : kt->tl2_gemv)(&w, p.x, p.xs, NULL, 1, y, m, 0, w.m_pad);
+                CHECK(memcmp(ref, y, sizeof(float) * (size_t)m) == 0, "%s TL%d %dx%d gemv in place", kt->name, type, m, k);
+            }
+            free(ref); free(y);
+            munmap(region, span + page);
+            free_problem(&p);
+        }
+}
+
 int main(void) {
     test_sizes();
     test_code3();
@@ -402,6 +471,8 @@ int main(void) {
     test_pool();
     test_batch_invariance();
     test_decode_reads_only_its_bytes();
+    test_check();
+    test_in_place_reads_only_its_bytes();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

@@ -56,7 +56,7 @@ package struct KernelTuner {
         var cache = useCache ? Self.readCache() : [:]
         // out of cache when the matrices alone exceed the LLC (any real model); a tiny
         // model decodes from cache, and is timed that way
-        let totalBytes = matrices.reduce(0) { $0 + $1.packedBytes.count }
+        let totalBytes = matrices.reduce(0) { $0 + $1.storedBytes.count }
         let evict = totalBytes > HostProfile.lastLevelCacheBytes ? Evictor(bytes: 2 * HostProfile.lastLevelCacheBytes) : nil
         var choices: [Choice] = []
         var byShape: [String: MatrixKernel] = [:]

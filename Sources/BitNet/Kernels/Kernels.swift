@@ -64,6 +64,14 @@ public struct Kernels: @unchecked Sendable {
             }
             return
         }
+        // a matrix held in place has only its TL bytes: every row count runs the TL kernels
+        if w.inPlaceKernel != nil {
+            w.withInPlaceDescriptor(n: x.rows) { descriptor in
+                bn_tl_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,
+                             x.scales.typed(Float.self).baseAddress, Int32(x.rows), out, Int32(w.rows))
+            }
+            return
+        }
         w.withDescriptor { descriptor in
             bn_i2s_matmul(pool?.pool, table, descriptor, x.values.typed(Int8.self).baseAddress,
                           x.scales.typed(Float.self).baseAddress, x.sums.typed(Int32.self).baseAddress,
@@ -93,6 +101,11 @@ extension Kernels {
                 throw KernelError.bufferSize(what: "matmul output", expected: x.rows * w.rows, actual: y.count)
             }
         }
+        // matrices held in place have no I2_R16 descriptor: one dispatch each
+        if ws.contains(where: { $0.inPlaceKernel != nil }) {
+            for (w, y) in zip(ws, ys) { try matmul(w, x, into: y, pool: pool) }
+            return
+        }
         // (count,) descriptors, their pointers, outputs and strides: on the stack, since
         // this runs twice per layer in every decode step
         let count = ws.count
@@ -103,7 +116,7 @@ extension Kernels {
                         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { ld in
                             for (i, w) in ws.enumerated() {
                                 (d.baseAddress! + i).initialize(to: bn_i2s_matrix(
-                                    data: UnsafePointer(w.storage.pointer.assumingMemoryBound(to: UInt8.self)),
+                                    data: UnsafePointer(w.storage!.pointer.assumingMemoryBound(to: UInt8.self)),
                                     m: Int32(w.rows), k: Int32(w.cols), m_pad: Int32(w.paddedRows),
                                     k_pad: Int32(w.paddedCols), scale: w.scale))
                                 (p.baseAddress! + i).initialize(to: UnsafePointer(d.baseAddress! + i))

@@ -5,19 +5,22 @@ import CKernels
 /// matrix's shape, not to the shared weights: two models on the same
 /// ``ModelWeights`` may decode with different kernels, and nothing in the weights
 /// changes after load. Immutable once built.
-package final class LookupTableMatrix: @unchecked Sendable { // `storage` is written only in init
+package final class LookupTableMatrix: @unchecked Sendable { // its bytes are written only in init
     package let kernel: MatrixKernel
     package let rows: Int
     package let cols: Int
     let type: Int32
     let scale: Float
-    private let storage: AlignedBuffer // bn_tl_bytes(type, rows, cols)
+    /// bn_tl_bytes(type, rows, cols): a copy this table owns, or the bytes of a matrix held in place.
+    private let bytes: UnsafeRawBufferPointer
+    private let owner: AnyObject // keeps `bytes` alive: an AlignedBuffer or the in-place matrix
 
     /// Bytes one product reads.
-    package var byteCount: Int { storage.byteCount }
+    package var byteCount: Int { bytes.count }
 
     /// Repacks `matrix` for `kernel` (.tl1 or .tl2) — or copies the file's own TL bytes
-    /// when the matrix was loaded from that layout.
+    /// when the matrix was loaded from that layout, or uses them without a copy when the
+    /// matrix is held in place in that layout.
     package init(_ matrix: TernaryMatrix, kernel: MatrixKernel) throws {
         guard let type = kernel.tlType else { throw KernelError.notALookupTableKernel(kernel) }
         self.kernel = kernel
@@ -25,14 +28,22 @@ package final class LookupTableMatrix: @unchecked Sendable { // `storage` is wri
         rows = matrix.rows
         cols = matrix.cols
         scale = matrix.scale
-        storage = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        if matrix.inPlaceKernel == kernel, let source = matrix.tlSource {
+            bytes = source.bytes
+            owner = matrix
+            return
+        }
+        let storage = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        bytes = UnsafeRawBufferPointer(storage.bytes)
+        owner = storage
         let out = storage.pointer.assumingMemoryBound(to: UInt8.self)
         if let source = matrix.tlSource, source.type == type, let base = source.bytes.baseAddress {
             bn_tl_adopt(type, base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols), out)
             return
         }
-        let invalid = bn_tl_from_i2r16(type, matrix.packedBytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                       Int32(rows), Int32(cols), out)
+        let invalid = matrix.withPackedI2R16 {
+            bn_tl_from_i2r16(type, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols), out)
+        }
         guard invalid == 0 else { throw KernelError.invalidCodes(count: Int(invalid)) }
     }
 
@@ -48,10 +59,10 @@ package final class LookupTableMatrix: @unchecked Sendable { // `storage` is wri
         }
         var plan = [[Int]](repeating: [], count: pool.threads)
         var load = [Int](repeating: 0, count: pool.threads)
-        for i in pending.sorted(by: { jobs[$0].0.packedBytes.count > jobs[$1].0.packedBytes.count }) {
+        for i in pending.sorted(by: { jobs[$0].0.storedBytes.count > jobs[$1].0.storedBytes.count }) {
             let t = load.indices.min { load[$0] < load[$1] }!
             plan[t].append(i)
-            load[t] += jobs[i].0.packedBytes.count
+            load[t] += jobs[i].0.storedBytes.count
         }
         work.plan = plan
         let context = Unmanaged.passRetained(work)
@@ -67,8 +78,7 @@ package final class LookupTableMatrix: @unchecked Sendable { // `storage` is wri
     }
 
     func withDescriptor<R>(_ body: (UnsafePointer<bn_tl_matrix>) throws -> R) rethrows -> R {
-        var d = bn_tl_matrix_make(type, UnsafePointer(storage.pointer.assumingMemoryBound(to: UInt8.self)),
-                                  Int32(rows), Int32(cols), scale)
+        var d = bn_tl_matrix_make(type, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols), scale)
         return try withUnsafePointer(to: &d) { try body($0) }
     }
 }

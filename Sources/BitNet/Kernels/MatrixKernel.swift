@@ -1,6 +1,7 @@
 /// Which ternary kernel family runs a matrix when decoding (one activation
-/// row). Prompts (several rows) always use I2_S: its VNNI GEMM is 3-4× the
-/// lookup-table GEMMs on every CPU measured.
+/// row). Prompts (several rows) use I2_S — its VNNI GEMM is 3-4× the
+/// lookup-table GEMMs on every CPU measured — except for a TL file's matrices
+/// held in place (``LookupTableLoading/inPlace``), which have no I2_S copy.
 public enum MatrixKernel: String, Sendable, CaseIterable, CustomStringConvertible {
     case i2s = "i2_s"
     case tl1

@@ -75,16 +75,23 @@ public final class BitNetModel: @unchecked Sendable {
         // bits per weight, and requantizing them would only add error (docs/NUMERICS.md)
         q8Head = headPrecision == .q8 && weights.outputBlocks == nil ? try Q8Matrix(weights.output) : nil
         let matrices = weights.layers.flatMap(\.projections)
-        let chosen: [MatrixKernel]
+        // a matrix held in place has only its file's layout: that kernel decodes it, whatever was asked
+        let free = matrices.filter { $0.inPlaceKernel == nil }
+        var chosenFree: [MatrixKernel]
         switch kernel {
         case .fixed(let k):
-            chosen = Array(repeating: k, count: matrices.count)
+            chosenFree = Array(repeating: k, count: free.count)
+            kernelChoices = []
+        case .auto where free.isEmpty:
+            chosenFree = []
             kernelChoices = []
         case .auto:
             var tuner = KernelTuner(kernels: kernels, pool: pool)
             tuner.useCache = tuneCache
-            (kernelChoices, chosen) = try tuner.choose(for: matrices)
+            (kernelChoices, chosenFree) = try tuner.choose(for: free)
         }
+        chosenFree.reverse()
+        let chosen = matrices.map { $0.inPlaceKernel ?? chosenFree.removeLast() }
         let tables = try LookupTableMatrix.make(Array(zip(matrices, chosen)), pool: pool)
         let perLayer = matrices.count / max(1, weights.layers.count)
         decodeTables = weights.layers.indices.map { Array(tables[($0 * perLayer)..<(($0 + 1) * perLayer)]) }
@@ -97,7 +104,7 @@ public final class BitNetModel: @unchecked Sendable {
     /// Bytes one decoded token reads from projection `index` (LayerWeights.projections order)
     /// of layer `layer`: its lookup table when a TL kernel decodes it, else its I2_R16 weights.
     package func decodeByteCount(layer: Int, projection index: Int) -> Int {
-        decodeTables[layer][index]?.byteCount ?? weights.layers[layer].projections[index].packedBytes.count
+        decodeTables[layer][index]?.byteCount ?? weights.layers[layer].projections[index].storedBytes.count
     }
 
     /// A new conversation: an empty KV cache of `contextLength` positions (default:

@@ -6,8 +6,9 @@ import Darwin
 #endif
 
 /// All weights of a model, loaded from a GGUF file: ternary projections
-/// repacked once into I2_R16 (the file's pages for them are then released),
-/// norms copied as f32, and the F16 embedding/head used in place from the map.
+/// repacked once into I2_R16 (the file's pages for them are then released) or,
+/// for TL1/TL2 files, held in place (``LookupTableLoading``); norms copied as
+/// f32; the F16 or native block embedding/head used in place from the map.
 public final class ModelWeights: @unchecked Sendable {
     public let config: ModelConfig
     /// (vocab, hidden) as F16. For a native block type (``embeddingBlocks``) this is an
@@ -28,19 +29,26 @@ public final class ModelWeights: @unchecked Sendable {
     public let headIsTied: Bool
     package let layers: [LayerWeights]
     public let file: GGUFFile
+    /// How TL1/TL2 projections were loaded (no effect on other files).
+    public let lookupTables: LookupTableLoading
 
-    public convenience init(path: String, expandBlockHeads: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
-        try self.init(file: GGUFFile(path: path), expandBlockHeads: expandBlockHeads, progress: progress)
+    public convenience init(path: String, expandBlockHeads: Bool = false, lookupTables: LookupTableLoading = .inPlace,
+                            progress: ((Int, Int) -> Void)? = nil) throws {
+        try self.init(file: GGUFFile(path: path), expandBlockHeads: expandBlockHeads, lookupTables: lookupTables,
+                      progress: progress)
     }
 
     /// `progress(done, total)` counts layers. `expandBlockHeads`: expand a Q8_0 / Q4_0 /
     /// Q4_K / Q6_K embedding and head to F16 at load as before the native kernels
-    /// (the exact-F16 comparison path of tests and fidelity measurements).
-    public init(file: GGUFFile, expandBlockHeads: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
+    /// (the exact-F16 comparison path of tests and fidelity measurements). `lookupTables`:
+    /// whether a TL1/TL2 file's projections run in place (default) or are repacked to I2_R16.
+    public init(file: GGUFFile, expandBlockHeads: Bool = false, lookupTables: LookupTableLoading = .inPlace,
+                progress: ((Int, Int) -> Void)? = nil) throws {
         self.file = file
+        self.lookupTables = lookupTables
         let config = try ModelConfig(gguf: file)
         self.config = config
-        let loader = TensorLoader(file: file)
+        let loader = TensorLoader(file: file, lookupTables: lookupTables)
         let h = config.hiddenSize
         func load(_ name: String) throws -> (HalfMatrix?, BlockQuantizedMatrix?) {
             if !expandBlockHeads, let blocks = try loader.blocks(name, rows: config.vocabSize, cols: h) { return (nil, blocks) }
@@ -56,7 +64,8 @@ public final class ModelWeights: @unchecked Sendable {
             headIsTied = true
         }
         try Self.checkFits(path: file.path, needed: Self.anonymousBytes(config: config, file: file,
-                                                                         expandBlockHeads: expandBlockHeads),
+                                                                         expandBlockHeads: expandBlockHeads,
+                                                                         lookupTables: lookupTables),
                            available: SystemMemory.availableBytes())
         // layers load concurrently (repacking dominates: ~0.5 s for 2B4T on one core); the
         // first error in layer order is the one reported, as a serial load would report it
@@ -70,14 +79,19 @@ public final class ModelWeights: @unchecked Sendable {
 
     /// Memory loading takes that the kernel cannot drop under pressure: the repacked
     /// projections (I2_R16), and the embedding/head when the file's type is expanded to F16
-    /// at load. (The F16 embedding/head are used in place from the file's pages.) In Double:
-    /// a hostile file's dimensions must not overflow the estimate.
-    static func anonymousBytes(config c: ModelConfig, file: GGUFFile, expandBlockHeads: Bool = false) -> Double {
+    /// at load. (The F16 embedding/head are used in place from the file's pages, and so
+    /// are TL1/TL2 projections loaded in place.) In Double: a hostile file's dimensions
+    /// must not overflow the estimate.
+    static func anonymousBytes(config c: ModelConfig, file: GGUFFile, expandBlockHeads: Bool = false,
+                               lookupTables: LookupTableLoading = .inPlace) -> Double {
         func pad(_ n: Int) -> Double { (Double(n) / 32).rounded(.up) * 32 } // bn_pad_rows / bn_pad_cols
         func i2r16(_ m: Int, _ k: Int) -> Double { pad(m) * pad(k) / 4 } // bn_i2r16_bytes
         let h = c.hiddenSize
         let perLayer = i2r16(c.qDim, h) + 2 * i2r16(c.kvDim, h) + i2r16(h, c.qDim) + 2 * i2r16(c.ffnSize, h) + i2r16(h, c.ffnSize)
-        var total = perLayer * Double(c.layerCount)
+        // a TL file in place keeps its projections in the page cache (reclaimable, read back on demand)
+        let inPlace = lookupTables == .inPlace
+            && file.tensor(named: TensorName.layer(0, TensorName.ffnDown))?.type.lookupTableType != nil
+        var total = inPlace ? 0 : perLayer * Double(c.layerCount)
         for name in [TensorName.tokenEmbedding, TensorName.output] {
             // F16 is used in place, and so are the native block types unless expanded
             if let t = file.tensor(named: name), t.type != .f16,
@@ -136,7 +150,7 @@ public final class ModelWeights: @unchecked Sendable {
     public var bytesPerToken: Int {
         var total = outputBlocks?.byteCount ?? config.vocabSize * config.hiddenSize * 2
         for l in layers {
-            for m in l.projections { total += m.packedBytes.count }
+            for m in l.projections { total += m.storedBytes.count }
         }
         return total
     }

@@ -10,8 +10,13 @@ import Darwin
 package struct TensorLoader {
     let file: GGUFFile
     var path: String { file.path }
+    /// TL1/TL2 projections: held in place or repacked to I2_R16.
+    let lookupTables: LookupTableLoading
 
-    package init(file: GGUFFile) { self.file = file }
+    package init(file: GGUFFile, lookupTables: LookupTableLoading = .inPlace) {
+        self.file = file
+        self.lookupTables = lookupTables
+    }
 
     private func info(_ name: String, dims: [Int]) throws -> GGUFTensorInfo {
         guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(path: path, tensor: name) }
@@ -181,13 +186,24 @@ package struct TensorLoader {
             guard scale.isFinite, scale >= 0 else {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: "\(t.type) scale is \(scale)")
             }
+            let bytes = UnsafeRawBufferPointer(rebasing: d[0..<packed])
+            // in place needs the 4-byte alignment the kernels load with (GGUF's default alignment is 32;
+            // a file declaring less falls back to the copy)
+            let inPlace = lookupTables == .inPlace && Int(bitPattern: bytes.baseAddress) % 4 == 0
             do {
-                matrix = try TernaryMatrix(lookupTable: type, bytes: UnsafeRawBufferPointer(rebasing: d[0..<packed]),
-                                           rows: rows, cols: cols, scale: scale, owner: file)
+                if inPlace {
+                    matrix = try TernaryMatrix(inPlaceLookupTable: type, bytes: bytes, rows: rows, cols: cols,
+                                               scale: scale, owner: file)
+                } else {
+                    matrix = try TernaryMatrix(lookupTable: type, bytes: bytes, rows: rows, cols: cols, scale: scale,
+                                               owner: file)
+                }
             } catch let e as KernelError {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.description)
             }
-            release(d) // a matching --kernel reads them again (from the page cache) to copy them
+            // in place, the pages are the weights; otherwise a matching --kernel reads them again
+            // (from the page cache) to copy them
+            if !inPlace { release(d) }
         case .tl1, .tl2:
             // bitnet.cpp's own TL layouts are permuted for kernels generated per shape; the file does
             // not record the tiling, so only the shapes bitnet.cpp publishes one for can be read
