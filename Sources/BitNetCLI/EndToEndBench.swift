@@ -24,7 +24,7 @@ struct EndToEndBench: ParsableCommand {
     var depth = 0
     @Option(help: "Prompt tokens per batch.") var batch = 128
     @Option(help: "Kernel level (may only lower the detected one).") var isa: String?
-    @Option(help: "Output head: f16 (exact) or q8 (int8, opt-in).") var head = "f16"
+    @Option(help: "Output head: f16 (as stored), q8 (int8 per row), or requantized at load to q8_0, q6_k, q4_k or q4_0.") var head = "f16"
     @Option(help: "Decode kernel: auto, i2_s, tl1 or tl2; several, comma-separated, are compared interleaved (e.g. i2_s,auto).")
     var kernel = "auto"
     @Option(name: .customLong("kv"), help: "KV cache precision: f32 or f16.") var kvPrecision = "f32"
@@ -69,10 +69,10 @@ struct EndToEndBench: ParsableCommand {
         let inPlace = weights.layers.first?.q.inPlaceKernel != nil
         let runs = repetitions ?? (counts.count * kernelNames.count > 1 ? MeasurementProtocol.comparedRuns : 3)
         guard let headPrecision = BitNetModel.HeadPrecision(rawValue: head) else {
-            throw ValidationError("--head must be f16 or q8")
+            throw ValidationError("--head must be one of \(BitNetModel.HeadPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let kv = KVCache.Precision(rawValue: kvPrecision) else { throw ValidationError("--kv must be f32 or f16") }
-        let bytesPerToken = weights.bytesPerToken - (headPrecision == .q8 ? c.vocabSize * c.hiddenSize : 0)
+        let bytesPerToken = weights.bytesPerToken - BitNetModel.HeadPrecision.f16.headBytes(weights) + headPrecision.headBytes(weights)
         let name = model.split(separator: "/").last.map(String.init) ?? model
         if profile {
             for t in counts {

@@ -33,7 +33,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Kernel level: scalar, avx2, avx512, avx512vnni, neon, dotprod (may only lower the detected one).")
     var isa: String?
 
-    @Option(help: "Output head: f16 (exact, default) or q8 (int8 per-row requantized at load: faster, logits shift slightly).")
+    @Option(help: "Output head: f16 (the file's head as stored: exact, default), q8 (int8 per row, requantized at load), or a block type requantized at load for the native block kernels: q8_0, q6_k, q4_k, q4_0 (fewer bytes per token; logits shift slightly).")
     var head: String = "f16"
 
     @Option(help: "Decode kernel: auto (fastest per matrix shape, measured once per machine and cached; a TL1/TL2 file runs in place with its own kernel), i2_s, tl1 or tl2 (one not matching a TL file's layout repacks it at load).")
@@ -44,7 +44,9 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         guard KernelSelection(name: kernel) != nil else { throw ValidationError("--kernel must be auto, i2_s, tl1 or tl2") }
-        guard BitNetModel.HeadPrecision(rawValue: head) != nil else { throw ValidationError("--head must be f16 or q8") }
+        guard BitNetModel.HeadPrecision(rawValue: head) != nil else {
+            throw ValidationError("--head must be one of \(BitNetModel.HeadPrecision.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(head)')")
+        }
         guard KVCache.Precision(rawValue: kvPrecision) != nil else { throw ValidationError("--kv must be f32 or f16") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("-t must be in 1...1024 (got \(threads))") }
         if let ctx, ctx < 1 { throw ValidationError("--ctx must be positive (got \(ctx))") }

@@ -23,7 +23,7 @@ struct ParallelBench {
         let c = weights.config
         let ternaryWeights = weights.layers.reduce(0) { sum, l in sum + l.projections.reduce(0) { $0 + $1.rows * $1.cols } }
         let opsPerToken = 2.0 * Double(ternaryWeights + c.vocabSize * c.hiddenSize)
-        let bytesPerToken = weights.bytesPerToken - (headPrecision == .q8 ? c.vocabSize * c.hiddenSize : 0)
+        let bytesPerToken = weights.bytesPerToken - BitNetModel.HeadPrecision.f16.headBytes(weights) + headPrecision.headBytes(weights)
         let widest = parallel.max() ?? 1
         var rng = SeededGenerator(seed: 42)
         func randomTokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }

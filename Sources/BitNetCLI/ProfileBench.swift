@@ -45,7 +45,7 @@ struct ProfileBench {
         let meanPosition = Double(promptTokens) + Double(genTokens) / 2
         let kvBytes = Int(2 * Double(c.layerCount * c.kvDim) * meanPosition) * session.kvPrecision.bytes
         let headBytes = model.q8Head != nil ? c.vocabSize * c.hiddenSize
-            : model.weights.outputBlocks?.byteCount ?? c.vocabSize * c.hiddenSize * 2
+            : model.blockHead?.byteCount ?? c.vocabSize * c.hiddenSize * 2
         let streamed: [StepProfile.Phase: Int] = [
             .qkv: bytes([0, 1, 2]), .output: bytes([3]), .gateUp: bytes([4, 5]), .down: bytes([6]),
             .attention: kvBytes, .head: headBytes,

@@ -1,4 +1,5 @@
 import CKernels
+import Dispatch
 
 /// An output head / token embedding kept in its file's llama.cpp block type
 /// (Q8_0, Q4_0, Q4_K, Q6_K) and computed from those blocks by the bn_qblock
@@ -67,6 +68,66 @@ package final class BlockQuantizedMatrix: @unchecked Sendable {
         self.rowBytes = rowBytes
         self.pointer = base
         self.owner = owner
+    }
+
+    /// A block matrix this object owns (`bytes`: rows × rowBytes, already checked).
+    private init(type: GGMLType, rows: Int, cols: Int, rowBytes: Int, buffer: AlignedBuffer) {
+        self.rows = rows
+        self.cols = cols
+        self.type = type
+        self.rowBytes = rowBytes
+        pointer = UnsafeRawPointer(buffer.pointer)
+        owner = buffer
+    }
+
+    /// The model's output head (F16, or another block type dequantized row by row)
+    /// requantized to `type` with ggml's reference rules (KBlockQuantizer), for
+    /// `--head q6_k` and the like on a file that stores something else. Chunks of rows
+    /// are quantized on `threads` threads; memory: the new head plus one chunk per thread.
+    package static func requantizedHead(of weights: ModelWeights, to type: GGMLType, threads: Int) throws
+        -> BlockQuantizedMatrix {
+        let rows = weights.config.vocabSize, cols = weights.config.hiddenSize, path = weights.file.path
+        let blockSize = Int(bn_qblock_size(Int32(type.rawValue))), blockBytes = Int(bn_qblock_bytes(Int32(type.rawValue)))
+        guard blockSize > 0 else {
+            throw ModelError.unsupportedTensorType(path: path, tensor: TensorName.output, type: type.description,
+                                                   reason: "no native block kernel (have \(Self.nativeTypes.map(\.name)))")
+        }
+        guard cols % blockSize == 0 else {
+            throw ModelError.invalidHyperparameter(
+                path: path, key: "--head", value: type.name.lowercased(),
+                reason: "\(type) needs a hidden size that is a multiple of \(blockSize); this model's is \(cols)")
+        }
+        let rowBytes = cols / blockSize * blockBytes
+        let buffer = AlignedBuffer(byteCount: rows * rowBytes) // (rows, rowBytes) blocks
+        let source = weights.outputBlocks, half = source == nil ? weights.output : nil
+        let chunk = 256, chunks = (rows + chunk - 1) / chunk
+        let failed = QuantizeFailure()
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks))) { worker in
+            var values = [Float](repeating: 0, count: chunk * cols) // (chunk, cols)
+            for c in stride(from: worker, to: chunks, by: max(1, min(threads, chunks))) {
+                let first = c * chunk, count = min(chunk, rows - first)
+                values.withUnsafeMutableBufferPointer { v in
+                    for r in 0..<count {
+                        let dst = v.baseAddress! + r * cols
+                        if let source {
+                            source.dequantizeRow(first + r, into: dst)
+                        } else if let half {
+                            let src = half.row(first + r)
+                            for j in 0..<cols { dst[j] = Float(Float16(bitPattern: src[j])) }
+                        }
+                    }
+                }
+                guard let bytes = KBlockQuantizer.encode(Array(values[0..<(count * cols)]), type: type),
+                      bytes.count == count * rowBytes else { failed.record(); return }
+                // workers write disjoint row ranges
+                bytes.withUnsafeBytes { (buffer.pointer + first * rowBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+        }
+        if failed.happened {
+            throw ModelError.unsupportedTensorType(path: path, tensor: TensorName.output, type: type.description,
+                                                   reason: "no quantizer for this block type")
+        }
+        return BlockQuantizedMatrix(type: type, rows: rows, cols: cols, rowBytes: rowBytes, buffer: buffer)
     }
 
     var descriptor: bn_qblock_matrix {
@@ -153,4 +214,12 @@ struct BlockHeadJob {
             table.pointee.qblock_gemm(matrix, x, xScale, xSum, n, y, rows, begin, end)
         }
     }
+}
+
+/// Set by any worker of a parallel requantization whose quantizer gave no bytes.
+private final class QuantizeFailure: @unchecked Sendable { // `value` only under `lock`
+    private let lock = Lock()
+    private var value = false
+    func record() { lock.withLock { value = true } }
+    var happened: Bool { lock.withLock { value } }
 }

@@ -27,6 +27,10 @@ public final class BitNetModel: @unchecked Sendable {
     public let batchSize: Int
     /// Set when the head runs in int8 (`headPrecision: .q8`).
     package let q8Head: Q8Matrix?
+    /// Set when the head was requantized at load to a block type (`headPrecision: .q6_k` …).
+    package let requantizedHead: BlockQuantizedMatrix?
+    /// The block head the model computes: requantized at load, or the file's own.
+    package var blockHead: BlockQuantizedMatrix? { requantizedHead ?? (q8Head == nil ? weights.outputBlocks : nil) }
     /// Context length and KV precision of sessions made without explicit ones.
     public let defaultContextLength: Int
     public let defaultKVPrecision: KVCache.Precision
@@ -37,10 +41,38 @@ public final class BitNetModel: @unchecked Sendable {
 
     /// How the output head is computed.
     public enum HeadPrecision: String, Sendable, CaseIterable {
-        /// The file's F16 weights, f32 activations: exact (default).
+        /// The file's head as stored: F16 weights with f32 activations (exact), or the
+        /// file's own block type with the native block kernels (default).
         case f16
         /// Requantized at load to int8 per row, int8 activations: half the bytes per token.
         case q8
+        /// Requantized at load to a llama.cpp block type (ggml's reference rules) and run by
+        /// the native block kernels: 8.5, 6.56, 4.5 or 4.5 bits per weight read per token.
+        /// K types need a hidden size that is a multiple of 256, the others of 32.
+        case q8_0, q6_k, q4_k, q4_0
+
+        /// Bytes the head reads per token with this precision on `weights`.
+        package func headBytes(_ weights: ModelWeights) -> Int {
+            let v = weights.config.vocabSize, h = weights.config.hiddenSize
+            switch self {
+            case .f16: return weights.outputBlocks?.byteCount ?? v * h * 2
+            case .q8: return weights.outputBlocks?.byteCount ?? v * h
+            default:
+                let t = Int32(blockType!.rawValue)
+                return v * (h / max(1, Int(bn_qblock_size(t)))) * Int(bn_qblock_bytes(t))
+            }
+        }
+
+        /// The block type of a requantized head (nil for f16 and q8).
+        package var blockType: GGMLType? {
+            switch self {
+            case .f16, .q8: return nil
+            case .q8_0: return .q8_0
+            case .q6_k: return .q6_K
+            case .q4_k: return .q4_K
+            case .q4_0: return .q4_0
+            }
+        }
     }
 
     /// Prepares loaded weights for computing: the kernel per matrix, the head, the worker pool.
@@ -74,6 +106,11 @@ public final class BitNetModel: @unchecked Sendable {
         // a native block head stays native under `--head q8`: its blocks are already 4.5–8.5
         // bits per weight, and requantizing them would only add error (docs/NUMERICS.md)
         q8Head = headPrecision == .q8 && weights.outputBlocks == nil ? try Q8Matrix(weights.output) : nil
+        if let type = headPrecision.blockType, weights.outputBlocks?.type != type {
+            requantizedHead = try BlockQuantizedMatrix.requantizedHead(of: weights, to: type, threads: pool.threads)
+        } else {
+            requantizedHead = nil
+        }
         let matrices = weights.layers.flatMap(\.projections)
         // a matrix held in place has only its file's layout: that kernel decodes it, whatever was asked
         let free = matrices.filter { $0.inPlaceKernel == nil }
@@ -145,8 +182,7 @@ public final class BitNetModel: @unchecked Sendable {
 
     /// Bytes read per generated token with this model's head.
     public var bytesPerToken: Int {
-        var total = q8Head.map { $0.rows * $0.cols } ?? weights.outputBlocks?.byteCount
-            ?? config.vocabSize * config.hiddenSize * 2
+        var total = q8Head.map { $0.rows * $0.cols } ?? blockHead?.byteCount ?? config.vocabSize * config.hiddenSize * 2
         for (l, layer) in weights.layers.enumerated() {
             for p in layer.projections.indices { total += decodeByteCount(layer: l, projection: p) }
         }
@@ -434,7 +470,7 @@ public final class BitNetModel: @unchecked Sendable {
             }
             return
         }
-        if let blocks = weights.outputBlocks {
+        if let blocks = blockHead {
             try output { out in blocks.multiply(h, n: rows.count, table: kernels.table, pool: pool, into: out) }
             return
         }
