@@ -105,6 +105,34 @@ final class InPlaceLookupTableTests: XCTestCase {
         withExtendedLifetime((weights, repacked)) {}
     }
 
+    /// TQ1_0 (1.69 bits per weight) loads as TL2 (1.67) instead of growing to I2_R16's 2 bits:
+    /// same logits as repacked, the estimate equals what loading allocates, about the file's bytes.
+    func testTQ1_0LoadsAsTL2WithoutGrowing() throws {
+        let config = ModelConfig(architecture: .llama, vocabSize: 96, contextLength: 64, hiddenSize: 256, layerCount: 2,
+                                 ffnSize: 768, headCount: 4, kvHeadCount: 2, ropeTheta: 10_000)
+        let path = try Self.tlFile(.tq1_0, config: config, name: "tq1")
+        defer { unlink(path) }
+        let file = try GGUFFile(path: path)
+        XCTAssertEqual(LookupTableLoading.ownKernel(file), .tl2)
+        let inPlace = try ModelWeights(file: file, lookupTables: .inPlace)
+        let repacked = try ModelWeights(file: file, lookupTables: .repack)
+        let matrices = inPlace.layers.flatMap(\.projections)
+        XCTAssertTrue(matrices.allSatisfy { $0.inPlaceKernel == .tl2 })
+        let held = matrices.reduce(0) { $0 + $1.storedBytes.count }
+        XCTAssertEqual(ModelWeights.anonymousBytes(config: config, file: file, lookupTables: .inPlace), Double(held))
+        // TL2 is 1.667 bits per weight plus 32 bits per row (TQ1_0: 1.6875): about the file's size
+        // (below it from K ≈ 2048 on), and always below I2_R16's 2 bits
+        let fileBytes = file.tensors.filter { $0.type == .tq1_0 }.reduce(0) { $0 + ($1.byteCount ?? 0) }
+        XCTAssertLessThanOrEqual(Double(held), Double(fileBytes) * 1.1)
+        XCTAssertLessThan(held, repacked.layers.flatMap(\.projections).reduce(0) { $0 + $1.storedBytes.count })
+        for (a, b) in zip(matrices, repacked.layers.flatMap(\.projections)) { XCTAssertEqual(a.ternaryValues(), b.ternaryValues()) }
+        let prompt = tokens(7, vocab: config.vocabSize, seed: 9)
+        func logits(_ w: ModelWeights) throws -> [Float] {
+            try BitNetModel(weights: w, contextLength: 16, threads: 2, kernel: .fixed(.i2s)).makeSession().forward(prompt, allLogits: true)
+        }
+        XCTAssertTrue(try logits(inPlace) == logits(repacked))
+    }
+
     /// A kernel request decides the loading: in place unless a kernel other than the file's layout is fixed.
     func testLoadingFollowsTheKernelRequest() throws {
         let path = try Self.tlFile(.tl2, config: ModelTests.tinyConfig(.bitnetB158), name: "choice")

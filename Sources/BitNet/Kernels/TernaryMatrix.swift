@@ -125,6 +125,28 @@ package final class TernaryMatrix: @unchecked Sendable {
                       tlSource: (type, UnsafeRawBufferPointer(rebasing: bytes[0..<needed]), owner), inPlace: true)
     }
 
+    /// From ternary values (row-major (rows, cols), each -1, 0 or 1) packed into this engine's
+    /// TL`type` layout and held without an I2_R16 copy, like a TL file's matrix in place:
+    /// for files whose own layout is smaller than I2_R16's 2 bits (TQ1_0's 1.69, bitnet.cpp's
+    /// TL2), so loading them does not grow them by a fifth (TL2: 1.667 bits plus 32 per row).
+    package convenience init(lookupTableOnly type: Int32, ternary values: [Int8], rows: Int, cols: Int, scale: Float) throws {
+        guard type == 1 || type == 2, rows >= 1, rows <= Int(Int32.max) - 32, cols >= 1, cols <= Self.maxColumns else {
+            throw KernelError.invalidShape(what: "TL\(type) matrix", rows: rows, cols: cols)
+        }
+        guard values.count == rows * cols else {
+            throw KernelError.bufferSize(what: "ternary values", expected: rows * cols, actual: values.count)
+        }
+        if let bad = values.firstIndex(where: { $0 < -1 || $0 > 1 }) {
+            throw KernelError.invalidTernaryValue(index: bad, value: values[bad])
+        }
+        let buffer = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        values.withUnsafeBufferPointer {
+            bn_tl_pack(type, $0.baseAddress!, Int32(rows), Int32(cols), buffer.pointer.assumingMemoryBound(to: UInt8.self))
+        }
+        try self.init(rows: rows, cols: cols, scale: scale, tlSource: (type, UnsafeRawBufferPointer(buffer.bytes), buffer),
+                      inPlace: true)
+    }
+
     /// From bytes already in the I2_R16 layout (a repacked cache file, or a benchmark's random weights).
     package convenience init(packedI2R16 bytes: UnsafeRawBufferPointer, rows: Int, cols: Int, scale: Float) throws {
         try self.init(rows: rows, cols: cols, scale: scale)

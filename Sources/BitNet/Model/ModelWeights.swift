@@ -88,10 +88,16 @@ public final class ModelWeights: @unchecked Sendable {
         func i2r16(_ m: Int, _ k: Int) -> Double { pad(m) * pad(k) / 4 } // bn_i2r16_bytes
         let h = c.hiddenSize
         let perLayer = i2r16(c.qDim, h) + 2 * i2r16(c.kvDim, h) + i2r16(h, c.qDim) + 2 * i2r16(c.ffnSize, h) + i2r16(h, c.ffnSize)
-        // a TL file in place keeps its projections in the page cache (reclaimable, read back on demand)
-        let inPlace = lookupTables == .inPlace
-            && file.tensor(named: TensorName.layer(0, TensorName.ffnDown))?.type.lookupTableType != nil
-        var total = inPlace ? 0 : perLayer * Double(c.layerCount)
+        // a TL file in place keeps its projections in the page cache (reclaimable, read back on
+        // demand); TQ1_0 and bitnet.cpp TL2 files become an anonymous TL2 copy
+        func tl2(_ m: Int, _ k: Int) -> Double { pad(m) / 32 * (Double(k) / 24).rounded(.up) * 160 + 4 * pad(m) } // bn_tl_bytes(2, m, k)
+        let tl2PerLayer = tl2(c.qDim, h) + 2 * tl2(c.kvDim, h) + tl2(h, c.qDim) + 2 * tl2(c.ffnSize, h) + tl2(h, c.ffnSize)
+        let fileType = file.tensor(named: TensorName.layer(0, TensorName.ffnDown))?.type
+        var total = perLayer * Double(c.layerCount)
+        if lookupTables == .inPlace, let fileType {
+            if fileType.lookupTableType != nil { total = 0 }
+            if fileType == .tq1_0 || fileType == .tl2 { total = tl2PerLayer * Double(c.layerCount) }
+        }
         for name in [TensorName.tokenEmbedding, TensorName.output] {
             // F16 is used in place, and so are the native block types unless expanded
             if let t = file.tensor(named: name), t.type != .f16,

@@ -169,10 +169,15 @@ package struct TensorLoader {
             let (values, scale) = Self.ternarize(try floats(t, count: rows * cols))
             matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
         case .tq1_0, .tq2_0:
-            // llama.cpp's own ternary types: repacked to I2_R16 like I2_S
+            // llama.cpp's own ternary types: repacked to I2_R16 like I2_S — except TQ1_0 (1.69 bits
+            // per weight) kept as TL2 (1.67) unless repacking was asked for, so it does not grow ~18%
             switch TernaryBlockCodec.decode(file.data(for: t), type: t.type, rows: rows, cols: cols) {
             case .success(let (values, scale)):
-                matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+                if t.type == .tq1_0 && lookupTables == .inPlace {
+                    matrix = try TernaryMatrix(lookupTableOnly: 2, ternary: values, rows: rows, cols: cols, scale: scale)
+                } else {
+                    matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+                }
             case .failure(let e):
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.reason)
             }
@@ -225,7 +230,12 @@ package struct TensorLoader {
                     throw ModelError.invalidTensorData(path: path, tensor: full, reason: "\(kind) scale is \(scale)")
                 }
                 let values = try BitNetCppTLLayout.decode(d, type: kind, rows: rows, cols: cols, tiling: tiling)
-                matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+                // bitnet.cpp's TL2 is ~1.67 bits per weight: kept as this engine's TL2 so loading does not grow it
+                if kind == .tl2 && lookupTables == .inPlace {
+                    matrix = try TernaryMatrix(lookupTableOnly: 2, ternary: values, rows: rows, cols: cols, scale: scale)
+                } else {
+                    matrix = try TernaryMatrix(ternary: values, rows: rows, cols: cols, scale: scale)
+                }
             } catch let e as BitNetCppTLError {
                 throw ModelError.invalidTensorData(path: path, tensor: full, reason: e.description)
             }
