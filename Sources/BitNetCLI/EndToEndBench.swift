@@ -131,6 +131,8 @@ struct EndToEndBench: ParsableCommand {
             c.session.reset()
             if !prefix.isEmpty { _ = try c.session.forward(prefix) }
         }
+        // the model's own peak (load, warm-up): before the probes below add their buffers
+        let modelPeakRSS = ProcessMemory.peakResidentBytes() ?? 0
         // the host's ceilings per thread count, printed next to the absolute figures
         var peaks: [Int: Double] = [:]
         for c in configs where peaks[c.threads] == nil { peaks[c.threads] = measureInt8Peak(pool: c.model.pool, isa: kernels.isa) }
@@ -152,7 +154,8 @@ struct EndToEndBench: ParsableCommand {
                 let anonymous = BandwidthProbe().measure(pool: first.model.pool, isa: kernels.isa)
                 print(String(format: "  (anonymous memory reads %.1f GB/s at %d thread(s) now; the roofline uses the file pages')", anonymous, first.threads))
             }
-            print("peak RSS \(ProgressBar.bytes(Double(ProcessMemory.peakResidentBytes() ?? 0))) (file \(ProgressBar.bytes(Double(file.fileSize))))")
+            print("peak RSS \(ProgressBar.bytes(Double(modelPeakRSS))) through load and warm-up (file \(ProgressBar.bytes(Double(file.fileSize))); " +
+                  "the bandwidth probes' buffers come after)")
         }
         var tgMedians: [String: Double] = [:]
         for (c, runs) in zip(configs, samples) {
@@ -169,7 +172,7 @@ struct EndToEndBench: ParsableCommand {
                                 ("head", .string(head)), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
                                 ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)),
                                 ("isa", .string(kernels.isa.description)), ("load_s", .double(loadSeconds)),
-                                ("peak_rss_bytes", .int(ProcessMemory.peakResidentBytes() ?? 0)),
+                                ("peak_rss_bytes", .int(modelPeakRSS)),
                                 ("file_bytes", .int(file.fileSize)), ("in_place", .bool(inPlace))]))
             } else {
                 let label = kernelNames.count > 1 ? "threads \(c.threads), kernel \(c.kernelName)" : "threads \(c.threads)"
