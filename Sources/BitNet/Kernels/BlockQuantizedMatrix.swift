@@ -1,5 +1,10 @@
 import CKernels
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// An output head / token embedding kept in its file's llama.cpp block type
 /// (Q8_0, Q4_0, Q4_K, Q6_K) and computed from those blocks by the bn_qblock
@@ -127,7 +132,22 @@ package final class BlockQuantizedMatrix: @unchecked Sendable {
             throw ModelError.unsupportedTensorType(path: path, tensor: TensorName.output, type: type.description,
                                                    reason: "no quantizer for this block type")
         }
+        if let half { dropFilePages(half, of: weights.file) }
         return BlockQuantizedMatrix(type: type, rows: rows, cols: cols, rowBytes: rowBytes, buffer: buffer)
+    }
+
+    /// The F16 head was read once to requantize it: its pages leave this process's resident set
+    /// (a 100B shape's 2.1 GB head would otherwise sit beside its 0.6 GB Q4_K copy). Only pages
+    /// of the file's mapping — DONTNEED on an anonymous F16 expansion would zero it — and a
+    /// tied embedding faults the few rows it looks up back in from the page cache.
+    private static func dropFilePages(_ half: HalfMatrix, of file: GGUFFile) {
+        let map = file.bytes
+        let start = UnsafeRawPointer(half.pointer), length = half.rows * half.cols * 2
+        guard let base = map.baseAddress, start >= base, start + length <= base + map.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + length) / page * page
+        if end > first { _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED)) }
     }
 
     var descriptor: bn_qblock_matrix {
