@@ -131,6 +131,7 @@ struct EndToEndBench: ParsableCommand {
             c.session.reset()
             if !prefix.isEmpty { _ = try c.session.forward(prefix) }
         }
+        let promptOpsPerToken = 2.0 * Double(weights.layers.reduce(0) { sum, l in sum + l.projections.reduce(0) { $0 + $1.rows * $1.cols } })
         // the model's own peak (load, warm-up): before the probes below add their buffers
         let modelPeakRSS = ProcessMemory.peakResidentBytes() ?? 0
         // the host's ceilings per thread count, printed next to the absolute figures
@@ -160,13 +161,16 @@ struct EndToEndBench: ParsableCommand {
         var tgMedians: [String: Double] = [:]
         for (c, runs) in zip(configs, samples) {
             let pp = Spread(runs.map { $0.values["pp"]! }), tg = Spread(runs.map { $0.values["tg"]! })
+            // prefill against the int8 ceiling: 2 ops per ternary weight per prompt token (the head runs for one row)
+            let ppFraction = pp.median * promptOpsPerToken / ((peaks[c.threads] ?? .nan) * 1e9)
             let bw = Spread(runs.flatMap { [$0.bandwidthBefore, $0.bandwidthAfter] })
             // each run against the bandwidth measured around it
             let fraction = Spread(runs.map { $0.values["tg"]! / ($0.bandwidth * 1e9 / Double(bytesPerToken)) })
             tgMedians["\(c.threads)|\(c.kernelName)"] = tg.median
             if json {
                 print(jsonLine([("model", .string(name)), ("threads", .int(c.threads))] + pp.json("pp_tok_s") + tg.json("tg_tok_s") +
-                               [("bytes_per_token", .int(bytesPerToken))] + bw.json("read_bandwidth_gbps") +
+                               [("pp_int8_fraction", .double(ppFraction)), ("bytes_per_token", .int(bytesPerToken))] +
+                               bw.json("read_bandwidth_gbps") +
                                fraction.json("roofline_fraction") +
                                [("int8_peak_gops", .double(peaks[c.threads] ?? .nan)), ("runs", .int(runs.count)),
                                 ("head", .string(head)), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
@@ -176,7 +180,7 @@ struct EndToEndBench: ParsableCommand {
                                 ("file_bytes", .int(file.fileSize)), ("in_place", .bool(inPlace))]))
             } else {
                 let label = kernelNames.count > 1 ? "threads \(c.threads), kernel \(c.kernelName)" : "threads \(c.threads)"
-                print("\(label): pp\(promptTokens) \(pp.text(1)) tok/s | tg\(genTokens) \(tg.text(2)) tok/s = " +
+                print("\(label): pp\(promptTokens) \(pp.text(1)) tok/s" + String(format: " (%.0f%% of int8 peak)", ppFraction * 100) + " | tg\(genTokens) \(tg.text(2)) tok/s = " +
                       String(format: "%.0f%% (%.0f–%.0f%%)", fraction.median * 100, fraction.min * 100, fraction.max * 100) +
                       " of roofline | read \(bw.text(1)) GB/s around the runs" + String(format: ", int8 peak %.0f GOP/s", peaks[c.threads] ?? .nan) +
                       (depth > 0 ? " @ depth \(depth) (the roofline counts weights only)" : ""))
