@@ -9,12 +9,13 @@ struct SynthCommand: ParsableCommand {
         abstract: "Write a model with random ternary weights, laid out like bitnet.cpp's official I2_S files.",
         discussion: """
         Shapes: \(SynthShape.allCases.map(\.rawValue).joined(separator: ", ")); or give --arch and the explicit \
-        dimensions. The file streams to disk tensor by tensor (a 100B shape needs a few MB of RAM, \
-        and about 25 GB of disk).
+        dimensions. The file streams to disk tensor by tensor, made on every core (a 100B shape needs a few \
+        tens of MB of RAM and 29.4 GB of disk as I2_S with an F16 head; 26.4 GB with --head-type q4_0, 22.2 GB \
+        with --type tl2 as well). Its size is printed first and checked against the free disk space.
         """
     )
 
-    @Option(help: "A named shape (2b4t, large, 3b, 8b, falcon3-1b/3b/7b/10b, 100b).")
+    @Option(help: "A named shape (2b4t, large, 3b, 8b, falcon3-1b/3b/7b/10b, 70b, 100b).")
     var shape: String?
 
     @Option(name: .shortAndLong, help: "Output GGUF path.")
@@ -43,6 +44,9 @@ struct SynthCommand: ParsableCommand {
     var projectionType = "i2_s"
     @Flag(name: .customLong("f16-projections"), help: "Same as --type f16.")
     var f16Projections = false
+    @Option(name: .customLong("head-type"),
+            help: "Embedding/head storage: f16 (default, as the official files), q8_0, q6_k, q4_k or q4_0 (random valid blocks; the hidden size must be a multiple of 32 for q8_0/q4_0, of 256 for the K types).")
+    var headType = "f16"
 
     func run() throws {
         var config: ModelConfig
@@ -79,6 +83,14 @@ struct SynthCommand: ParsableCommand {
         var synth = ModelSynthesizer(config: config, seed: seed)
         synth.projectionType = type
         if let problem = synth.layout.unsupportedShapes { throw ValidationError("--type \(projectionType): \(problem)") }
+        guard let head = ModelSynthesizer.headTypes.first(where: { $0.name.lowercased() == headType.lowercased() }) else {
+            throw ValidationError("unknown --head-type '\(headType)'; known: \(ModelSynthesizer.headTypeNames)")
+        }
+        synth.headType = head
+        if let problem = synth.unsupportedHeadType {
+            let named = shape.map { "--shape \($0)" } ?? "--hidden \(config.hiddenSize)"
+            throw ValidationError("--head-type \(headType) with \(named): \(problem)")
+        }
         if let vocab {
             let file = try GGUFFile(path: vocab)
             synth.tokenizerMetadata = file.metadataKeys.filter { $0.hasPrefix("tokenizer.") }.compactMap { key in
@@ -88,15 +100,26 @@ struct SynthCommand: ParsableCommand {
                 throw ValidationError("\(vocab) has \(n) tokens but the model's vocabulary is \(config.vocabSize)")
             }
         }
+        // the whole file is known before a byte is written: refuse early rather than fill the disk
+        let size = try synth.fileSize()
+        let free = ModelSynthesizer.freeBytes(forFile: output)
+        note("writing \(output): \(ProgressBar.bytes(Double(size)))" +
+             (free.map { " (\(ProgressBar.bytes(Double($0))) free on its disk)" } ?? ""))
+        if let free, free < size {
+            throw ValidationError("\(output) would take \(ProgressBar.bytes(Double(size))) (\(size) bytes) but its disk " +
+                                  "has only \(ProgressBar.bytes(Double(free))) (\(free) bytes) free")
+        }
         let start = Stopwatch.now()
         var bar: ProgressBar?
         try synth.write(to: output) { done, total in
             if bar == nil { bar = ProgressBar(label: "synth", total: Double(total), unit: ProgressBar.bytes) }
-            bar?.update(Double(done))
+            let seconds = Stopwatch.now() - start
+            bar?.update(Double(done), detail: seconds > 0.2 ? String(format: "%.0f MB/s", Double(done) / seconds / 1e6) : "")
         }
         bar?.finish()
-        let size = (try? GGUFFile(path: output).fileSize) ?? 0
+        let seconds = Stopwatch.now() - start
         note("wrote \(output): \(config.architectureName), \(config.layerCount) layers, hidden \(config.hiddenSize), " +
-             "\(ProgressBar.bytes(Double(size))) in \(String(format: "%.1f", Stopwatch.now() - start)) s")
+             "\(ProgressBar.bytes(Double(size))) in \(String(format: "%.1f", seconds)) s " +
+             "(\(String(format: "%.0f", Double(size) / max(seconds, 1e-9) / 1e6)) MB/s)")
     }
 }

@@ -10,11 +10,13 @@ public enum SynthShape: String, CaseIterable, Sendable {
     case falcon3_3b = "falcon3-3b"
     case falcon3_7b = "falcon3-7b"
     case falcon3_10b = "falcon3-10b"
+    case b70 = "70b"
     case b100 = "100b"
 
     /// Dimensions: 2B4T from docs/FORMATS.md §2.1; large/3B/Llama3-8B from bitnet.cpp's
     /// ModelShapeDict (§2.4); Falcon3 from the published HF configs (not verified
-    /// against a file here); 100B is bitnet.cpp's demo scale (8192 hidden, 80 layers).
+    /// against a file here); 70B is Llama-3-70B's shape (its HF config); 100B is bitnet.cpp's
+    /// demo scale (8192 hidden, 80 layers).
     public var config: ModelConfig {
         switch self {
         case .b2b4t:
@@ -45,6 +47,9 @@ public enum SynthShape: String, CaseIterable, Sendable {
             return ModelConfig(architecture: .llama, vocabSize: 131_072, contextLength: 8192, hiddenSize: 3072,
                                layerCount: 40, ffnSize: 23040, headCount: 12, kvHeadCount: 4, headDim: 256,
                                ropeTheta: 1_000_042)
+        case .b70:
+            return ModelConfig(architecture: .llama, vocabSize: 128_256, contextLength: 8192, hiddenSize: 8192,
+                               layerCount: 80, ffnSize: 28672, headCount: 64, kvHeadCount: 8, ropeTheta: 500_000)
         case .b100:
             return ModelConfig(architecture: .llama, vocabSize: 128_256, contextLength: 8192, hiddenSize: 8192,
                                layerCount: 80, ffnSize: 45056, headCount: 64, kvHeadCount: 8, ropeTheta: 500_000)
