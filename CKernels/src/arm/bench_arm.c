@@ -30,13 +30,24 @@ __attribute__((target("dotprod"))) static uint64_t peak_dotprod(uint64_t iters) 
     return iters * 8 * 16;
 }
 
+/* Without dotprod: smull + smull2 + add + sadalp per 16 multiply-adds, as
+ * gemm_i2s_neon.c does. Each chain gets its own input, made opaque every pass
+ * by an empty asm: with constant inputs the compiler hoisted the multiplies
+ * out of the loop and the probe timed only the accumulating adds. */
 static uint64_t peak_neon(uint64_t iters) {
     int32x4_t acc[8];
-    const int8x16_t a = vdupq_n_s8(1), b = vdupq_n_s8(1);
-    for (int i = 0; i < 8; i++) acc[i] = vdupq_n_s32(i);
+    int8x16_t a[8];
+    int8x16_t b = vdupq_n_s8(1);
+    __asm__ volatile("" : "+w"(b)); /* or a multiply by 1 becomes a widening add */
+    for (int i = 0; i < 8; i++) {
+        acc[i] = vdupq_n_s32(i);
+        a[i] = vdupq_n_s8((int8_t)(i + 1));
+    }
     for (uint64_t it = 0; it < iters; it++)
-        for (int i = 0; i < 8; i++)
-            acc[i] = vpadalq_s16(acc[i], vaddq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)), vmull_high_s8(a, b)));
+        for (int i = 0; i < 8; i++) {
+            __asm__ volatile("" : "+w"(a[i]));
+            acc[i] = vpadalq_s16(acc[i], vaddq_s16(vmull_s8(vget_low_s8(a[i]), vget_low_s8(b)), vmull_high_s8(a[i], b)));
+        }
     int32x4_t s = acc[0];
     for (int i = 1; i < 8; i++) s = vaddq_s32(s, acc[i]);
     volatile int32_t sink = vaddvq_s32(s);

@@ -54,38 +54,52 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static uint64_t peak_vnni
     return iters * 16 * 64;
 }
 
-/* pmaddubsw + pmaddwd + paddd: the same work as one vpdpbusd, for CPUs without VNNI. */
+/* Without VNNI the fastest int8 multiply-accumulate is pmaddubsw with the
+ * int16 products summed by paddw: that is the inner loop of the ternary
+ * kernels (gemm_i2s_avx2.c), whose codes ≤ 3 keep int16 sums exact for many
+ * steps, so one pmaddwd widening is amortized over a whole chunk run. Each
+ * pmaddubsw is one multiply-add per byte lane.
+ *
+ * Written in asm on purpose: with constant operands, the intrinsic version
+ * let the compiler hoist pmaddubsw out of the loop (its inputs never change),
+ * so the probe timed only the adds and overstated the peak 2-4x. Eight
+ * accumulators hide paddw's latency; every pmaddubsw is issued each pass. */
+#define BN_PEAK_BODY(acc)                                                                      \
+    "vpmaddubsw %[b], %[a], %[t0]\n\t"                                                         \
+    "vpaddw %[t0], %[" #acc "], %[" #acc "]\n\t"
+
 __attribute__((target("avx512f,avx512bw"))) static uint64_t peak_avx512bw(uint64_t iters) {
-    __m512i acc[8];
-    const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1), ones = _mm512_set1_epi16(1);
-    for (int i = 0; i < 8; i++) acc[i] = _mm512_set1_epi32(i);
-    for (uint64_t it = 0; it < iters; it++) {
-        for (int i = 0; i < 8; i++)
-            acc[i] = _mm512_add_epi32(acc[i], _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), ones));
-        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-    }
-    __m512i s = acc[0];
-    for (int i = 1; i < 8; i++) s = _mm512_add_epi32(s, acc[i]);
+    __m512i c0 = _mm512_set1_epi16(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, t0;
+    const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1);
+    for (uint64_t it = 0; it < iters; it++)
+        __asm__ volatile(BN_PEAK_BODY(c0) BN_PEAK_BODY(c1) BN_PEAK_BODY(c2) BN_PEAK_BODY(c3)
+                         BN_PEAK_BODY(c4) BN_PEAK_BODY(c5) BN_PEAK_BODY(c6) BN_PEAK_BODY(c7)
+                         : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [c4] "+v"(c4),
+                           [c5] "+v"(c5), [c6] "+v"(c6), [c7] "+v"(c7), [t0] "=&v"(t0)
+                         : [a] "v"(a), [b] "v"(b));
+    __m512i s = _mm512_add_epi16(_mm512_add_epi16(_mm512_add_epi16(c0, c1), _mm512_add_epi16(c2, c3)),
+                                 _mm512_add_epi16(_mm512_add_epi16(c4, c5), _mm512_add_epi16(c6, c7)));
     volatile int32_t sink = _mm512_reduce_add_epi32(s);
     (void)sink;
     return iters * 8 * 64;
 }
 
 __attribute__((target("avx2"))) static uint64_t peak_avx2(uint64_t iters) {
-    __m256i acc[8];
-    const __m256i a = _mm256_set1_epi8(1), b = _mm256_set1_epi8(1), ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < 8; i++) acc[i] = _mm256_set1_epi32(i);
-    for (uint64_t it = 0; it < iters; it++) {
-        for (int i = 0; i < 8; i++)
-            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
-        __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
-    }
-    __m256i s = acc[0];
-    for (int i = 1; i < 8; i++) s = _mm256_add_epi32(s, acc[i]);
+    __m256i c0 = _mm256_set1_epi16(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, t0;
+    const __m256i a = _mm256_set1_epi8(1), b = _mm256_set1_epi8(1);
+    for (uint64_t it = 0; it < iters; it++)
+        __asm__ volatile(BN_PEAK_BODY(c0) BN_PEAK_BODY(c1) BN_PEAK_BODY(c2) BN_PEAK_BODY(c3)
+                         BN_PEAK_BODY(c4) BN_PEAK_BODY(c5) BN_PEAK_BODY(c6) BN_PEAK_BODY(c7)
+                         : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4),
+                           [c5] "+x"(c5), [c6] "+x"(c6), [c7] "+x"(c7), [t0] "=&x"(t0)
+                         : [a] "x"(a), [b] "x"(b));
+    __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(c0, c1), _mm256_add_epi16(c2, c3)),
+                                 _mm256_add_epi16(_mm256_add_epi16(c4, c5), _mm256_add_epi16(c6, c7)));
     volatile int32_t sink = _mm256_extract_epi32(s, 0);
     (void)sink;
     return iters * 8 * 32;
 }
+#undef BN_PEAK_BODY
 
 uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters) {
     if (isa == BN_ISA_AVX512_VNNI) return peak_vnni(iters);
