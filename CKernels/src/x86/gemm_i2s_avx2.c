@@ -37,13 +37,18 @@ BN_INLINE BN_AVX2 void store8(float *y, __m256i acc, int32_t sum, float factor, 
 /* The GEMV decodes planes in pairs: one shift by 4 serves planes 2 and 3, and
  * planes 1 and 3 are masked in place (0x0C), so they enter pmaddubsw as 4·code
  * and go to their own int16 sums, divided by 4 (exactly) after widening.
- * That is 5 shift/and per 32-byte half instead of 7: decoding one core's
- * share of a token is compute-bound on some hosts (a Zen 3 core ran this loop
- * at 22 GB/s from cache against 19.5 GB/s of DRAM read, so streaming reached
- * only ~90% of the read). Bounds: a lane of the ×4 sums takes 2·(2·12·128) =
- * 6144 per chunk, so CHUNKS_PER_WIDEN_GEMV = 5 chunks stay ≤ 30,720; the ×1
- * sums take half that. */
+ * That is 5 shift/and per 32-byte half instead of 7: from cache a Zen 3 core
+ * ran the GEMV at 23.5 GB/s instead of 22.8; out of cache the gain was inside
+ * that host's noise. Bounds: a lane of the ×4 sums takes 2·(2·12·128) = 6144
+ * per chunk, so CHUNKS_PER_WIDEN_GEMV = 5 chunks stay ≤ 30,720; the ×1 sums
+ * take half that. */
 enum { CHUNKS_PER_WIDEN_GEMV = 5 };
+
+/* int16 pair sums of two planes masked by m: plane (v & m) against a, plane ((v >> 4) & m) against b */
+BN_INLINE BN_AVX2 __m256i plane_pair(__m256i v, __m256i v4, __m256i m, __m256i a, __m256i b) {
+    return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, m), a),
+                            _mm256_maddubs_epi16(_mm256_and_si256(v4, m), b));
+}
 
 // w: (m_pad, k_pad) I2_R16, x: (1, k_pad) int8 → y: (m,) f32 rows [row_begin, row_end)
 BN_AVX2 void bn_i2s_gemv_avx2(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
@@ -69,14 +74,10 @@ BN_AVX2 void bn_i2s_gemv_avx2(const bn_i2s_matrix *w, const int8_t *x, const flo
                 const __m256i vl = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64));
                 const __m256i vh = _mm256_loadu_si256((const __m256i *)(p + (size_t)c * 64 + 32));
                 const __m256i tl = _mm256_srli_epi16(vl, 4), th = _mm256_srli_epi16(vh, 4);
-                lo1 = _mm256_add_epi16(lo1, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(vl, m3), b0),
-                                                             _mm256_maddubs_epi16(_mm256_and_si256(tl, m3), b2)));
-                lo4 = _mm256_add_epi16(lo4, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(vl, m12), b1),
-                                                             _mm256_maddubs_epi16(_mm256_and_si256(tl, m12), b3)));
-                hi1 = _mm256_add_epi16(hi1, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(vh, m3), b0),
-                                                             _mm256_maddubs_epi16(_mm256_and_si256(th, m3), b2)));
-                hi4 = _mm256_add_epi16(hi4, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(vh, m12), b1),
-                                                             _mm256_maddubs_epi16(_mm256_and_si256(th, m12), b3)));
+                lo1 = _mm256_add_epi16(lo1, plane_pair(vl, tl, m3, b0, b2));
+                lo4 = _mm256_add_epi16(lo4, plane_pair(vl, tl, m12, b1, b3));
+                hi1 = _mm256_add_epi16(hi1, plane_pair(vh, th, m3, b0, b2));
+                hi4 = _mm256_add_epi16(hi4, plane_pair(vh, th, m12, b1, b3));
             }
             /* the ×4 sums are multiples of 4: the arithmetic shift divides exactly */
             lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(lo1, ones), _mm256_srai_epi32(_mm256_madd_epi16(lo4, ones), 2)));
