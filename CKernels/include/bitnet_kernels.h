@@ -69,7 +69,8 @@ typedef enum {
     BN_ISA_AVX512_VNNI = 3,   /* + AVX-512 VNNI (vpdpbusd) */
     BN_ISA_NEON = 4,          /* arm64 baseline */
     BN_ISA_NEON_DOTPROD = 5,  /* arm64 + sdot */
-    BN_ISA_COUNT = 6
+    BN_ISA_AMX = 6,           /* x86-64 above AVX-512 VNNI: + AMX-INT8 tiles (I2_S GEMM) */
+    BN_ISA_COUNT = 7
 } bn_isa;
 
 enum {
@@ -365,7 +366,7 @@ typedef struct {
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-/* Best supported ISA, lowered by BITNET_ISA=scalar|avx2|avx512|avx512vnni|neon|dotprod
+/* Best supported ISA, lowered by BITNET_ISA=scalar|avx2|avx512|avx512vnni|amx|neon|dotprod
  * when set (an unknown or unsupported value is ignored, see bn_dispatch_report). */
 const bn_kernels *bn_kernels_best(void);
 /* Table for one ISA, or NULL when this CPU/OS or build cannot run it. */

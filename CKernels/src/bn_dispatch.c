@@ -8,6 +8,10 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -18,7 +22,7 @@
 #endif
 
 static const char *const isa_names[BN_ISA_COUNT] = {
-    "scalar", "avx2", "avx512", "avx512vnni", "neon", "dotprod"};
+    "scalar", "avx2", "avx512", "avx512vnni", "neon", "dotprod", "amx"};
 
 const char *bn_isa_name(bn_isa isa) {
     return (unsigned)isa < BN_ISA_COUNT ? isa_names[isa] : "unknown";
@@ -36,9 +40,31 @@ int bn_isa_parse(const char *name) {
 /* What the CPU offers, for the report. */
 typedef struct {
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, os_ymm, os_zmm;
+    int amx_tile, amx_int8, os_amx, amx_permitted;
     int neon, dotprod;
     char brand[49];
 } cpu_features;
+
+#if defined(__x86_64__) || defined(_M_X64)
+/* Linux hands out the 8 KiB of AMX tile state per process on request
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, Linux ≥ 5.16);
+ * without it the first tile instruction kills the process with SIGILL. The
+ * request is idempotent and process-wide, so its answer is kept: 0 unknown,
+ * 1 granted, 2 refused. Other systems: not used (no AMX level). */
+static int amx_permission(void) {
+#if defined(__linux__)
+    static _Atomic int state = 0;
+    int s = state;
+    if (s == 0) {
+        s = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0 ? 1 : 2;
+        state = s;
+    }
+    return s == 1;
+#else
+    return 0;
+#endif
+}
+#endif
 
 static cpu_features detect_features(void) {
     cpu_features f;
@@ -54,6 +80,7 @@ static cpu_features detect_features(void) {
             __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
             f.os_ymm = (lo & 0x6) == 0x6;          /* XMM and YMM state */
             f.os_zmm = f.os_ymm && (lo & 0xe0) == 0xe0; /* opmask, ZMM_Hi256, Hi16_ZMM */
+            f.os_amx = (lo & 0x60000) == 0x60000;      /* XTILECFG, XTILEDATA */
         }
     }
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
@@ -63,7 +90,10 @@ static cpu_features detect_features(void) {
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
         f.avx512vnni = (c >> 11) & 1;
+        f.amx_tile = (d >> 24) & 1;
+        f.amx_int8 = (d >> 25) & 1;
     }
+    if (f.amx_tile && f.amx_int8 && f.os_amx) f.amx_permitted = amx_permission();
     unsigned max_ext = __get_cpuid_max(0x80000000, NULL);
     if (max_ext >= 0x80000004) {
         unsigned *p = (unsigned *)f.brand;
@@ -88,6 +118,7 @@ static bn_isa best_isa(const cpu_features *f) {
 #if defined(__x86_64__) || defined(_M_X64)
     const int avx2 = f->avx2 && f->fma && f->f16c && f->os_ymm;
     const int avx512 = avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->os_zmm;
+    if (avx512 && f->avx512vnni && f->amx_tile && f->amx_int8 && f->os_amx && f->amx_permitted) return BN_ISA_AMX;
     if (avx512 && f->avx512vnni) return BN_ISA_AVX512_VNNI;
     if (avx512) return BN_ISA_AVX512;
     if (avx2) return BN_ISA_AVX2;
@@ -99,14 +130,26 @@ static bn_isa best_isa(const cpu_features *f) {
     return BN_ISA_SCALAR;
 }
 
-/* Same-architecture levels only: x86 levels are 1..3, arm64 levels 4..5. */
+/* Rank of a level within its architecture (0 = not of that architecture):
+ * x86 avx2 < avx512 < avx512vnni < amx (amx was added after the arm64 levels,
+ * so its enum value is not its rank); arm64 neon < dotprod. */
+static int x86_rank(bn_isa isa) {
+    switch (isa) {
+    case BN_ISA_AVX2: return 1;
+    case BN_ISA_AVX512: return 2;
+    case BN_ISA_AVX512_VNNI: return 3;
+    case BN_ISA_AMX: return 4;
+    default: return 0;
+    }
+}
+static int arm_rank(bn_isa isa) { return isa == BN_ISA_NEON ? 1 : isa == BN_ISA_NEON_DOTPROD ? 2 : 0; }
+
+/* Same-architecture levels only, at or below the best one. */
 static int isa_at_or_below(bn_isa isa, bn_isa best) {
     if (isa == BN_ISA_SCALAR) return 1;
-    const int x86 = isa >= BN_ISA_AVX2 && isa <= BN_ISA_AVX512_VNNI;
-    const int best_x86 = best >= BN_ISA_AVX2 && best <= BN_ISA_AVX512_VNNI;
-    const int arm = isa >= BN_ISA_NEON && isa <= BN_ISA_NEON_DOTPROD;
-    const int best_arm = best >= BN_ISA_NEON && best <= BN_ISA_NEON_DOTPROD;
-    return ((x86 && best_x86) || (arm && best_arm)) && isa <= best;
+    if (x86_rank(isa) && x86_rank(best)) return x86_rank(isa) <= x86_rank(best);
+    if (arm_rank(isa) && arm_rank(best)) return arm_rank(isa) <= arm_rank(best);
+    return 0;
 }
 
 /* Designated initializers, so a field added to bn_kernels cannot shift the
@@ -165,6 +208,20 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         .quantize = bn_quantize_avx512,
         .i2s_gemv = bn_i2s_gemv_avx512vnni,
         .i2s_gemm = bn_i2s_gemm_avx512vnni,
+        .q8_gemm = bn_q8_gemm_avx512vnni,
+        .qblock_gemm = bn_qblock_gemm_avx512vnni,
+        BN_FLOAT_OPS(avx512),
+        BN_TL_OPS(avx512),
+    },
+    /* AMX replaces the ternary GEMM only: one row (decoding) has nothing to
+     * fill a 16-row tile with, and the other kernels are float or int8-head
+     * work that VNNI already runs near its bound. */
+    [BN_ISA_AMX] = {
+        .isa = BN_ISA_AMX,
+        .name = "amx",
+        .quantize = bn_quantize_avx512,
+        .i2s_gemv = bn_i2s_gemv_avx512vnni,
+        .i2s_gemm = bn_i2s_gemm_amx,
         .q8_gemm = bn_q8_gemm_avx512vnni,
         .qblock_gemm = bn_qblock_gemm_avx512vnni,
         BN_FLOAT_OPS(avx512),
@@ -254,12 +311,13 @@ size_t bn_dispatch_report(char *buf, size_t cap) {
         buf, cap,
         "cpu: %s\n"
         "arch: x86-64\n"
-        "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512dq=%d avx512vnni=%d\n"
-        "os saves state (XCR0): ymm=%d zmm=%d\n"
+        "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512dq=%d avx512vnni=%d "
+        "amx_tile=%d amx_int8=%d\n"
+        "os saves state (XCR0): ymm=%d zmm=%d amx=%d (amx permission granted: %d)\n"
         "detected: %s\n"
         "chosen: %s (%s)\n",
         f.brand[0] ? f.brand : "unknown", f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl,
-        f.avx512dq, f.avx512vnni, f.os_ymm, f.os_zmm, bn_isa_name(best), bn_isa_name(chosen), reason);
+        f.avx512dq, f.avx512vnni, f.amx_tile, f.amx_int8, f.os_ymm, f.os_zmm, f.os_amx, f.amx_permitted, bn_isa_name(best), bn_isa_name(chosen), reason);
 #else
     return (size_t)snprintf(buf, cap,
                             "arch: %s\nfeatures: neon=%d dotprod=%d\ndetected: %s\nchosen: %s (%s)\n",

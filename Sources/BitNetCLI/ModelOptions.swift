@@ -30,7 +30,7 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Prompt tokens per batch.")
     var batch = 128
 
-    @Option(help: "Kernel level: scalar, avx2, avx512, avx512vnni, neon, dotprod (may only lower the detected one).")
+    @Option(help: "Kernel level: scalar, avx2, avx512, avx512vnni, amx, neon, dotprod (may only lower the detected one).")
     var isa: String?
 
     @Option(help: "Output head: f16 (the file's head as stored: exact, default), q8 (int8 per row, requantized at load), or a block type requantized at load for the native block kernels: q8_0, q6_k, q4_k, q4_0 (fewer bytes per token; logits shift slightly).")

@@ -188,7 +188,15 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(Kernels.best.isa, isa)
         }
         XCTAssertEqual(ISA(name: "avx512vnni"), .avx512VNNI)
+        XCTAssertEqual(ISA(name: "amx"), .amx)
         XCTAssertNil(ISA(name: "sse9"))
+        // AMX ranks above VNNI though its raw value is the largest: a CPU with
+        // AMX runs every x86 level, and one without it never reports it
+        if ISA.detected == .amx {
+            XCTAssertEqual(ISA.supported, [.scalar, .avx2, .avx512, .avx512VNNI, .amx])
+        } else {
+            XCTAssertFalse(ISA.amx.isSupported)
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 #define HARNESS_SEED 0x9E3779B97F4A7C15ull
 #include "harness.h"
 
-static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI,
+static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI, BN_ISA_AMX,
                                   BN_ISA_NEON, BN_ISA_NEON_DOTPROD};
 #define N_ISAS (int)(sizeof all_isas / sizeof all_isas[0])
 
@@ -221,6 +221,16 @@ static void test_gemm(void) {
         for (size_t ki = 0; ki < sizeof small_k / sizeof small_k[0]; ki++) {
             problem p = make_problem(n % 2 ? 47 : 80, small_k[ki], n, W_RANDOM, X_RANDOM);
             check_problem(&p, "small-batch");
+            free_problem(&p);
+        }
+    /* AMX token tiles are 16 rows in pairs: one full pair plus a partial
+     * second tile (33, 47), on K with and without a trailing half block of 32 */
+    static const int tile_n[] = {32, 33, 47};
+    static const int tile_k[] = {64, 96, 1001};
+    for (size_t ni = 0; ni < sizeof tile_n / sizeof tile_n[0]; ni++)
+        for (size_t ki = 0; ki < sizeof tile_k / sizeof tile_k[0]; ki++) {
+            problem p = make_problem(tile_n[ni] == 33 ? 65 : 100, tile_k[ki], tile_n[ni], W_RANDOM, X_RANDOM);
+            check_problem(&p, "token-tiles");
             free_problem(&p);
         }
     /* a prompt-sized batch: N = 128 crosses token blocks and register tiles */

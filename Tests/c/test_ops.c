@@ -45,7 +45,7 @@ static void *dup_exact(const void *src, size_t bytes) {
     return p;
 }
 
-static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI,
+static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI, BN_ISA_AMX,
                                   BN_ISA_NEON, BN_ISA_NEON_DOTPROD};
 #define N_ISAS (int)(sizeof all_isas / sizeof all_isas[0])
 #define FOR_SIMD(kt)                                                       \

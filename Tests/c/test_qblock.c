@@ -17,7 +17,7 @@
 #define HARNESS_SEED 0x9E3779B97F4A7C15ull
 #include "harness.h"
 
-static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI,
+static const bn_isa all_isas[] = {BN_ISA_SCALAR, BN_ISA_AVX2, BN_ISA_AVX512, BN_ISA_AVX512_VNNI, BN_ISA_AMX,
                                   BN_ISA_NEON, BN_ISA_NEON_DOTPROD};
 #define N_ISAS (int)(sizeof all_isas / sizeof all_isas[0])
 static const int32_t types[] = {BN_QBLOCK_Q8_0, BN_QBLOCK_Q4_0, BN_QBLOCK_Q4_K, BN_QBLOCK_Q6_K};

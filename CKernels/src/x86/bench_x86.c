@@ -2,6 +2,7 @@
  * read bandwidth and the int8 multiply-accumulate peak of one core. */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include <string.h>
 #include "internal.h"
 
 __attribute__((target("avx512f,avx512bw"))) static uint64_t read_avx512(const void *buf, size_t len) {
@@ -101,7 +102,47 @@ __attribute__((target("avx2"))) static uint64_t peak_avx2(uint64_t iters) {
 }
 #undef BN_PEAK_BODY
 
+/* Four TDPBSUDs per pass into four accumulator tiles from two A and two B
+ * tiles: the 2×2 register blocking of gemm_i2s_amx.c, without its unpacking,
+ * so this is the tile unit's own rate. Each TDPBSUD is 16·16·64 multiply-adds. */
+__attribute__((target("amx-tile,amx-int8"))) static uint64_t peak_amx(uint64_t iters) {
+    struct {
+        uint8_t palette, start_row, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _Alignas(64) static const int8_t operand[16 * 64] = {1}; /* values do not change the rate */
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, operand, 64);
+    _tile_loadd(5, operand, 64);
+    _tile_loadd(6, operand, 64);
+    _tile_loadd(7, operand, 64);
+    for (uint64_t it = 0; it < iters; it++) {
+        _tile_dpbsud(0, 4, 6);
+        _tile_dpbsud(1, 4, 7);
+        _tile_dpbsud(2, 5, 6);
+        _tile_dpbsud(3, 5, 7);
+    }
+    _Alignas(64) int32_t out[16 * 16];
+    _tile_stored(0, out, 64);
+    _tile_release();
+    volatile int32_t sink = out[0];
+    (void)sink;
+    return iters * 4 * 16 * 16 * 64;
+}
+
 uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters) {
+    if (isa == BN_ISA_AMX) return peak_amx(iters);
     if (isa == BN_ISA_AVX512_VNNI) return peak_vnni(iters);
     if (isa == BN_ISA_AVX512) return peak_avx512bw(iters);
     return peak_avx2(iters);

@@ -9,6 +9,10 @@ public enum ISA: Int, CaseIterable, Sendable, CustomStringConvertible {
     case avx512VNNI = 3
     case neon = 4
     case neonDotProd = 5
+    /// x86-64 above ``avx512VNNI``: AMX-INT8 tiles for the ternary GEMM
+    /// (prompts and batched decoding). Ranked above VNNI although its raw
+    /// value is the largest: the value order is not the level order.
+    case amx = 6
 
     var raw: bn_isa { bn_isa(rawValue: UInt32(rawValue)) }
 

@@ -1,0 +1,177 @@
+/* AMX twin of bn_i2s_gemm_scalar (src/scalar/gemm_i2s_scalar.c) for prompt
+ * batches and batched decoding on CPUs with AMX-INT8 (Sapphire Rapids and
+ * later). One TDPBSUD multiplies a 16×64 signed tile by a 64×16 unsigned tile:
+ * 16,384 multiply-adds, where one vpdpbusd zmm does 64. Measured on a 2-core
+ * Xeon host of this machine type: 4.6 T-op/s per core for TDPBSUD against
+ * 0.69 for vpdpbusd (`bitnet bench kernels` prints the peak of the level).
+ *
+ * Operands, C[t][r] += Σ_k x[t][k] · code[r][k]:
+ *   A (signed)   = activations, 16 tokens × 64 columns, loaded straight from
+ *                  x with stride k_pad;
+ *   B (unsigned) = ternary codes 0..2 in the "VNNI" tile layout, 16 rows of
+ *                  4-column dwords: B[j][4r + i] = code[r][4j + i]. Plane s of
+ *                  an I2_R16 chunk, unpacked to bytes, is exactly one such row
+ *                  (16 matrix rows × 4 columns), so a B tile is the four
+ *                  planes of four consecutive chunks, written to a 1 KiB
+ *                  buffer and loaded with TILELOADD. No transpose.
+ * The ternary offset is removed afterwards as in every twin: y = (C - Σx) · s.
+ *
+ * Register tiles: C0..C3 = 2 row groups (32 matrix rows) × 2 token tiles
+ * (32 tokens); A0, A1; B0, B1 — all eight AMX tiles. Each B tile is unpacked
+ * once per 32 tokens and feeds two TDPBSUDs right away, so the unpacking
+ * (vector ALU and four stores per chunk, which bound the kernel) overlaps the
+ * tile unit's work. Unpacking 16 blocks at once and reusing them for 128
+ * tokens was measured slower at every N (8 to 512): the unpack and multiply
+ * phases then run one after the other instead of side by side. Extracting the
+ * planes with GF2P8AFFINEQB (one op instead of shift + AND) made no
+ * measurable difference: the stores, not the ALU, are the limit.
+ * Measured against the VNNI twin (M = K = 2560, one core, best of 15):
+ * N = 8: 1.8×, N = 16: 2.8×, N = 128: 2.6× (2.0 T-op/s at K = 6912).
+ *
+ * k_pad is a multiple of 32, not 64: a last half block of 32 columns is added
+ * to the stored C tile with vpdpbusd, as the VNNI twin computes it.
+ *
+ * The tile configuration is per thread, so every call loads its own and
+ * releases the tiles before returning (a thread left holding AMX state makes
+ * every context switch save 8 KiB more). Using AMX on Linux needs the
+ * process-wide permission bn_dispatch.c requests before it reports the level. */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <string.h>
+#include "internal.h"
+
+#define BN_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
+#define BN_INLINE static inline __attribute__((always_inline))
+
+enum { TOKENS = 16, K_BLOCK = 64, CHUNKS_PER_BLOCK = K_BLOCK / BN_I2R16_CHUNK_COLS, PREFETCH = 4096 };
+
+/* The 64-byte LDTILECFG operand (palette 1). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Tiles 0..3: C[gi][ti] = tile 2·gi + ti; 4, 5: A[ti]; 6, 7: B[gi].
+ * rows0/rows1: tokens in token tile 0/1 (rows1 may be 0: tiles 1, 3, 5 unused). */
+BN_INLINE BN_AMX void configure(int rows0, int rows1) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    const int rows[2] = {rows0, rows1};
+    for (int ti = 0; ti < 2; ti++) {
+        if (rows[ti] == 0) continue;
+        cfg.rows[ti] = cfg.rows[2 + ti] = cfg.rows[4 + ti] = (uint8_t)rows[ti];
+        cfg.colsb[ti] = cfg.colsb[2 + ti] = cfg.colsb[4 + ti] = 64;
+    }
+    for (int t = 6; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/* Four I2_R16 chunks (64 columns of 16 rows) → one B tile: row 4c + s is
+ * plane s of chunk c as bytes 0..3. */
+BN_INLINE BN_AMX void unpack_block(const uint8_t *chunks, uint8_t *tile) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int c = 0; c < CHUNKS_PER_BLOCK; c++) {
+        _mm_prefetch((const char *)(chunks + c * 64 + PREFETCH), _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(chunks + c * 64);
+        _mm512_store_si512(tile + (4 * c + 0) * 64, _mm512_and_si512(v, m3));
+        _mm512_store_si512(tile + (4 * c + 1) * 64, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3));
+        _mm512_store_si512(tile + (4 * c + 2) * 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3));
+        _mm512_store_si512(tile + (4 * c + 3) * 64, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3));
+    }
+}
+
+/* acc (16 rows of one group) += the tail chunks [c0, c1) of token row x. */
+BN_INLINE BN_AMX __m512i tail_dot(__m512i acc, const uint8_t *chunks, const int8_t *x, int32_t c0, int32_t c1) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int32_t c = c0; c < c1; c++) {
+        const __m512i v = _mm512_loadu_si512(chunks + (size_t)c * 64);
+        int32_t w4[4];
+        memcpy(w4, x + c * BN_I2R16_CHUNK_COLS, sizeof w4);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m3), _mm512_set1_epi32(w4[0]));
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), _mm512_set1_epi32(w4[1]));
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3), _mm512_set1_epi32(w4[2]));
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3), _mm512_set1_epi32(w4[3]));
+    }
+    return acc;
+}
+
+// w: (m_pad, k_pad) I2_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, row_end)
+BN_AMX void bn_i2s_gemm_amx(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
+                            const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
+                            int32_t row_begin, int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m), k_pad = w->k_pad;
+    const int32_t nchunks = k_pad / BN_I2R16_CHUNK_COLS, nblocks = k_pad / K_BLOCK;
+    const int32_t tail_c0 = nblocks * CHUNKS_PER_BLOCK; /* 0 or 2 chunks after the full blocks */
+    /* b: (2, 16, 64) B tiles of the two row groups; c: (2 groups, 2 token tiles, 16 tokens, 16 rows) */
+    _Alignas(64) uint8_t b[2][16 * 64];
+    _Alignas(64) int32_t c[2][2][TOKENS * 16];
+    int configured0 = -1, configured1 = -1;
+    for (int32_t t0 = 0; t0 < n; t0 += 2 * TOKENS) {
+        const int rows0 = bn_min_i32(TOKENS, n - t0);
+        const int rows1 = bn_max_i32(0, bn_min_i32(TOKENS, n - t0 - TOKENS));
+        if (rows0 != configured0 || rows1 != configured1) {
+            configure(rows0, rows1);
+            configured0 = rows0;
+            configured1 = rows1;
+        }
+        const int8_t *x0 = x + (size_t)t0 * (size_t)k_pad;
+        const int8_t *x1 = x0 + (size_t)TOKENS * (size_t)k_pad;
+        for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g += 2) {
+            /* row_begin % 32 == 0 and m_pad % 32 == 0, so group g + 1 exists in memory */
+            const uint8_t *p0 = w->data + bn_i2r16_chunk_offset(k_pad, g, 0);
+            const uint8_t *p1 = w->data + bn_i2r16_chunk_offset(k_pad, g + 1, 0);
+            _tile_zero(0);
+            _tile_zero(2);
+            if (rows1) {
+                _tile_zero(1);
+                _tile_zero(3);
+            }
+            for (int32_t kb = 0; kb < nblocks; kb++) {
+                unpack_block(p0 + (size_t)kb * CHUNKS_PER_BLOCK * 64, b[0]);
+                unpack_block(p1 + (size_t)kb * CHUNKS_PER_BLOCK * 64, b[1]);
+                _tile_loadd(6, b[0], 64);
+                _tile_loadd(7, b[1], 64);
+                _tile_loadd(4, x0 + (size_t)kb * K_BLOCK, k_pad);
+                _tile_dpbsud(0, 4, 6);
+                _tile_dpbsud(2, 4, 7);
+                if (rows1) {
+                    _tile_loadd(5, x1 + (size_t)kb * K_BLOCK, k_pad);
+                    _tile_dpbsud(1, 5, 6);
+                    _tile_dpbsud(3, 5, 7);
+                }
+            }
+            _tile_stored(0, c[0][0], 64);
+            _tile_stored(2, c[1][0], 64);
+            if (rows1) {
+                _tile_stored(1, c[0][1], 64);
+                _tile_stored(3, c[1][1], 64);
+            }
+            for (int ti = 0; ti < 2; ti++) {
+                const int rows = ti ? rows1 : rows0;
+                for (int tl = 0; tl < rows; tl++) {
+                    const int32_t t = t0 + ti * TOKENS + tl;
+                    const int8_t *xt = x + (size_t)t * (size_t)k_pad;
+                    const float factor = w->scale / x_scale[t];
+                    const __m512i sum = _mm512_set1_epi32(x_sum[t]);
+                    for (int gi = 0; gi < 2; gi++) {
+                        const int32_t row0 = (g + gi) * BN_I2R16_ROWS, valid = end - row0;
+                        if (valid <= 0) continue;
+                        __m512i acc = _mm512_load_si512(c[gi][ti] + tl * 16);
+                        acc = tail_dot(acc, gi ? p1 : p0, xt, tail_c0, nchunks);
+                        const __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+                        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, sum)),
+                                                       _mm512_set1_ps(factor));
+                        _mm512_mask_storeu_ps(y + (size_t)t * (size_t)ldy + row0, m, v);
+                    }
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+#endif
