@@ -213,16 +213,16 @@ static const bn_kernels tables[BN_ISA_COUNT] = {
         BN_FLOAT_OPS(avx512),
         BN_TL_OPS(avx512),
     },
-    /* AMX replaces the ternary GEMM only: one row (decoding) has nothing to
-     * fill a 16-row tile with, and the other kernels are float or int8-head
-     * work that VNNI already runs near its bound. */
+    /* AMX replaces the ternary GEMM and the int8 head: the decoding GEMV has
+     * one row, nothing to fill a 16-row tile with, and the float kernels
+     * have no tile form. */
     [BN_ISA_AMX] = {
         .isa = BN_ISA_AMX,
         .name = "amx",
         .quantize = bn_quantize_avx512,
         .i2s_gemv = bn_i2s_gemv_avx512vnni,
         .i2s_gemm = bn_i2s_gemm_amx,
-        .q8_gemm = bn_q8_gemm_avx512vnni,
+        .q8_gemm = bn_q8_gemm_amx,
         .qblock_gemm = bn_qblock_gemm_avx512vnni,
         BN_FLOAT_OPS(avx512),
         BN_TL_OPS(avx512),

@@ -99,6 +99,8 @@ void bn_i2s_gemm_avx512vnni(const bn_i2s_matrix *w, const int8_t *x, const float
 void bn_i2s_gemm_amx(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
                      const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
                      int32_t row_begin, int32_t row_end);
+void bn_q8_gemm_amx(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
+                    int32_t ldy, int32_t row_begin, int32_t row_end);
 uint64_t bn_bench_read_x86(bn_isa isa, const void *buf, size_t len);
 uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters);
 /* float ops: AVX2 + FMA + F16C, and AVX-512 (shared by the avx512 and avx512vnni tables) */

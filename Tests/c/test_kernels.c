@@ -291,7 +291,7 @@ static void check_q8(int m, int k, int n, int extreme) {
     const int k_pad = bn_pad_cols(k), m_pad = (m + 15) / 16 * 16;
     int8_t *wv = malloc((size_t)m * k);
     for (size_t i = 0; i < (size_t)m * k; i++)
-        wv[i] = extreme ? (int8_t)((i & 1) ? -127 : 127) : (int8_t)((int)(rnd() % 255) - 127);
+        wv[i] = extreme == 1 ? (int8_t)((i & 1) ? -127 : 127) : (int8_t)((int)(rnd() % 255) - 127);
     int8_t *packed = malloc(bn_q8r16_bytes(m, k));
     int32_t *row_sum = malloc(sizeof(int32_t) * m_pad);
     bn_q8r16_pack(wv, m, k, packed, row_sum);
@@ -302,7 +302,9 @@ static void check_q8(int m, int k, int n, int extreme) {
     for (int t = 0; t < n; t++) {
         xs[t] = 0.5f + (float)(rnd() % 100) / 10.0f;
         for (int c = 0; c < k; c++)
-            x[(size_t)t * k_pad + c] = extreme ? (int8_t)((c & 2) ? 127 : -128) : (int8_t)((int)(rnd() % 256) - 128);
+            x[(size_t)t * k_pad + c] = extreme == 1 ? (int8_t)((c & 2) ? 127 : -128)
+                                       : extreme == 2 ? (int8_t)((int)(rnd() % 255) - 127) /* as bn_quantize writes */
+                                                      : (int8_t)((int)(rnd() % 256) - 128);
     }
     bn_q8_matrix w = {packed, row_scale, row_sum, m, k, m_pad, k_pad};
     const int ldy = m + 3;
@@ -321,16 +323,19 @@ static void check_q8(int m, int k, int n, int extreme) {
     for (int ii = 1; ii < N_ISAS; ii++) {
         const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
         if (!kt) continue;
-        float *y = guarded_alloc(bytes);
-        for (int r0 = 0; r0 < m_pad; r0 += 16) kt->q8_gemm(&w, x, xs, n, y, ldy, r0, r0 + 16);
-        for (int t = 0; t < n; t++)
-            CHECK(memcmp(y + (size_t)t * ldy, yref + (size_t)t * ldy, sizeof(float) * m) == 0,
-                  "%s q8_gemm differs (m=%d k=%d n=%d t=%d)", kt->name, m, k, n, t);
-        CHECK(guard_ok(y, bytes), "%s q8_gemm overran", kt->name);
-        for (int t = 0; t < n; t++)
-            for (int r = m; r < ldy; r++)
-                CHECK(((uint32_t *)y)[(size_t)t * ldy + r] == 0xCDCDCDCDu, "%s q8_gemm wrote row %d", kt->name, r);
-        free(y);
+        /* row ranges of one 16-row group each, then the whole range at once */
+        for (int split = 16; split > 0; split = split == 16 && m_pad > 16 ? m_pad : 0) {
+            float *y = guarded_alloc(bytes);
+            for (int r0 = 0; r0 < m_pad; r0 += split) kt->q8_gemm(&w, x, xs, n, y, ldy, r0, r0 + split);
+            for (int t = 0; t < n; t++)
+                CHECK(memcmp(y + (size_t)t * ldy, yref + (size_t)t * ldy, sizeof(float) * m) == 0,
+                      "%s q8_gemm differs (m=%d k=%d n=%d t=%d split=%d)", kt->name, m, k, n, t, split);
+            CHECK(guard_ok(y, bytes), "%s q8_gemm overran", kt->name);
+            for (int t = 0; t < n; t++)
+                for (int r = m; r < ldy; r++)
+                    CHECK(((uint32_t *)y)[(size_t)t * ldy + r] == 0xCDCDCDCDu, "%s q8_gemm wrote row %d", kt->name, r);
+            free(y);
+        }
     }
     free(yref); free(wv); free(packed); free(row_sum); free(row_scale); free(x); free(xs);
 }
@@ -346,6 +351,15 @@ static void test_q8(void) {
         check_q8(n % 2 ? 47 : 33, 77, n, 0);
         check_q8(17, 1001, n, 0);
     }
+    /* activations without -128 (what bn_quantize writes), so the AMX tiles run
+     * rather than their VNNI fallback: group pairs and a lone last group, one
+     * and two token tiles, K with and without a trailing half tile */
+    static const int am[] = {16, 17, 33, 100};
+    static const int ak[] = {64, 96, 2560};
+    static const int an[] = {1, 2, 8, 16, 17, 32, 33, 40};
+    for (size_t mi = 0; mi < 4; mi++)
+        for (size_t ki = 0; ki < 3; ki++)
+            for (size_t ni = 0; ni < 8; ni++) check_q8(am[mi], ak[ki], an[ni], 2);
     check_q8(33, 16384, 2, 1); /* ±127 weights against ±127/-128 activations at the largest K */
     check_q8(33, 16384, 9, 1);
 }
