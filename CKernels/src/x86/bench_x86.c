@@ -4,12 +4,19 @@
 #include <immintrin.h>
 #include <string.h>
 #include "internal.h"
+#include "stream_x86.h"
 
+/* With the same software prefetches as the AVX-512 streaming kernels
+ * (stream_x86.h): without them this probe read ~15% less than those kernels
+ * stream on the 2-core AMX host, and a roofline must be what the hardware
+ * gives, not what a plain loop gets. */
 __attribute__((target("avx512f,avx512bw"))) static uint64_t read_avx512(const void *buf, size_t len) {
     const uint8_t *p = (const uint8_t *)buf;
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
     for (; i + 256 <= len; i += 256) { /* four independent accumulators keep loads in flight */
+        bn_stream_prefetch128(p + i);
+        bn_stream_prefetch128(p + i + 128);
         a0 = _mm512_xor_si512(a0, _mm512_loadu_si512(p + i));
         a1 = _mm512_xor_si512(a1, _mm512_loadu_si512(p + i + 64));
         a2 = _mm512_xor_si512(a2, _mm512_loadu_si512(p + i + 128));

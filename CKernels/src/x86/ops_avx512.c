@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include "internal.h"
+#include "stream_x86.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -27,7 +28,7 @@
  * the others find it in L2. (Rows innermost for one group at a time: with
  * all activation rows against each weight row instead, the whole batch was
  * re-read from L2 for every weight row, 2.6× slower at n = 16 on AVX2.) */
-enum { ROW_TOKENS = 6, ROW_CHUNK = 32, ATTN_KEYS = 8, ATTN_AHEAD = 2, PREFETCH_BYTES = 4096 };
+enum { ROW_TOKENS = 6, ROW_CHUNK = 32, ATTN_KEYS = 8, ATTN_AHEAD = 2 };
 
 BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
     return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
@@ -237,16 +238,15 @@ BN_AVX512 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const f
  * hardware prefetcher follows one stream far better than four interleaved
  * rows (see gemv_row in ops_avx2.c), and for n > 1 each converted weight
  * vector already serves T activation rows (the conversion is amortized over
- * the batch, not over rows). Two prefetches per step (128 bytes of weights)
- * keep PREFETCH_BYTES ahead; they are hints and never fault. */
+ * the batch, not over rows). Each step (128 bytes of weights) requests the
+ * lines ahead into L1 and L2 (stream_x86.h). */
 BN_INLINE BN_AVX512 void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, const int T) {
     __m512 a[4][ROW_TOKENS];
     for (int i = 0; i < 4; i++)
         for (int t = 0; t < T; t++) a[i][t] = _mm512_setzero_ps();
     int32_t c = 0;
     for (; c + 64 <= k; c += 64) {
-        _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES + 64, _MM_HINT_T0);
+        bn_stream_prefetch128(wr + c);
         for (int i = 0; i < 4; i++) {
             const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16 * i)));
             for (int t = 0; t < T; t++)
