@@ -5,13 +5,11 @@
  * not matter), and the float update then runs lane by lane in the scalar
  * order (mul, mul, add; no fma), so every lane equals the scalar result bit
  * for bit. The eight rows' blocks are re-read from L1/L2 for each activation
- * row, so a batch streams the head from memory once. QB_TUNED selects the
- * driver that prefetches the next tile and the faster Q6_K / Q4_0 paths
- * (gemm_qblock_x86.h); the AVX-512 VNNI level does not define it. */
+ * row, so a batch streams the head from memory once. The driver prefetches
+ * the next tile and has faster Q6_K / Q4_0 paths (gemm_qblock_x86.h). */
 #if defined(__x86_64__) || defined(_M_X64)
 #define QB_TARGET __attribute__((target("avx2,fma,f16c")))
 #define QB_NAME bn_qblock_gemm_avx2
 #define QB_DOT_U8S8(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
-#define QB_TUNED 1
 #include "gemm_qblock_x86.h"
 #endif

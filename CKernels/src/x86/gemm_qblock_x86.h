@@ -118,10 +118,8 @@ BN_INLINE QB_TARGET __m256 scales8(const uint8_t *const rows[TILE_R], size_t b_o
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
-#if defined(QB_TUNED)
-/* The AVX2 level's driver (QB_TUNED, set by gemm_qblock_avx2.c; the AVX-512 VNNI level keeps the
- * driver after #else until it can be run): the same exact block sums and the same float update
- * as the scalar spec, with
+/* The driver of both x86 levels: the same exact block sums and the same float update as the
+ * scalar spec, with
  *  - a software prefetch of the next tile of rows (its bytes in address order, spread over this
  *    tile's work at the pace it is read, first activation row only): the eight rows of a tile are
  *    eight short streams the hardware prefetcher does not follow, and without it the Q6_K head
@@ -290,67 +288,4 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
         }
     }
 }
-#else
-// w: (m, row_bytes) blocks, x: (n, k) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
-QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
-                                 const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
-                                 int32_t row_end) {
-    const int32_t end = bn_min_i32(row_end, w->m), k = w->k, type = w->type;
-    const int32_t B = bn_qblock_size(type), nb = k / B, bytes = bn_qblock_bytes(type);
-    const int32_t scale_at = type == BN_QBLOCK_Q6_K ? 208 : 0;
-    for (int32_t r0 = row_begin; r0 < end; r0 += TILE_R) {
-        const int32_t valid = bn_min_i32(TILE_R, end - r0);
-        const uint8_t *rows[TILE_R]; /* rows past the range repeat the last one: read, never stored */
-        for (int i = 0; i < TILE_R; i++)
-            rows[i] = w->data + (size_t)(r0 + (i < valid ? i : valid - 1)) * (size_t)w->row_bytes;
-        for (int32_t t = 0; t < n; t++) {
-            const int8_t *xt = x + (size_t)t * (size_t)k;
-            const float *xs = x_scale + (size_t)t * (size_t)nb; /* one activation scale per weight block */
-            const int32_t *bs = x_bsum ? x_bsum + (size_t)t * (size_t)(k / 16) : NULL;
-            __m256 acc = _mm256_setzero_ps();
-            for (int32_t b = 0; b < nb; b++) {
-                const size_t off = (size_t)b * (size_t)bytes;
-                const int8_t *q = xt + (size_t)b * (size_t)B;
-                __m256i part[TILE_R];
-                __m256i msum = _mm256_setzero_si256(); /* Q4_K: Σ mn·q per row */
-                switch (type) {
-                case BN_QBLOCK_Q8_0:
-                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q8_0(rows[i] + off, q);
-                    break;
-                case BN_QBLOCK_Q4_0:
-                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_0(rows[i] + off, q);
-                    break;
-                case BN_QBLOCK_Q4_K: { /* the 8 sums of 32 as int16, shared by the 8 rows */
-                    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
-                    const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
-                    const __m256i pairs = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s0, s1), 0xD8); /* 8 × int32 */
-                    const __m128i sum32 = _mm_packs_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
-                    __m256i mins[TILE_R];
-                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q4_k(rows[i] + off, q, sum32, &mins[i]);
-                    msum = hsum8(mins);
-                    break;
-                }
-                default: { /* BN_QBLOCK_Q6_K: the 16 sums as int16 (|bsum| ≤ 2032), shared by the 8 rows */
-                    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
-                    const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
-                    const __m256i b16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xD8);
-                    for (int i = 0; i < TILE_R; i++) part[i] = blk_q6_k(rows[i] + off, q, b16);
-                    break;
-                }
-                }
-                __m256i isum = hsum8(part);
-                const __m256 xd = _mm256_set1_ps(xs[b]);
-                const __m256 a = _mm256_mul_ps(scales8(rows, off, scale_at), xd);
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(a, _mm256_cvtepi32_ps(isum)));
-                if (type == BN_QBLOCK_Q4_K) {
-                    const __m256 am = _mm256_mul_ps(scales8(rows, off, 2), xd);
-                    acc = _mm256_sub_ps(acc, _mm256_mul_ps(am, _mm256_cvtepi32_ps(msum)));
-                }
-            }
-            float out[TILE_R];
-            _mm256_storeu_ps(out, acc);
-            memcpy(y + (size_t)t * (size_t)ldy + (size_t)r0, out, (size_t)valid * sizeof(float));
-        }
-    }
-}
-#endif
+
