@@ -25,8 +25,11 @@
  * phases then run one after the other instead of side by side. Extracting the
  * planes with GF2P8AFFINEQB (one op instead of shift + AND) made no
  * measurable difference: the stores, not the ALU, are the limit.
- * Measured against the VNNI twin (M = K = 2560, one core, best of 15):
- * N = 8: 1.8×, N = 16: 2.8×, N = 128: 2.6× (2.0 T-op/s at K = 6912).
+ * Unpacking one block ahead of the tile loads (below) was worth +30% at
+ * N = 8 and 16 and +21% at N = 128: a TILELOADD right after the stores that
+ * wrote its buffer waits for them. Measured against the VNNI twin (cache-
+ * resident, one core, best of 15, M = K = 2560 unless noted): N = 8 about
+ * 1.9× (1.2 T-op/s, also for 6912×2560), N = 16 3.3×, N = 128 4.1× (2.6 T-op/s).
  *
  * k_pad is a multiple of 32, not 64: a last half block of 32 columns is added
  * to the stored C tile with vpdpbusd, as the VNNI twin computes it.
@@ -112,8 +115,8 @@ BN_AMX void bn_i2s_gemm_amx(const bn_i2s_matrix *w, const int8_t *x, const float
     const int32_t end = bn_min_i32(row_end, w->m), k_pad = w->k_pad;
     const int32_t nchunks = k_pad / BN_I2R16_CHUNK_COLS, nblocks = k_pad / K_BLOCK;
     const int32_t tail_c0 = nblocks * CHUNKS_PER_BLOCK; /* 0 or 2 chunks after the full blocks */
-    /* b: (2, 16, 64) B tiles of the two row groups; c: (2 groups, 2 token tiles, 16 tokens, 16 rows) */
-    _Alignas(64) uint8_t b[2][16 * 64];
+    /* b: (2 buffers, 2 row groups, 16, 64) B tiles; c: (2 groups, 2 token tiles, 16 tokens, 16 rows) */
+    _Alignas(64) uint8_t b[2][2][16 * 64];
     _Alignas(64) int32_t c[2][2][TOKENS * 16];
     int configured0 = -1, configured1 = -1;
     for (int32_t t0 = 0; t0 < n; t0 += 2 * TOKENS) {
@@ -136,11 +139,20 @@ BN_AMX void bn_i2s_gemm_amx(const bn_i2s_matrix *w, const int8_t *x, const float
                 _tile_zero(1);
                 _tile_zero(3);
             }
+            /* software-pipelined by one block: block kb + 1 is unpacked before
+             * block kb's tiles are loaded, so the tile loads never wait on
+             * stores just issued (TILELOADD takes no store forwarding) */
+            if (nblocks > 0) {
+                unpack_block(p0, b[0][0]);
+                unpack_block(p1, b[0][1]);
+            }
             for (int32_t kb = 0; kb < nblocks; kb++) {
-                unpack_block(p0 + (size_t)kb * CHUNKS_PER_BLOCK * 64, b[0]);
-                unpack_block(p1 + (size_t)kb * CHUNKS_PER_BLOCK * 64, b[1]);
-                _tile_loadd(6, b[0], 64);
-                _tile_loadd(7, b[1], 64);
+                if (kb + 1 < nblocks) {
+                    unpack_block(p0 + (size_t)(kb + 1) * CHUNKS_PER_BLOCK * 64, b[(kb + 1) & 1][0]);
+                    unpack_block(p1 + (size_t)(kb + 1) * CHUNKS_PER_BLOCK * 64, b[(kb + 1) & 1][1]);
+                }
+                _tile_loadd(6, b[kb & 1][0], 64);
+                _tile_loadd(7, b[kb & 1][1], 64);
                 _tile_loadd(4, x0 + (size_t)kb * K_BLOCK, k_pad);
                 _tile_dpbsud(0, 4, 6);
                 _tile_dpbsud(2, 4, 7);
