@@ -2,9 +2,9 @@
  * read bandwidth and the int8 multiply-accumulate peak of one core. */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
-#include <string.h>
 #include "internal.h"
 #include "stream_x86.h"
+#include "amx_x86.h"
 
 /* With the same software prefetches as the AVX-512 streaming kernels
  * (stream_x86.h): without them this probe read ~15% less than those kernels
@@ -113,19 +113,8 @@ __attribute__((target("avx2"))) static uint64_t peak_avx2(uint64_t iters) {
  * tiles: the 2×2 register blocking of gemm_i2s_amx.c, without its unpacking,
  * so this is the tile unit's own rate. Each TDPBSUD is 16·16·64 multiply-adds. */
 __attribute__((target("amx-tile,amx-int8"))) static uint64_t peak_amx(uint64_t iters) {
-    struct {
-        uint8_t palette, start_row, reserved[14];
-        uint16_t colsb[16];
-        uint8_t rows[16];
-    } cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
     _Alignas(64) static const int8_t operand[16 * 64] = {1}; /* values do not change the rate */
-    _tile_loadconfig(&cfg);
+    bn_amx_configure(16, 16);
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);

@@ -42,6 +42,7 @@
 #include <immintrin.h>
 #include <string.h>
 #include "internal.h"
+#include "amx_x86.h"
 
 #define BN_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
 #define BN_INLINE static inline __attribute__((always_inline))
@@ -52,32 +53,6 @@
  * into L2 read 10.6 → 13.0 GB/s for 6912×2560 and 9.1 → 10.7 for 2560×2560;
  * 4 KiB into L1 (the GEMV's choice) and 8 KiB into L2 measured no better than 4 KiB. */
 enum { TOKENS = 16, K_BLOCK = 64, CHUNKS_PER_BLOCK = K_BLOCK / BN_I2R16_CHUNK_COLS, PREFETCH = 32768 };
-
-/* The 64-byte LDTILECFG operand (palette 1). */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* Tiles 0..3: C[gi][ti] = tile 2·gi + ti; 4, 5: A[ti]; 6, 7: B[gi].
- * rows0/rows1: tokens in token tile 0/1 (rows1 may be 0: tiles 1, 3, 5 unused). */
-BN_INLINE BN_AMX void configure(int rows0, int rows1) {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    const int rows[2] = {rows0, rows1};
-    for (int ti = 0; ti < 2; ti++) {
-        if (rows[ti] == 0) continue;
-        cfg.rows[ti] = cfg.rows[2 + ti] = cfg.rows[4 + ti] = (uint8_t)rows[ti];
-        cfg.colsb[ti] = cfg.colsb[2 + ti] = cfg.colsb[4 + ti] = 64;
-    }
-    for (int t = 6; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
-}
 
 /* Four I2_R16 chunks (64 columns of 16 rows) → one B tile: row 4c + s is
  * plane s of chunk c as bytes 0..3. */
@@ -118,15 +93,11 @@ BN_AMX void bn_i2s_gemm_amx(const bn_i2s_matrix *w, const int8_t *x, const float
     /* b: (2 buffers, 2 row groups, 16, 64) B tiles; c: (2 groups, 2 token tiles, 16 tokens, 16 rows) */
     _Alignas(64) uint8_t b[2][2][16 * 64];
     _Alignas(64) int32_t c[2][2][TOKENS * 16];
-    int configured0 = -1, configured1 = -1;
+    int shape[2] = {-1, -1};
     for (int32_t t0 = 0; t0 < n; t0 += 2 * TOKENS) {
-        const int rows0 = bn_min_i32(TOKENS, n - t0);
-        const int rows1 = bn_max_i32(0, bn_min_i32(TOKENS, n - t0 - TOKENS));
-        if (rows0 != configured0 || rows1 != configured1) {
-            configure(rows0, rows1);
-            configured0 = rows0;
-            configured1 = rows1;
-        }
+        int rows[2];
+        bn_amx_token_pair(n, t0, shape, rows);
+        const int rows0 = rows[0], rows1 = rows[1];
         const int8_t *x0 = x + (size_t)t0 * (size_t)k_pad;
         const int8_t *x1 = x0 + (size_t)TOKENS * (size_t)k_pad;
         for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g += 2) {

@@ -16,42 +16,18 @@
  * goes to the VNNI twin, as does a k_pad that is not a multiple of 64 (a half
  * tile would need a second tile configuration). Both give the same bits.
  *
- * Tiles: C 0..3 = 2 row groups × 2 token tiles, A 4, 5, B 6, 7 (as
- * gemm_i2s_amx.c). The configuration is per thread: loaded and released by
- * every call. */
+ * Tiles as in amx_x86.h: C 0..3 = 2 row groups × 2 token tiles, A 4, 5,
+ * B 6, 7. The configuration is per thread: loaded and released by every call. */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #include <string.h>
 #include "internal.h"
+#include "amx_x86.h"
 
 #define BN_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
 enum { TOKENS = 16, K_BLOCK = 64, TILE_BYTES = 1024, PREFETCH = 4096 };
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* C[gi][ti] = tile 2·gi + ti, A[ti] = 4 + ti, B[gi] = 6 + gi; rows1 may be 0. */
-BN_INLINE BN_AMX void configure(int rows0, int rows1) {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    const int rows[2] = {rows0, rows1};
-    for (int ti = 0; ti < 2; ti++) {
-        if (rows[ti] == 0) continue;
-        cfg.rows[ti] = cfg.rows[2 + ti] = cfg.rows[4 + ti] = (uint8_t)rows[ti];
-        cfg.colsb[ti] = cfg.colsb[2 + ti] = cfg.colsb[4 + ti] = 64;
-    }
-    for (int t = 6; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
-}
 
 /* Whether any of the n rows (k_pad bytes each) holds -128. */
 BN_INLINE BN_AMX int has_min(const int8_t *x, int32_t n, int32_t k_pad) {
@@ -79,15 +55,11 @@ BN_AMX void bn_q8_gemm_amx(const bn_q8_matrix *w, const int8_t *x, const float *
     const size_t group_bytes = (size_t)k_pad * 16;
     /* c: (2 groups, 2 token tiles, 16 tokens, 16 rows) int32 */
     _Alignas(64) int32_t c[2][2][TOKENS * 16];
-    int configured0 = -1, configured1 = -1;
+    int shape[2] = {-1, -1};
     for (int32_t t0 = 0; t0 < n; t0 += 2 * TOKENS) {
-        const int rows0 = bn_min_i32(TOKENS, n - t0);
-        const int rows1 = bn_max_i32(0, bn_min_i32(TOKENS, n - t0 - TOKENS));
-        if (rows0 != configured0 || rows1 != configured1) {
-            configure(rows0, rows1);
-            configured0 = rows0;
-            configured1 = rows1;
-        }
+        int rows[2];
+        bn_amx_token_pair(n, t0, shape, rows);
+        const int rows0 = rows[0], rows1 = rows[1];
         const int8_t *x0 = x + (size_t)t0 * (size_t)k_pad;
         const int8_t *x1 = x0 + (size_t)TOKENS * (size_t)k_pad;
         /* row_begin % 16 == 0; groups in pairs while both hold rows of the range */
