@@ -2,8 +2,9 @@
  * batches and batched decoding on CPUs with AMX-INT8 (Sapphire Rapids and
  * later). One TDPBSUD multiplies a 16×64 signed tile by a 64×16 unsigned tile:
  * 16,384 multiply-adds, where one vpdpbusd zmm does 64. Measured on a 2-core
- * Xeon host of this machine type: 4.6 T-op/s per core for TDPBSUD against
- * 0.69 for vpdpbusd (`bitnet bench kernels` prints the peak of the level).
+ * Xeon host of this machine type: 2.2–5.8 T-op/s per core for TDPBSUD (it
+ * moved between runs) against 0.66–0.78 for vpdpbusd (`bitnet bench kernels`
+ * prints the peak of the level it runs).
  *
  * Operands, C[t][r] += Σ_k x[t][k] · code[r][k]:
  *   A (signed)   = activations, 16 tokens × 64 columns, loaded straight from
@@ -19,12 +20,12 @@
  * Register tiles: C0..C3 = 2 row groups (32 matrix rows) × 2 token tiles
  * (32 tokens); A0, A1; B0, B1 — all eight AMX tiles. Each B tile is unpacked
  * once per 32 tokens and feeds two TDPBSUDs right away, so the unpacking
- * (vector ALU and four stores per chunk, which bound the kernel) overlaps the
+ * (vector ALU and four stores per chunk, the kernel's bound) overlaps the
  * tile unit's work. Unpacking 16 blocks at once and reusing them for 128
- * tokens was measured slower at every N (8 to 512): the unpack and multiply
- * phases then run one after the other instead of side by side. Extracting the
- * planes with GF2P8AFFINEQB (one op instead of shift + AND) made no
- * measurable difference: the stores, not the ALU, are the limit.
+ * tokens was measured slower at every N (8 to 512), likely because the
+ * unpack and multiply phases then run in turn. Extracting the planes with
+ * GF2P8AFFINEQB (one op instead of shift + AND) made no measurable
+ * difference, so the vector ALU is not the limit (the stores likely are).
  * Unpacking one block ahead of the tile loads (below) was worth +30% at
  * N = 8 and 16 and +21% at N = 128: a TILELOADD right after the stores that
  * wrote its buffer waits for them. Measured against the VNNI twin (cache-
