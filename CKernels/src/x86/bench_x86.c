@@ -7,7 +7,7 @@
 #include "amx_x86.h"
 
 /* With the same software prefetches as the AVX-512 streaming kernels
- * (stream_x86.h): without them this probe read ~15% less than those kernels
+ * (stream_x86.h): without them this probe read ~10% less than those kernels
  * stream on the 2-core AMX host, and a roofline must be what the hardware
  * gives, not what a plain loop gets. */
 __attribute__((target("avx512f,avx512bw"))) static uint64_t read_avx512(const void *buf, size_t len) {
