@@ -69,7 +69,7 @@ typedef enum {
     BN_ISA_AVX512_VNNI = 3,   /* + AVX-512 VNNI (vpdpbusd) */
     BN_ISA_NEON = 4,          /* arm64 baseline */
     BN_ISA_NEON_DOTPROD = 5,  /* arm64 + sdot */
-    BN_ISA_AMX = 6,           /* x86-64 above AVX-512 VNNI: + AMX-INT8 tiles (I2_S GEMM) */
+    BN_ISA_AMX = 6,           /* x86-64 above AVX-512 VNNI: + AMX-INT8 tiles (I2_S GEMM, int8 head) */
     BN_ISA_COUNT = 7
 } bn_isa;
 

@@ -118,7 +118,7 @@ static bn_isa best_isa(const cpu_features *f) {
 #if defined(__x86_64__) || defined(_M_X64)
     const int avx2 = f->avx2 && f->fma && f->f16c && f->os_ymm;
     const int avx512 = avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->os_zmm;
-    if (avx512 && f->avx512vnni && f->amx_tile && f->amx_int8 && f->os_amx && f->amx_permitted) return BN_ISA_AMX;
+    if (avx512 && f->avx512vnni && f->amx_permitted) return BN_ISA_AMX; /* asked only with AMX-TILE/INT8 and XCR0 */
     if (avx512 && f->avx512vnni) return BN_ISA_AVX512_VNNI;
     if (avx512) return BN_ISA_AVX512;
     if (avx2) return BN_ISA_AVX2;

@@ -155,7 +155,8 @@ func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
 func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
     var job = StreamJob(base: UnsafeRawPointer(bitPattern: 64)!, length: 0,
                         isa: bn_isa(rawValue: UInt32(isa.rawValue)),
-                        // about 4 G multiply-adds per run either way: one AMX pass is 256× a VNNI one
+                        // an AMX pass is 64× a VNNI pass (65,536 vs 1,024 multiply-adds): 1 G per run,
+                        // a few ms at the tile unit's rate, against 4 G per run for the vector probes
                         iterations: isa == .amx ? 16_000 : 4_000_000, work: 0)
     let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, _, _ in
         let job = ctx!.assumingMemoryBound(to: StreamJob.self)

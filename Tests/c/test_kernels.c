@@ -324,7 +324,9 @@ static void check_q8(int m, int k, int n, int extreme) {
         const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
         if (!kt) continue;
         /* row ranges of one 16-row group each, then the whole range at once */
-        for (int split = 16; split > 0; split = split == 16 && m_pad > 16 ? m_pad : 0) {
+        const int splits[2] = {16, m_pad};
+        for (int si = 0; si < (m_pad > 16 ? 2 : 1); si++) {
+            const int split = splits[si];
             float *y = guarded_alloc(bytes);
             for (int r0 = 0; r0 < m_pad; r0 += split) kt->q8_gemm(&w, x, xs, n, y, ldy, r0, r0 + split);
             for (int t = 0; t < n; t++)

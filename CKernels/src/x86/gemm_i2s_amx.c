@@ -44,6 +44,7 @@
 #include <string.h>
 #include "internal.h"
 #include "amx_x86.h"
+#include "i2r16_avx512.h"
 
 #define BN_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
 #define BN_INLINE static inline __attribute__((always_inline))
@@ -51,35 +52,31 @@
 /* PREFETCH: weights are requested into L2 this far ahead. At 8 tokens the
  * kernel is as much unpacking as reading, and the hardware prefetcher alone
  * left the two overlapping poorly: out of DRAM (one core, N = 8) 32 KiB ahead
- * into L2 read 10.6 → 13.0 GB/s for 6912×2560 and 9.1 → 10.7 for 2560×2560;
- * 4 KiB into L1 (the GEMV's choice) and 8 KiB into L2 measured no better than 4 KiB. */
+ * into L2 read 10.6 → 13.0 GB/s for 6912×2560 and 9.1 → 10.7 for 2560×2560,
+ * against 4 KiB into L1 (the GEMV's old choice); 2 or 8 KiB into L1 and
+ * 8 KiB into L2 stayed within ~10% of that, 16 KiB into L2 was better on one
+ * shape and worse on the other. */
 enum { TOKENS = 16, K_BLOCK = 64, CHUNKS_PER_BLOCK = K_BLOCK / BN_I2R16_CHUNK_COLS, PREFETCH = 32768 };
 
 /* Four I2_R16 chunks (64 columns of 16 rows) → one B tile: row 4c + s is
  * plane s of chunk c as bytes 0..3. */
 BN_INLINE BN_AMX void unpack_block(const uint8_t *chunks, uint8_t *tile) {
-    const __m512i m3 = _mm512_set1_epi8(3);
     for (int c = 0; c < CHUNKS_PER_BLOCK; c++) {
         _mm_prefetch((const char *)(chunks + c * 64 + PREFETCH), _MM_HINT_T1);
-        const __m512i v = _mm512_loadu_si512(chunks + c * 64);
-        _mm512_store_si512(tile + (4 * c + 0) * 64, _mm512_and_si512(v, m3));
-        _mm512_store_si512(tile + (4 * c + 1) * 64, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3));
-        _mm512_store_si512(tile + (4 * c + 2) * 64, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3));
-        _mm512_store_si512(tile + (4 * c + 3) * 64, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3));
+        __m512i planes[4];
+        bn_i2r16_planes(_mm512_loadu_si512(chunks + c * 64), planes);
+        for (int s = 0; s < 4; s++) _mm512_store_si512(tile + (4 * c + s) * 64, planes[s]);
     }
 }
 
 /* acc (16 rows of one group) += the tail chunks [c0, c1) of token row x. */
 BN_INLINE BN_AMX __m512i tail_dot(__m512i acc, const uint8_t *chunks, const int8_t *x, int32_t c0, int32_t c1) {
-    const __m512i m3 = _mm512_set1_epi8(3);
     for (int32_t c = c0; c < c1; c++) {
-        const __m512i v = _mm512_loadu_si512(chunks + (size_t)c * 64);
+        __m512i planes[4];
+        bn_i2r16_planes(_mm512_loadu_si512(chunks + (size_t)c * 64), planes);
         int32_t w4[4];
         memcpy(w4, x + c * BN_I2R16_CHUNK_COLS, sizeof w4);
-        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m3), _mm512_set1_epi32(w4[0]));
-        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), _mm512_set1_epi32(w4[1]));
-        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3), _mm512_set1_epi32(w4[2]));
-        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3), _mm512_set1_epi32(w4[3]));
+        for (int s = 0; s < 4; s++) acc = _mm512_dpbusd_epi32(acc, planes[s], _mm512_set1_epi32(w4[s]));
     }
     return acc;
 }
@@ -146,16 +143,12 @@ BN_AMX void bn_i2s_gemm_amx(const bn_i2s_matrix *w, const int8_t *x, const float
                     const int32_t t = t0 + ti * TOKENS + tl;
                     const int8_t *xt = x + (size_t)t * (size_t)k_pad;
                     const float factor = w->scale / x_scale[t];
-                    const __m512i sum = _mm512_set1_epi32(x_sum[t]);
                     for (int gi = 0; gi < 2; gi++) {
-                        const int32_t row0 = (g + gi) * BN_I2R16_ROWS, valid = end - row0;
-                        if (valid <= 0) continue;
-                        __m512i acc = _mm512_load_si512(c[gi][ti] + tl * 16);
-                        acc = tail_dot(acc, gi ? p1 : p0, xt, tail_c0, nchunks);
-                        const __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
-                        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, sum)),
-                                                       _mm512_set1_ps(factor));
-                        _mm512_mask_storeu_ps(y + (size_t)t * (size_t)ldy + row0, m, v);
+                        const int32_t row0 = (g + gi) * BN_I2R16_ROWS;
+                        if (row0 >= end) continue;
+                        const __m512i acc = tail_dot(_mm512_load_si512(c[gi][ti] + tl * 16), gi ? p1 : p0, xt,
+                                                     tail_c0, nchunks);
+                        bn_i2r16_store16(y + (size_t)t * (size_t)ldy, acc, x_sum[t], factor, row0, end);
                     }
                 }
             }

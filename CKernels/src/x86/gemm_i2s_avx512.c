@@ -12,6 +12,7 @@
 #include <string.h>
 #include "internal.h"
 #include "stream_x86.h"
+#include "i2r16_avx512.h"
 
 #define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define BN_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
@@ -36,25 +37,6 @@ BN_INLINE BN_AVX512 __m512i bcast32(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return _mm512_set1_epi32(v);
-}
-
-/* y[row0 .. row0+16) ∩ [.., end) = (acc - sum) · factor, as in the scalar spec */
-BN_INLINE BN_AVX512 void store16(float *y, __m512i acc, int32_t sum, float factor, int32_t row0, int32_t end) {
-    const int32_t valid = end - row0;
-    if (valid <= 0) return;
-    const __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
-    const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, _mm512_set1_epi32(sum))),
-                                   _mm512_set1_ps(factor));
-    _mm512_mask_storeu_ps(y + row0, m, v);
-}
-
-/* The four planes of a chunk as unsigned codes 0..3 in bytes. */
-BN_INLINE BN_AVX512 void unpack4(__m512i v, __m512i out[4]) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    out[0] = _mm512_and_si512(v, m3);
-    out[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-    out[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-    out[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
 }
 
 /* ---- VNNI ------------------------------------------------------------------ */
@@ -93,7 +75,7 @@ BN_AVX512VNNI void bn_i2s_gemv_avx512vnni(const bn_i2s_matrix *w, const int8_t *
         acc = _mm512_add_epi32(acc, _mm512_srai_epi32(_mm512_add_epi32(a1, b1), 2));
         acc = _mm512_add_epi32(acc, _mm512_srai_epi32(_mm512_add_epi32(a2, b2), 4));
         acc = _mm512_add_epi32(acc, _mm512_srai_epi32(_mm512_add_epi32(a3, b3), 6));
-        store16(y, acc, x_sum[0], factor, g * BN_I2R16_ROWS, end);
+        bn_i2r16_store16(y, acc, x_sum[0], factor, g * BN_I2R16_ROWS, end);
     }
 }
 
@@ -109,8 +91,8 @@ BN_INLINE BN_AVX512VNNI void tile_vnni(const bn_i2s_matrix *w, const int8_t *x, 
     for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm512_setzero_si512();
     for (int32_t c = 0; c < nchunks; c++) {
         __m512i w0[4], w1[4];
-        unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
-        unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
+        bn_i2r16_planes(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
+        bn_i2r16_planes(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
         const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
         /* fully unrolled so the accumulators live in registers, not on the stack */
 #pragma clang loop unroll(full)
@@ -125,8 +107,8 @@ BN_INLINE BN_AVX512VNNI void tile_vnni(const bn_i2s_matrix *w, const int8_t *x, 
     for (int t = 0; t < T; t++) {
         const float factor = w->scale / x_scale[t0 + t];
         float *yt = y + (size_t)(t0 + t) * (size_t)ldy;
-        store16(yt, acc0[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
-        store16(yt, acc1[t], x_sum[t0 + t], factor, (g + 1) * BN_I2R16_ROWS, end);
+        bn_i2r16_store16(yt, acc0[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
+        bn_i2r16_store16(yt, acc1[t], x_sum[t0 + t], factor, (g + 1) * BN_I2R16_ROWS, end);
     }
 }
 
@@ -186,12 +168,12 @@ BN_AVX512 void bn_i2s_gemv_avx512(const bn_i2s_matrix *w, const int8_t *x, const
         for (int32_t c = 0; c < nchunks; c += 2) {
             bn_stream_prefetch128(p + (size_t)c * 64);
             __m512i wv[4], wu[4];
-            unpack4(_mm512_loadu_si512(p + (size_t)c * 64), wv);
-            unpack4(_mm512_loadu_si512(p + (size_t)c * 64 + 64), wu);
+            bn_i2r16_planes(_mm512_loadu_si512(p + (size_t)c * 64), wv);
+            bn_i2r16_planes(_mm512_loadu_si512(p + (size_t)c * 64 + 64), wu);
             a = _mm512_add_epi32(a, dot4_bw(wv, x + c * BN_I2R16_CHUNK_COLS, ones));
             b = _mm512_add_epi32(b, dot4_bw(wu, x + c * BN_I2R16_CHUNK_COLS + 16, ones));
         }
-        store16(y, _mm512_add_epi32(a, b), x_sum[0], factor, g * BN_I2R16_ROWS, end);
+        bn_i2r16_store16(y, _mm512_add_epi32(a, b), x_sum[0], factor, g * BN_I2R16_ROWS, end);
     }
 }
 
@@ -212,8 +194,8 @@ BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const 
         for (int t = 0; t < T; t++) s0[t] = s1[t] = _mm512_setzero_si512();
         for (int32_t c = c0; c < c1; c++) {
             __m512i w0[4], w1[4];
-            unpack4(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
-            unpack4(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
+            bn_i2r16_planes(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
+            bn_i2r16_planes(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
             const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
 #pragma clang loop unroll(full)
             for (int t = 0; t < T; t++)
@@ -232,8 +214,8 @@ BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const 
     for (int t = 0; t < T; t++) {
         const float factor = w->scale / x_scale[t0 + t];
         float *yt = y + (size_t)(t0 + t) * (size_t)ldy;
-        store16(yt, acc0[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
-        store16(yt, acc1[t], x_sum[t0 + t], factor, (g + 1) * BN_I2R16_ROWS, end);
+        bn_i2r16_store16(yt, acc0[t], x_sum[t0 + t], factor, g * BN_I2R16_ROWS, end);
+        bn_i2r16_store16(yt, acc1[t], x_sum[t0 + t], factor, (g + 1) * BN_I2R16_ROWS, end);
     }
 }
 

@@ -38,8 +38,9 @@ BN_INLINE BN_AMX int has_min(const int8_t *x, int32_t n, int32_t k_pad) {
     return any != 0;
 }
 
-/* Prefetch the next tile's 16 lines: a B tile load does not start the
- * hardware prefetcher's stream ahead the way vector loads do. */
+/* The lines of the tile 4 KiB ahead into L1, the distance the VNNI GEMV used
+ * (not tuned separately here; the head measured 87–88% of the read bandwidth
+ * at 8 rows and 95% at one). */
 BN_INLINE BN_AMX void prefetch_tile(const int8_t *p) {
     for (int i = 0; i < TILE_BYTES; i += 64) _mm_prefetch((const char *)(p + PREFETCH + i), _MM_HINT_T0);
 }
