@@ -522,16 +522,18 @@ static void test_f16_gemm(void) {
  * position of t in the call and every ISA table, so a sequence decodes to the
  * same logits alone and inside a batch. Odd random shapes (k crossing every
  * tail path of every ISA: 64/32/16-column steps, 16/8/4-column steps, masked
- * tails), n = 1..17 (past TOKEN_BLOCK = 16, so a second token block), and the
- * rows split into uneven ranges as threads split them. */
+ * tails; column blocks of the batched walk, and k = 4500 blocks a lone row
+ * too), n = 1..17 (past TOKEN_BLOCK = 16, so a second token block), up to 70
+ * rows (past a 32-row chunk), and the rows split into uneven ranges as
+ * threads split them. */
 static void test_f16_gemm_batch_invariance(void) {
-    static const int ks[] = {1, 5, 13, 31, 67, 100, 129, 333, 1000, 2560};
+    static const int ks[] = {1, 5, 13, 31, 67, 100, 129, 333, 1000, 2560, 4500};
     int cases = 0;
     for (int ii = 0; ii < N_ISAS; ii++) {
         const bn_kernels *kt = bn_kernels_for(all_isas[ii]);
         if (!kt) continue;
         for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
-            const int k = ks[ki], m = 1 + (int)(rnd() % 23), ldy = m + 2, nmax = 17;
+            const int k = ks[ki], m = 1 + (int)(rnd() % 70), ldy = m + 2, nmax = 17;
             uint16_t *w = malloc((size_t)m * k * 2);
             float *x = malloc((size_t)nmax * k * 4);
             for (size_t i = 0; i < (size_t)m * k; i++) w[i] = float_to_half(2.0f * rnd_float() * (ki % 3 ? 1.0f : 3e4f));

@@ -20,15 +20,17 @@
 #define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-/* f16_gemm: one weight row at a time against a group of up to ROW_TOKENS
- * activation rows (4 accumulator chains per activation row: 24 of the 32 zmm).
- * Loop order: ROW_CHUNK weight rows (32 × 5 KB at k = 2560, in L2) meet one
- * group after the other, the group's activations (≤ 60 KB) staying in L1/L2
- * while the chunk's rows pass; the first group brings each row from memory,
- * the others find it in L2. (Rows innermost for one group at a time: with
- * all activation rows against each weight row instead, the whole batch was
- * re-read from L2 for every weight row, 2.6× slower at n = 16 on AVX2.) */
-enum { ROW_TOKENS = 6, ROW_CHUNK = 32, ATTN_KEYS = 8, ATTN_AHEAD = 2 };
+/* f16_gemm: each weight row meets a group of up to ROW_TOKENS activation
+ * rows, two accumulator chains per activation row (16 of the 32 zmm), so each
+ * converted weight vector serves all of an 8-row decode batch (the
+ * conversion is a fifth of the ops). ROW_CHUNK weight rows (32 × 5 KB at
+ * k = 2560, in L2) meet one group after the other; when a group's
+ * activations exceed X_BLOCK_BYTES (an 8-row group at k = 2560 is 80 KB, past
+ * L1) the rows are walked in column blocks that keep the block's activations
+ * in L1, the chains saved between blocks. While the first group walks a
+ * chunk, the next chunk is requested into L2 one line per 64 bytes consumed:
+ * the blocked walk is not a stream the hardware prefetcher follows. */
+enum { ROW_TOKENS = 8, ROW_CHUNK = 32, X_BLOCK_BYTES = 16384, ATTN_KEYS = 8, ATTN_AHEAD = 2 };
 
 BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
     return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
@@ -222,56 +224,80 @@ BN_AVX512 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const f
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* The dot products of one weight row with T activation rows (k apart):
- * y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c].
+/* The dot products of one weight row with T activation rows (k apart) over
+ * columns [c0, c1): y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c] once c1 == k.
  *
  * Batch invariance (continuous batching needs a sequence's logits not to
  * depend on which other sequences share the call): every (row, activation
- * row) pair runs the same f32 operations whatever T is and wherever the
- * activation row sits in the call — four accumulator chains, chain i taking
- * columns [c + 16i, c + 16i + 16) of every 64-column step, the masked tail
- * (16 at a time) on chain 0, then ((a0 + a1) + (a2 + a3)) and hsum16. T only
- * decides how many chains run side by side, so f16_gemm(n) equals n calls of
- * f16_gemm(1) bit for bit (Tests/c/test_ops.c checks it).
+ * row) pair runs the same f32 operations whatever T is, wherever the
+ * activation row sits in the call and however the columns are blocked — two
+ * accumulator chains, chain i taking columns [c + 16i, c + 16i + 16) of every
+ * 32-column step counted from column 0, the masked tail (16 at a time) on
+ * chain 0, then a0 + a1 and hsum16. T only decides how many chains run side
+ * by side and blocks only where the chains pause (saved to `saved`, exactly),
+ * so f16_gemm(n) equals n calls of f16_gemm(1) bit for bit
+ * (Tests/c/test_ops.c checks it). Two chains, not more: at n == 1 they
+ * already outrun memory (two FMAs per 64 weight bytes), and at 8 rows they
+ * leave registers for the whole batch, which is what lets one conversion
+ * serve 16 FMAs. (Four chains and groups of 4: 8-row head 80–93 ms; this
+ * layout 58–68 ms, best of 4, 128256 × 2560, one core of the AMX Xeon host.)
  *
- * Why one weight row and not several sharing the x loads: for n == 1 the
- * hardware prefetcher follows one stream far better than four interleaved
- * rows (see gemv_row in ops_avx2.c), and for n > 1 each converted weight
- * vector already serves T activation rows (the conversion is amortized over
- * the batch, not over rows). Each step (128 bytes of weights) requests the
- * lines ahead into L1 and L2 (stream_x86.h). */
-BN_INLINE BN_AVX512 void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, const int T) {
-    __m512 a[4][ROW_TOKENS];
-    for (int i = 0; i < 4; i++)
-        for (int t = 0; t < T; t++) a[i][t] = _mm512_setzero_ps();
-    int32_t c = 0;
-    for (; c + 64 <= k; c += 64) {
-        bn_stream_prefetch128(wr + c);
-        for (int i = 0; i < 4; i++) {
-            const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16 * i)));
-            for (int t = 0; t < T; t++)
-                a[i][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (size_t)t * (size_t)k + c + 16 * i), a[i][t]);
+ * c0 % 32 == 0. first: chains start at zero; last (c1 == k): the sums are
+ * written to y, else the chains go to saved[0..T) and saved[ROW_TOKENS..).
+ * linear: the caller walks rows in address order (unblocked), so the lines
+ * ahead are requested as in the GEMVs (stream_x86.h); otherwise *ahead, when
+ * not NULL, is the next line of the next chunk to request into L2 (advanced
+ * one line per 64 bytes read, up to ahead_end). */
+BN_INLINE BN_AVX512 void row_dots(const uint16_t *wr, int32_t k, const float *x, int32_t c0, int32_t c1,
+                                  __m512 *saved, int first, float *y, size_t ldy, const int T, int linear,
+                                  const char **ahead, const char *ahead_end) {
+    __m512 a0[ROW_TOKENS], a1[ROW_TOKENS];
+    for (int t = 0; t < T; t++) {
+        a0[t] = first ? _mm512_setzero_ps() : saved[t];
+        a1[t] = first ? _mm512_setzero_ps() : saved[ROW_TOKENS + t];
+    }
+    int32_t c = c0;
+    for (; c + 32 <= c1; c += 32) {
+        if (linear) {
+            if ((c & 63) == 0) bn_stream_prefetch128(wr + c);
+        } else if (*ahead && *ahead < ahead_end) {
+            _mm_prefetch(*ahead, _MM_HINT_T1);
+            *ahead += 64;
         }
+        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c)));
+        const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16)));
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * (size_t)k + c;
+            a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xt), a0[t]);
+            a1[t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xt + 16), a1[t]);
+        }
+    }
+    if (c1 < k) {
+        for (int t = 0; t < T; t++) {
+            saved[t] = a0[t];
+            saved[ROW_TOKENS + t] = a1[t];
+        }
+        return;
     }
     for (; c < k; c += 16) {
         const __mmask16 m = mask16(k - c);
         const __m512 wv = load_ph(m, wr + c);
         for (int t = 0; t < T; t++)
-            a[0][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c), a[0][t]);
+            a0[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c), a0[t]);
     }
-    for (int t = 0; t < T; t++)
-        y[(size_t)t * ldy] = hsum16(_mm512_add_ps(_mm512_add_ps(a[0][t], a[1][t]), _mm512_add_ps(a[2][t], a[3][t])));
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum16(_mm512_add_ps(a0[t], a1[t]));
 }
 
 /* row_dots with T as a compile-time constant (the accumulators stay in registers). */
-static BN_AVX512 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, int32_t T) {
+static BN_AVX512 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, int32_t c0, int32_t c1, __m512 *saved,
+                                 int first, float *y, size_t ldy, int32_t T, int linear, const char **ahead,
+                                 const char *ahead_end) {
     switch (T) {
-    case 1: row_dots(wr, k, x, y, ldy, 1); break;
-    case 2: row_dots(wr, k, x, y, ldy, 2); break;
-    case 3: row_dots(wr, k, x, y, ldy, 3); break;
-    case 4: row_dots(wr, k, x, y, ldy, 4); break;
-    case 5: row_dots(wr, k, x, y, ldy, 5); break;
-    default: row_dots(wr, k, x, y, ldy, 6); break;
+#define BN_ROW_DOTS(n) \
+    case n: row_dots(wr, k, x, c0, c1, saved, first, y, ldy, n, linear, ahead, ahead_end); break;
+    BN_ROW_DOTS(1) BN_ROW_DOTS(2) BN_ROW_DOTS(3) BN_ROW_DOTS(4) BN_ROW_DOTS(5) BN_ROW_DOTS(6) BN_ROW_DOTS(7)
+#undef BN_ROW_DOTS
+    default: row_dots(wr, k, x, c0, c1, saved, first, y, ldy, ROW_TOKENS, linear, ahead, ahead_end); break;
     }
 }
 
@@ -280,13 +306,27 @@ BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, 
                                   int32_t row_begin, int32_t row_end) {
     /* activation rows in groups of at most ROW_TOKENS, sizes within one of each other */
     const int32_t groups = (n + ROW_TOKENS - 1) / ROW_TOKENS;
+    /* saved: (ROW_CHUNK rows, 2 chains × ROW_TOKENS) partial sums between column blocks */
+    _Alignas(64) __m512 saved[ROW_CHUNK][2 * ROW_TOKENS];
     for (int32_t rc = row_begin; rc < row_end; rc += ROW_CHUNK) {
         const int32_t re = bn_min_i32(row_end, rc + ROW_CHUNK);
+        /* the next chunk's bytes [ahead, ahead_end), requested while the first group walks this one */
+        const char *ahead = (const char *)(w + (size_t)re * (size_t)k);
+        const char *ahead_end = (const char *)(w + (size_t)bn_min_i32(row_end, re + ROW_CHUNK) * (size_t)k);
         for (int32_t g = 0; g < groups; g++) {
-            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
-            for (int32_t r = rc; r < re; r++)
-                row_dots_n(w + (size_t)r * (size_t)k, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + r,
-                           (size_t)ldy, tb - ta);
+            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups, T = tb - ta;
+            /* columns per block: the block's activations within X_BLOCK_BYTES, a multiple of 32 */
+            const int32_t block = bn_max_i32(32, X_BLOCK_BYTES / (4 * T) / 32 * 32);
+            const int linear = block >= k;
+            const float *xg = x + (size_t)ta * (size_t)k;
+            float *yg = y + (size_t)ta * (size_t)ldy;
+            const char *none = NULL;
+            for (int32_t c0 = 0; c0 < k; c0 += block) {
+                const int32_t c1 = linear ? k : bn_min_i32(k, c0 + block);
+                for (int32_t r = rc; r < re; r++)
+                    row_dots_n(w + (size_t)r * (size_t)k, k, xg, c0, c1, saved[r - rc], c0 == 0, yg + r, (size_t)ldy, T,
+                               linear, g == 0 ? &ahead : &none, ahead_end);
+            }
         }
     }
 }
