@@ -40,6 +40,38 @@ final class Q8HeadTests: XCTestCase {
         XCTAssertLessThan((err / norm).squareRoot(), 0.02)
     }
 
+    /// Every stored int8 is round(w / d) ties-to-even with d = max|finite w| / 127, read back
+    /// from the Q8_R16 layout (chunk c of a 16-row group: byte 4r + i is row r, column 4c + i);
+    /// ties, a row of zeros, and a hostile row's ±inf (saturated) and NaN (0) included.
+    func testRequantizationRoundsTiesToEvenAndSaturatesNonFiniteWeights() throws {
+        let cols = 12
+        let rowsOfValues: [[Float]] = [
+            [127, 2.5, 3.5, -2.5, -3.5, 0.5, 1.5, -0.5, 126.5, -127, 0, 64.25],
+            [Float](repeating: 0, count: cols),
+            [.infinity, -.infinity, .nan, 8, -4, 2, 1, 0.25, 0, 3, 5, 7],
+            [.infinity, .nan, 0, 0, 0, 0, 0, 0, 0, 0, 0, -.infinity],
+        ]
+        let rows = rowsOfValues.count
+        let owner = AlignedBuffer(byteCount: rows * cols * 2)
+        let p = owner.typed(UInt16.self)
+        for r in 0..<rows { for c in 0..<cols { p[r * cols + c] = Float16(rowsOfValues[r][c]).bitPattern } }
+        let q8 = try Q8Matrix(HalfMatrix(rows: rows, cols: cols, pointer: UnsafePointer(p.baseAddress!), owner: owner))
+        let stored = q8.data.pointer.assumingMemoryBound(to: Int8.self)
+        for r in 0..<rows {
+            let w = rowsOfValues[r].map { Float(Float16($0)) }
+            let amax = w.filter { $0.isFinite }.map { abs($0) }.max()!
+            let d: Float = amax > 0 ? amax / 127 : 1
+            XCTAssertEqual(q8.rowScale.typed(Float.self)[r], d, "row \(r)")
+            for c in 0..<cols {
+                let q = w[c] / d
+                let expected: Int8 = q.isNaN ? 0 : Int8(Swift.min(127, Swift.max(-127, q)).rounded(.toNearestOrEven))
+                XCTAssertEqual(stored[(c / 4) * 64 + r * 4 + c % 4], expected, "row \(r) column \(c): w = \(w[c])")
+            }
+        }
+        // the ties of the first row (d = 1): 2.5 → 2, 3.5 → 4, −2.5 → −2, 0.5 → 0, 126.5 → 126
+        XCTAssertEqual([1, 2, 3, 5, 8].map { stored[($0 / 4) * 64 + $0 % 4] }, [2, 4, -2, 0, 126])
+    }
+
     func testModelWithQ8HeadTracksTheF16Head() throws {
         let config = ModelTests.tinyConfig(.llama)
         let path = try ModelTests.writeModel(config, name: "q8head")

@@ -33,19 +33,22 @@ package final class Q8Matrix: @unchecked Sendable {
         let (cols, rows) = (self.cols, self.rows)
         let data = self.data, scaleBuffer = self.rowScale, sumBuffer = self.rowSum
         let paddedCols = self.paddedCols
+        // f16 → f32 through the kernel table (the conversion is exact, the same bits in every ISA):
+        // Swift's Float16 → Float is a library call per element on x86, and with the rounding
+        // below it had made this loop most of a q8 model's load time
+        let toFloat = bn_kernels_best()!.pointee.f16_to_f32!
         DispatchQueue.concurrentPerform(iterations: groups) { g in
             let rowScale = scaleBuffer.typed(Float.self), rowSum = sumBuffer.typed(Int32.self)
             var values = [Int8](repeating: 0, count: 16 * cols)
             var sums = [Int32](repeating: 0, count: 16)
+            var w = [Float](repeating: 0, count: cols) // (cols,) one row in f32
             for i in 0..<16 where g * 16 + i < rows {
-                let src = half.row(g * 16 + i)
+                w.withUnsafeMutableBufferPointer { toFloat(half.row(g * 16 + i), $0.baseAddress!, Int32(cols)) }
                 var amax: Float = 0
-                for c in 0..<cols { amax = max(amax, abs(Float(Float16(bitPattern: src[c])))) }
+                for c in 0..<cols where w[c].isFinite { amax = max(amax, abs(w[c])) }
                 let d = amax > 0 ? amax / 127 : 1
                 rowScale[g * 16 + i] = d
-                for c in 0..<cols {
-                    values[i * cols + c] = Int8((Float(Float16(bitPattern: src[c])) / d).rounded(.toNearestOrEven))
-                }
+                for c in 0..<cols { values[i * cols + c] = Self.quantize(w[c], scale: d) }
             }
             let valid = Int32(min(16, rows - g * 16))
             values.withUnsafeBufferPointer { v in
@@ -54,6 +57,25 @@ package final class Q8Matrix: @unchecked Sendable {
             }
             for i in 0..<16 { rowSum[g * 16 + i] = i < valid ? sums[i] : 0 }
         }
+    }
+
+    /// round(w / d) for a weight of a row whose finite weights are within ±127·d. A hostile
+    /// file's ±inf saturates to ±127 and NaN becomes 0 (the scale comes from the finite
+    /// weights only), where a conversion of them would trap.
+    @inline(__always)
+    static func quantize(_ w: Float, scale d: Float) -> Int8 {
+        let q = w / d
+        if q.isNaN { return 0 }
+        return Int8(roundToEven(Swift.min(127, Swift.max(-127, q))))
+    }
+
+    /// v rounded to the nearest integer, ties to even, for |v| ≤ 2^22 (here |v| ≤ 127):
+    /// adding and subtracting 1.5·2^23 leaves no fraction bits, and the default rounding
+    /// mode rounds that sum ties-to-even — the value rintf gives, without a call per element.
+    @inline(__always)
+    static func roundToEven(_ v: Float) -> Float {
+        let magic: Float = 12_582_912 // 1.5 · 2^23
+        return (v + magic) - magic
     }
 
     func withDescriptor<R>(_ body: (UnsafePointer<bn_q8_matrix>) throws -> R) rethrows -> R {
