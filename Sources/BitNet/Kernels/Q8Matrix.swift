@@ -36,7 +36,7 @@ package final class Q8Matrix: @unchecked Sendable {
         // f16 → f32 through the kernel table (the conversion is exact, the same bits in every ISA):
         // Swift's Float16 → Float is a library call per element on x86, and with the rounding
         // below it had made this loop most of a q8 model's load time
-        let toFloat = bn_kernels_best()!.pointee.f16_to_f32!
+        let toFloat = Kernels.best.table.pointee.f16_to_f32!
         DispatchQueue.concurrentPerform(iterations: groups) { g in
             let rowScale = scaleBuffer.typed(Float.self), rowSum = sumBuffer.typed(Int32.self)
             var values = [Int8](repeating: 0, count: 16 * cols)
