@@ -376,6 +376,14 @@ bn_isa bn_isa_detected(void);   /* best the CPU and OS support, ignoring BITNET_
 const char *bn_isa_name(bn_isa isa);
 /* Parses "scalar", "avx2", ... ; returns -1 when unknown. */
 int bn_isa_parse(const char *name);
+/* Whether the streaming x86 kernels (the AVX-512 decoding GEMVs and F16
+ * head) issue their own software prefetches: 1 on, 0 off. Chosen once per
+ * process from the CPU vendor (off on AMD, where the hardware prefetchers
+ * stream these walks faster alone), overridden by BITNET_STREAM_PREFETCH=0|1,
+ * or by bn_set_stream_prefetch (-1 returns to that choice). Results do not
+ * depend on it; only speed does. */
+int bn_stream_prefetch(void);
+void bn_set_stream_prefetch(int on);
 /* Human-readable lines on what was detected and chosen and why; returns the
  * length it needed (snprintf-style, always NUL-terminated when cap > 0). */
 size_t bn_dispatch_report(char *buf, size_t cap);

@@ -687,8 +687,16 @@ int main(void) {
     test_softmax();
     test_gates();
     test_rope();
-    test_f16_gemm();
-    test_f16_gemm_batch_invariance();
+    /* both walks of the streaming kernels: with their software prefetch
+     * (Intel) and without (AMD, where a lone activation row walks the two
+     * halves of the rows side by side) */
+    for (int prefetch = 0; prefetch <= 1; prefetch++) {
+        bn_set_stream_prefetch(prefetch);
+        printf("  streaming kernels' software prefetch %s:\n", prefetch ? "on" : "off");
+        test_f16_gemm();
+        test_f16_gemm_batch_invariance();
+    }
+    bn_set_stream_prefetch(-1);
     test_attention();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;

@@ -49,6 +49,7 @@ BN_AVX512VNNI void bn_i2s_gemv_avx512vnni(const bn_i2s_matrix *w, const int8_t *
     (void)ldy;
     const int32_t end = bn_min_i32(row_end, w->m), nchunks = w->k_pad / BN_I2R16_CHUNK_COLS;
     const float factor = w->scale / x_scale[0];
+    const int prefetch = bn_stream_prefetch();
     /* Masking instead of shifting leaves plane s at 4^s times its value;
      * vpdpbusd takes the scaled codes (≤ 192) as u8, and the exact shifts
      * below undo the scaling: one AND per plane instead of shift + AND. */
@@ -59,7 +60,7 @@ BN_AVX512VNNI void bn_i2s_gemv_avx512vnni(const bn_i2s_matrix *w, const int8_t *
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int32_t c = 0; c < nchunks; c += 2) { /* k_pad % 32 == 0: chunks come in pairs */
             const int8_t *xc = x + c * BN_I2R16_CHUNK_COLS;
-            bn_stream_prefetch128(p + (size_t)c * 64);
+            if (prefetch) bn_stream_prefetch128(p + (size_t)c * 64);
             const __m512i v = _mm512_loadu_si512(p + (size_t)c * 64);
             const __m512i u = _mm512_loadu_si512(p + (size_t)c * 64 + 64);
             a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, m0), bcast32(xc + 0));
@@ -162,11 +163,12 @@ BN_AVX512 void bn_i2s_gemv_avx512(const bn_i2s_matrix *w, const int8_t *x, const
     const int32_t end = bn_min_i32(row_end, w->m), nchunks = w->k_pad / BN_I2R16_CHUNK_COLS;
     const float factor = w->scale / x_scale[0];
     const __m512i ones = _mm512_set1_epi16(1);
+    const int prefetch = bn_stream_prefetch();
     for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g++) {
         const uint8_t *p = w->data + bn_i2r16_chunk_offset(w->k_pad, g, 0);
         __m512i a = _mm512_setzero_si512(), b = a;
         for (int32_t c = 0; c < nchunks; c += 2) {
-            bn_stream_prefetch128(p + (size_t)c * 64);
+            if (prefetch) bn_stream_prefetch128(p + (size_t)c * 64);
             __m512i wv[4], wu[4];
             bn_i2r16_planes(_mm512_loadu_si512(p + (size_t)c * 64), wv);
             bn_i2r16_planes(_mm512_loadu_si512(p + (size_t)c * 64 + 64), wu);
