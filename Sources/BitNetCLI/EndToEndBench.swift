@@ -173,6 +173,8 @@ struct EndToEndBench: ParsableCommand {
                                bw.json("read_bandwidth_gbps") +
                                fraction.json("roofline_fraction") +
                                [("int8_peak_gops", .double(peaks[c.threads] ?? .nan)), ("runs", .int(runs.count)),
+                                ("repeated_runs", .int(runs.reduce(0) { $0 + $1.repeats })),
+                                ("unsteady_runs", .int(runs.filter { !$0.steady }.count)),
                                 ("head", .string(head)), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
                                 ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)),
                                 ("isa", .string(kernels.isa.description)), ("load_s", .double(loadSeconds)),
@@ -183,6 +185,7 @@ struct EndToEndBench: ParsableCommand {
                 print("\(label): pp\(promptTokens) \(pp.text(1)) tok/s" + String(format: " (%.0f%% of int8 peak)", ppFraction * 100) + " | tg\(genTokens) \(tg.text(2)) tok/s = " +
                       String(format: "%.0f%% (%.0f–%.0f%%)", fraction.median * 100, fraction.min * 100, fraction.max * 100) +
                       " of roofline | read \(bw.text(1)) GB/s around the runs" + String(format: ", int8 peak %.0f GOP/s", peaks[c.threads] ?? .nan) +
+                      MeasurementProtocol.note(runs) +
                       (depth > 0 ? " @ depth \(depth) (the roofline counts weights only)" : ""))
             }
         }

@@ -16,12 +16,19 @@ import Darwin
 ///   - configurations compared (thread counts, kernels) run interleaved, run 1 of
 ///     each, then run 2 of each, …, so a slow phase of the host hits all of them;
 ///   - the read bandwidth is measured right before and right after every run, and
-///     each run's roofline fraction uses the mean of the two;
+///     each run's roofline fraction uses the mean of the two; a run whose two probes
+///     differ by more than `maxBandwidthDrift` (the host changed state during it:
+///     the 2-thread bandwidth of the AVX-512 EPYC host jumped between ~35 and
+///     ~60 GB/s within one sitting, putting a run's fraction anywhere from 0.77
+///     to 0.98) is run again, at most `unsteadyRetries` times, and counted;
 ///   - figures are medians with their spread (min–max) over the runs, never a best
 ///     case; the host's int8 peak and read bandwidth are printed next to them.
 struct MeasurementProtocol {
     /// Runs per configuration when several are compared (one alone: the caller's default).
     static let comparedRuns = 5
+    /// |after − before| / mean of a run's two bandwidth probes above which it is repeated.
+    static let maxBandwidthDrift = 0.15
+    static let unsteadyRetries = 2
 
     /// `runs` rounds; in each, `body(config)` for every configuration in order, with
     /// the bandwidth probed around it. Returns the samples per configuration.
@@ -30,13 +37,30 @@ struct MeasurementProtocol {
         var out = [[RunSample]](repeating: [], count: configs.count)
         for _ in 0..<runs {
             for (i, c) in configs.enumerated() {
-                let before = probe(c)
-                let values = try body(c)
-                let after = probe(c)
-                out[i].append(RunSample(values: values, bandwidthBefore: before, bandwidthAfter: after))
+                var repeats = 0
+                while true {
+                    let before = probe(c)
+                    let values = try body(c)
+                    let after = probe(c)
+                    let sample = RunSample(values: values, bandwidthBefore: before, bandwidthAfter: after, repeats: repeats)
+                    if sample.steady || repeats == unsteadyRetries {
+                        out[i].append(sample)
+                        break
+                    }
+                    repeats += 1
+                }
             }
         }
         return out
+    }
+
+    /// "" when every run was steady the first time; else how many were repeated
+    /// and how many stayed unsteady after the retries.
+    static func note(_ runs: [RunSample]) -> String {
+        let repeated = runs.reduce(0) { $0 + $1.repeats }, unsteady = runs.filter { !$0.steady }.count
+        if repeated == 0 && unsteady == 0 { return "" }
+        return String(format: " [%d repeat(s): the bandwidth moved > %.0f%% during a run", repeated, maxBandwidthDrift * 100) +
+            (unsteady > 0 ? "; \(unsteady) run(s) still unsteady]" : "]")
     }
 }
 
@@ -45,7 +69,11 @@ struct RunSample {
     let values: [String: Double]
     let bandwidthBefore: Double
     let bandwidthAfter: Double
+    /// Times this run was repeated because the host's bandwidth moved during it.
+    var repeats = 0
     var bandwidth: Double { (bandwidthBefore + bandwidthAfter) / 2 }
+    /// The bandwidth held during the run (within `MeasurementProtocol.maxBandwidthDrift`).
+    var steady: Bool { abs(bandwidthAfter - bandwidthBefore) <= MeasurementProtocol.maxBandwidthDrift * bandwidth }
 }
 
 /// Median and spread of one figure over runs.

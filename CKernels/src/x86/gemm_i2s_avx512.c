@@ -19,9 +19,10 @@
 #define BN_INLINE static inline __attribute__((always_inline))
 
 /* GEMM register tile: 2 row groups (32 rows) × 8 activation rows = 16 zmm accumulators.
- * GEMV streams the weights once, with software prefetches (stream_x86.h): the
- * L1 request 4 KiB ahead (measured on an earlier host: 1 KiB slower, 8 KiB no
- * better) lifted out-of-cache GEMV from ~34 to ~37 GB/s on one core there. */
+ * GEMV streams the weights once, with software prefetches where they help
+ * (stream_x86.h; not on AMD): the L1 request 4 KiB ahead (measured on an
+ * earlier host: 1 KiB slower, 8 KiB no better) lifted out-of-cache GEMV from
+ * ~34 to ~37 GB/s on one core there. */
 enum { TILE_T = 8, TOKEN_BLOCK = 64 };
 /* pmaddubsw path: int16 lanes of one plane are ≤ 768 (codes ≤ 3, |q| ≤ 128), so
  * 8 chunks × 4 planes (≤ 24,576) are summed before pmaddwd widens them. */

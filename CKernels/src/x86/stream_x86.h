@@ -10,8 +10,11 @@
  * read 13.6 → 15.5–15.8 GB/s (6912×2560), 13.1 → 15.3 (2560×6912) and
  * 14.3 → 16.4–16.5 (2560×2560) in the VNNI GEMV out of DRAM on one core
  * (best of 40 interleaved calls each); the L2 request alone gained about
- * half of that. Prefetches are hints: past the end of a buffer they never
- * fault. */
+ * half of that. On the AVX-512 EPYC (Zen 4) host the same requests slowed
+ * those walks by 10–20%, its hardware prefetchers stream them faster alone,
+ * so the kernels issue them only when bn_stream_prefetch() says so (by CPU
+ * vendor; bn_dispatch.c has the figures). Prefetches are hints: past the end
+ * of a buffer they never fault. */
 #ifndef BN_STREAM_X86_H
 #define BN_STREAM_X86_H
 #include <immintrin.h>

@@ -17,7 +17,7 @@ import Darwin
 /// the same round is at most 0.92 (clearly faster, not by noise: equal speed is
 /// not worth the second copy of the weights it needs).
 ///
-/// The answer is remembered per host, ISA, thread count and shape in a small
+/// The answer is remembered per host, ISA, prefetch mode, thread count and shape in a small
 /// text file (`$BITNET_CACHE_DIR`, else `$XDG_CACHE_HOME/bitnet`, else
 /// `~/.cache/bitnet`), so later loads cost nothing. The host is keyed on what
 /// was measured, not named: the brand string reads "AMD EPYC" on cloud hosts
@@ -62,7 +62,10 @@ package struct KernelTuner {
         var byShape: [String: MatrixKernel] = [:]
         for key in order {
             let group = groups[key]!
-            let cacheKey = "\(Self.machineKey)|\(kernels.isa)|t\(pool.threads)|\(key)"
+            // the I2_S GEMV's speed depends on whether it issues its own prefetches
+            // (bn_stream_prefetch: by CPU vendor, or BITNET_STREAM_PREFETCH), so a
+            // choice measured one way is not reused the other
+            let cacheKey = "\(Self.machineKey)|\(kernels.isa)|pf\(bn_stream_prefetch())|t\(pool.threads)|\(key)"
             var choice: Choice
             if let cached = cache[cacheKey], let kernel = MatrixKernel(rawValue: cached) {
                 choice = Choice(rows: group[0].rows, cols: group[0].cols, kernel: kernel, timings: [:])
