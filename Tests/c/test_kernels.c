@@ -364,6 +364,9 @@ static void test_q8(void) {
             for (size_t ni = 0; ni < 8; ni++) check_q8(am[mi], ak[ki], an[ni], 2);
     check_q8(33, 16384, 2, 1); /* ±127 weights against ±127/-128 activations at the largest K */
     check_q8(33, 16384, 9, 1);
+    /* either side of the AVX-512 kernel's activations-made-once limit (n·k_pad ≤ 64 KiB) */
+    check_q8(49, 2560, 25, 0);
+    check_q8(49, 2560, 26, 0);
 }
 
 /* ---- batch invariance ----------------------------------------------------------

@@ -9,11 +9,21 @@
 #define BN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-/* TILE_T activation rows per register tile; their unsigned activations
- * (u = max(q, -127) + 128) are made once per KBLOCK columns into a stack
- * buffer (TILE_T·KBLOCK = 4 KiB) instead of once per 4 columns per row group:
- * the inner loop is then a broadcast load and a vpdpbusd per chunk and row. */
-enum { TILE_T = 8, KBLOCK = 512 };
+/* TILE_T activation rows per register tile. Their unsigned activations
+ * (u = max(q, -127) + 128) are made once per call into a stack buffer when all
+ * n rows fit U_BYTES (a decode step of up to 25 sequences at k = 2560), else
+ * once per KBLOCK columns per row group into a TILE_T·KBLOCK buffer: the inner
+ * loop is then a broadcast load and a vpdpbusd per chunk and row. Making them
+ * per row group cost as much as the dot products it fed at 8 rows: the
+ * 128256 × 2560 head of an 8-sequence step took 26.5 ms on one core of the
+ * AVX-512 EPYC host, 42% of its vpdpbusd peak. */
+enum { TILE_T = 8, KBLOCK = 512, U_BYTES = 65536 };
+/* With two or more activation rows the tile is vpdpbusd-bound and the weight
+ * stream falls behind unless requested ahead: the 8-row head above went from
+ * 26–27 to 18.3–18.9 ms with a request 1–4 KiB ahead (16 KiB: 20.9), 16 rows
+ * 40–41 → 32–33 ms. One row streams faster without it on AMD (10.2 vs 10.9
+ * ms), so there it follows bn_stream_prefetch like the other streaming kernels. */
+enum { PREFETCH = 4096 };
 
 BN_INLINE BN_VNNI __m512i bcast32(const uint8_t *p) {
     int32_t v;
@@ -32,7 +42,7 @@ BN_INLINE BN_VNNI void store16(float *y, __m512i acc, const bn_q8_matrix *w, int
 }
 
 BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, float *y, int32_t ldy,
-                            int32_t g, int32_t t0, const int T, int32_t end) {
+                            int32_t g, int32_t t0, const int T, int32_t end, int prefetch) {
     const int32_t k_pad = w->k_pad;
     const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
     const __m256i lo = _mm256_set1_epi8(-127), flip = _mm256_set1_epi8((char)0x80);
@@ -50,6 +60,10 @@ BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float 
         }
         const int8_t *pb = p + (size_t)kb * 16; /* chunk kb/4 of the group */
         for (int32_t c = 0; c < kn / 4; c += 2) { /* kn % 32 == 0: chunks come in pairs */
+            if (prefetch) {
+                _mm_prefetch((const char *)(pb + (size_t)c * 64 + PREFETCH), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pb + (size_t)c * 64 + PREFETCH + 64), _MM_HINT_T0);
+            }
             const __m512i w0 = _mm512_loadu_si512(pb + (size_t)c * 64), w1 = _mm512_loadu_si512(pb + (size_t)c * 64 + 64);
 #pragma clang loop unroll(full)
             for (int t = 0; t < T; t++) {
@@ -62,23 +76,74 @@ BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float 
         store16(y + (size_t)(t0 + t) * (size_t)ldy, _mm512_add_epi32(acc[t], acc2[t]), w, g * 16, end, x_scale[t0 + t]);
 }
 
+/* tile with the unsigned activations made already: u (T, k_pad) */
+BN_INLINE BN_VNNI void tile_u(const bn_q8_matrix *w, const uint8_t *u, const float *x_scale, float *y, int32_t ldy,
+                              int32_t g, int32_t t0, const int T, int32_t end, int prefetch) {
+    const int32_t k_pad = w->k_pad;
+    const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
+    __m512i acc[TILE_T], acc2[TILE_T];
+    for (int t = 0; t < T; t++) acc[t] = acc2[t] = _mm512_setzero_si512();
+    for (int32_t c = 0; c < k_pad / 4; c += 2) { /* k_pad % 32 == 0: chunks come in pairs */
+        if (prefetch) {
+            _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH + 64), _MM_HINT_T0);
+        }
+        const __m512i w0 = _mm512_loadu_si512(p + (size_t)c * 64), w1 = _mm512_loadu_si512(p + (size_t)c * 64 + 64);
+#pragma clang loop unroll(full)
+        for (int t = 0; t < T; t++) {
+            const uint8_t *ut = u + (size_t)t * (size_t)k_pad + 4 * c;
+            acc[t] = _mm512_dpbusd_epi32(acc[t], bcast32(ut), w0);
+            acc2[t] = _mm512_dpbusd_epi32(acc2[t], bcast32(ut + 4), w1);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        store16(y + (size_t)(t0 + t) * (size_t)ldy, _mm512_add_epi32(acc[t], acc2[t]), w, g * 16, end, x_scale[t0 + t]);
+}
+
 // w: (m_pad, k_pad) Q8_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
 BN_VNNI void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
                                    float *y, int32_t ldy, int32_t row_begin, int32_t row_end) {
     const int32_t end = bn_min_i32(row_end, w->m);
     const int32_t ntiles = (n + TILE_T - 1) / TILE_T; /* near-equal tiles: 9 rows are 5 + 4, not 8 + 1 */
+    const int prefetch = n > 1 || bn_stream_prefetch();
+    if ((size_t)n * (size_t)w->k_pad <= U_BYTES) {
+        /* ub: (n, k_pad) unsigned activations, made once */
+        _Alignas(64) uint8_t ub[U_BYTES];
+        const __m256i lo = _mm256_set1_epi8(-127), flip = _mm256_set1_epi8((char)0x80);
+        for (size_t i = 0; i < (size_t)n * (size_t)w->k_pad; i += 32) { /* k_pad % 32 == 0 */
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(x + i));
+            _mm256_store_si256((__m256i *)(ub + i), _mm256_xor_si256(_mm256_max_epi8(q, lo), flip));
+        }
+        for (int32_t g = row_begin / 16; g * 16 < end; g++)
+            for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
+                const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
+                const uint8_t *ut = ub + (size_t)t0 * (size_t)w->k_pad;
+                switch (T) {
+                case 8: tile_u(w, ut, x_scale, y, ldy, g, t0, 8, end, prefetch); break;
+                case 7: tile_u(w, ut, x_scale, y, ldy, g, t0, 7, end, prefetch); break;
+                case 6: tile_u(w, ut, x_scale, y, ldy, g, t0, 6, end, prefetch); break;
+                case 5: tile_u(w, ut, x_scale, y, ldy, g, t0, 5, end, prefetch); break;
+                case 4: tile_u(w, ut, x_scale, y, ldy, g, t0, 4, end, prefetch); break;
+                case 3: tile_u(w, ut, x_scale, y, ldy, g, t0, 3, end, prefetch); break;
+                case 2: tile_u(w, ut, x_scale, y, ldy, g, t0, 2, end, prefetch); break;
+                default: tile_u(w, ut, x_scale, y, ldy, g, t0, 1, end, prefetch); break;
+                }
+                t0 += T;
+            }
+        return;
+    }
     for (int32_t g = row_begin / 16; g * 16 < end; g++)
         for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
             const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
             switch (T) {
-            case 8: tile(w, x, x_scale, y, ldy, g, t0, 8, end); break;
-            case 7: tile(w, x, x_scale, y, ldy, g, t0, 7, end); break;
-            case 6: tile(w, x, x_scale, y, ldy, g, t0, 6, end); break;
-            case 5: tile(w, x, x_scale, y, ldy, g, t0, 5, end); break;
-            case 4: tile(w, x, x_scale, y, ldy, g, t0, 4, end); break;
-            case 3: tile(w, x, x_scale, y, ldy, g, t0, 3, end); break;
-            case 2: tile(w, x, x_scale, y, ldy, g, t0, 2, end); break;
-            default: tile(w, x, x_scale, y, ldy, g, t0, 1, end); break;
+            case 8: tile(w, x, x_scale, y, ldy, g, t0, 8, end, prefetch); break;
+            case 7: tile(w, x, x_scale, y, ldy, g, t0, 7, end, prefetch); break;
+            case 6: tile(w, x, x_scale, y, ldy, g, t0, 6, end, prefetch); break;
+            case 5: tile(w, x, x_scale, y, ldy, g, t0, 5, end, prefetch); break;
+            case 4: tile(w, x, x_scale, y, ldy, g, t0, 4, end, prefetch); break;
+            case 3: tile(w, x, x_scale, y, ldy, g, t0, 3, end, prefetch); break;
+            case 2: tile(w, x, x_scale, y, ldy, g, t0, 2, end, prefetch); break;
+            default: tile(w, x, x_scale, y, ldy, g, t0, 1, end, prefetch); break;
             }
             t0 += T;
         }
