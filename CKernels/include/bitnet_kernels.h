@@ -505,6 +505,10 @@ uint64_t bn_bench_read(bn_isa isa, const void *buf, size_t len);
  * widest kind isa has (vpdpbusd zmm, pmaddubsw, sdot); returns the number of
  * int8 multiply-adds performed (ops = 2 × that). */
 uint64_t bn_bench_int8_peak(bn_isa isa, uint64_t iters);
+/* Runs iters × 12 independent f32 fused multiply-adds of isa's widest vector
+ * (the F16 head's operation); returns the number of f32 multiply-adds (one
+ * per lane; FLOPs = 2 × that), 0 for the scalar level. */
+uint64_t bn_bench_f32_peak(bn_isa isa, uint64_t iters);
 
 #ifdef __cplusplus
 }

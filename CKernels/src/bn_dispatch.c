@@ -383,6 +383,16 @@ uint64_t bn_bench_read(bn_isa isa, const void *buf, size_t len) {
     return acc;
 }
 
+uint64_t bn_bench_f32_peak(bn_isa isa, uint64_t iters) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_f32_peak_x86(isa, iters);
+#elif defined(__aarch64__)
+    if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_f32_peak_arm(isa, iters);
+#endif
+    (void)iters;
+    return 0;
+}
+
 uint64_t bn_bench_int8_peak(bn_isa isa, uint64_t iters) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (isa != BN_ISA_SCALAR && bn_isa_supported(isa)) return bn_bench_int8_peak_x86(isa, iters);

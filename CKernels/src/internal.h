@@ -103,6 +103,7 @@ void bn_q8_gemm_amx(const bn_q8_matrix *w, const int8_t *x, const float *x_scale
                     int32_t ldy, int32_t row_begin, int32_t row_end);
 uint64_t bn_bench_read_x86(bn_isa isa, const void *buf, size_t len);
 uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters);
+uint64_t bn_bench_f32_peak_x86(bn_isa isa, uint64_t iters);
 /* float ops: AVX2 + FMA + F16C, and AVX-512 (shared by the avx512 and avx512vnni tables) */
 void bn_rmsnorm_avx2(const float *x, const float *w, float eps, int32_t n, float *y);
 void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
@@ -153,6 +154,7 @@ void bn_i2s_gemm_neon_dotprod(const bn_i2s_matrix *w, const int8_t *x, const flo
                               int32_t row_begin, int32_t row_end);
 uint64_t bn_bench_read_arm(bn_isa isa, const void *buf, size_t len);
 uint64_t bn_bench_int8_peak_arm(bn_isa isa, uint64_t iters);
+uint64_t bn_bench_f32_peak_arm(bn_isa isa, uint64_t iters);
 /* float ops (shared by the neon and dotprod tables) */
 void bn_rmsnorm_neon(const float *x, const float *w, float eps, int32_t n, float *y);
 void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,

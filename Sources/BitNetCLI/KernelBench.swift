@@ -172,6 +172,26 @@ func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
     return best
 }
 
+/// f32 GFLOP/s of the pool's threads together (2 per fused multiply-add), best of 5
+/// runs of ~10 ms; 0 at the scalar level.
+func measureF32Peak(pool: WorkerPool, isa: ISA) -> Double {
+    var job = StreamJob(base: UnsafeRawPointer(bitPattern: 64)!, length: 0,
+                        isa: bn_isa(rawValue: UInt32(isa.rawValue)), iterations: 2_000_000, work: 0)
+    let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, _, _ in
+        let job = ctx!.assumingMemoryBound(to: StreamJob.self)
+        _ = bn_bench_f32_peak(job.pointee.isa, job.pointee.iterations)
+    }
+    let fmasPerThread = bn_bench_f32_peak(job.isa, 1) // lane multiply-adds per iteration
+    if fmasPerThread == 0 { return 0 }
+    var best = 0.0
+    for _ in 0..<5 {
+        let seconds = Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } }
+        let flops = 2.0 * Double(fmasPerThread) * Double(job.iterations) * Double(pool.threads)
+        best = max(best, flops / seconds / 1e9)
+    }
+    return best
+}
+
 private func measureDispatch(pool: WorkerPool) -> Double {
     let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { _, _, _ in }
     for _ in 0..<1000 { pool.run(task, context: nil) }

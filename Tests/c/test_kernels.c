@@ -488,8 +488,24 @@ static void test_dispatch(void) {
     printf("%s", buf);
 }
 
+/* The benchmark probes' counts: the f32 FMA probe reports 12 FMAs per pass
+ * per vector lane (16 for zmm, 8 for ymm, 4 for NEON) and nothing at the
+ * scalar level; the int8 probe some multiply-adds wherever SIMD runs. */
+static void test_bench_probes(void) {
+    for (int ii = 0; ii < N_ISAS; ii++) {
+        const bn_isa isa = all_isas[ii];
+        if (!bn_isa_supported(isa)) continue;
+        const uint64_t lanes = isa == BN_ISA_SCALAR ? 0
+                               : isa == BN_ISA_AVX2 ? 8
+                               : (isa == BN_ISA_NEON || isa == BN_ISA_NEON_DOTPROD) ? 4 : 16;
+        CHECK(bn_bench_f32_peak(isa, 10) == 10 * 12 * lanes, "%s f32 peak probe count", bn_isa_name(isa));
+        CHECK((bn_bench_int8_peak(isa, 10) > 0) == (isa != BN_ISA_SCALAR), "%s int8 peak probe count", bn_isa_name(isa));
+    }
+}
+
 int main(void) {
     test_dispatch();
+    test_bench_probes();
     test_quantize();
     test_gemm();
     test_saturation();

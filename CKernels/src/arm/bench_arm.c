@@ -55,6 +55,27 @@ static uint64_t peak_neon(uint64_t iters) {
     return iters * 8 * 16;
 }
 
+/* f32 FMA rate: 12 chains of vfmaq_f32 (4 lanes) cover the latency at up to 3 per cycle. */
+static uint64_t fma_neon(uint64_t iters) {
+    float32x4_t acc[12];
+    float32x4_t a = vdupq_n_f32(1.0f), b = vdupq_n_f32(1e-9f);
+    for (int i = 0; i < 12; i++) acc[i] = vdupq_n_f32((float)i);
+    for (uint64_t it = 0; it < iters; it++) {
+        __asm__ volatile("" : "+w"(a), "+w"(b));
+        for (int i = 0; i < 12; i++) acc[i] = vfmaq_f32(acc[i], a, b);
+    }
+    float32x4_t s = acc[0];
+    for (int i = 1; i < 12; i++) s = vaddq_f32(s, acc[i]);
+    volatile float sink = vaddvq_f32(s);
+    (void)sink;
+    return iters * 12 * 4;
+}
+
+uint64_t bn_bench_f32_peak_arm(bn_isa isa, uint64_t iters) {
+    (void)isa;
+    return fma_neon(iters);
+}
+
 uint64_t bn_bench_int8_peak_arm(bn_isa isa, uint64_t iters) {
     return isa == BN_ISA_NEON_DOTPROD ? peak_dotprod(iters) : peak_neon(iters);
 }

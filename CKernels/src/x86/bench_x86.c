@@ -2,6 +2,7 @@
  * read bandwidth and the int8 multiply-accumulate peak of one core. */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include <string.h>
 #include "internal.h"
 #include "stream_x86.h"
 #include "amx_x86.h"
@@ -135,6 +136,34 @@ __attribute__((target("amx-tile,amx-int8"))) static uint64_t peak_amx(uint64_t i
     volatile int32_t sink = out[0];
     (void)sink;
     return iters * 4 * 16 * 16 * 64;
+}
+
+/* f32 FMA rate: 12 chains cover a 4-cycle latency at up to 3 FMAs per cycle;
+ * the empty asm keeps the compiler from folding the constant operands. */
+#define BN_FMA_PEAK(name, target_, vec, set1, fma, lanes, cons)                                       \
+    __attribute__((target(target_))) static uint64_t name(uint64_t iters) {                           \
+        vec acc[12];                                                                                  \
+        vec a = set1(1.0f), b = set1(1e-9f);                                                          \
+        for (int i = 0; i < 12; i++) acc[i] = set1((float)i);                                         \
+        for (uint64_t it = 0; it < iters; it++) {                                                     \
+            __asm__ volatile("" : "+" cons(a), "+" cons(b));                                          \
+            for (int i = 0; i < 12; i++) acc[i] = fma(a, b, acc[i]);                                  \
+        }                                                                                             \
+        volatile float sink = 0;                                                                      \
+        for (int i = 0; i < 12; i++) {                                                                \
+            float t[lanes];                                                                           \
+            memcpy(t, &acc[i], sizeof t);                                                             \
+            sink += t[0];                                                                             \
+        }                                                                                             \
+        (void)sink;                                                                                   \
+        return iters * 12 * lanes;                                                                    \
+    }
+BN_FMA_PEAK(fma_avx512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, 16, "v")
+BN_FMA_PEAK(fma_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, 8, "x")
+#undef BN_FMA_PEAK
+
+uint64_t bn_bench_f32_peak_x86(bn_isa isa, uint64_t iters) {
+    return isa >= BN_ISA_AVX512 ? fma_avx512(iters) : fma_avx2(iters);
 }
 
 uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters) {
