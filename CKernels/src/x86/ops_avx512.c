@@ -303,6 +303,73 @@ static BN_AVX512 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, 
     }
 }
 
+/* Rows wa and wb against T activation rows over columns [c0, c1), one chain
+ * at a time: chain 1 (columns c + 16 .. c + 32 of every 32-column step) for
+ * both rows, then chain 0, so each activation vector loaded serves two
+ * weight rows (row_dots loads it once per row: 18 vector loads per 16 FMAs,
+ * and the EPYC core loads one 64-byte vector per cycle). Each (row,
+ * activation row) pair still runs exactly row_dots' operations — the same
+ * two chains, the masked tail on chain 0, a0 + a1 and hsum16 — so results
+ * are bit-identical to it. sa, sb: the rows' saved chains, as row_dots'. */
+BN_INLINE BN_AVX512 void row_pair_blocked(const uint16_t *wa, const uint16_t *wb, int32_t k, const float *x, int32_t c0,
+                                          int32_t c1, __m512 *sa, __m512 *sb, int first, float *ya, float *yb,
+                                          size_t ldy, const int T, const char **ahead, const char *ahead_end) {
+    for (int chain = 1; chain >= 0; chain--) {
+        __m512 a[ROW_TOKENS], b[ROW_TOKENS];
+        for (int t = 0; t < T; t++) {
+            a[t] = first ? _mm512_setzero_ps() : sa[chain * ROW_TOKENS + t];
+            b[t] = first ? _mm512_setzero_ps() : sb[chain * ROW_TOKENS + t];
+        }
+        int32_t c = c0;
+        for (; c + 32 <= c1; c += 32) {
+            if (*ahead && *ahead < ahead_end) { /* one line per 64 bytes read, as row_dots */
+                _mm_prefetch(*ahead, _MM_HINT_T1);
+                *ahead += 64;
+            }
+            const int32_t o = c + 16 * chain;
+            const __m512 va = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wa + o)));
+            const __m512 vb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wb + o)));
+            for (int t = 0; t < T; t++) {
+                const __m512 xv = _mm512_loadu_ps(x + (size_t)t * (size_t)k + o);
+                a[t] = _mm512_fmadd_ps(va, xv, a[t]);
+                b[t] = _mm512_fmadd_ps(vb, xv, b[t]);
+            }
+        }
+        if (chain == 0 && c1 == k) {
+            for (; c < k; c += 16) {
+                const __mmask16 m = mask16(k - c);
+                const __m512 va = load_ph(m, wa + c), vb = load_ph(m, wb + c);
+                for (int t = 0; t < T; t++) {
+                    const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c);
+                    a[t] = _mm512_fmadd_ps(va, xv, a[t]);
+                    b[t] = _mm512_fmadd_ps(vb, xv, b[t]);
+                }
+            }
+            for (int t = 0; t < T; t++) {
+                ya[(size_t)t * ldy] = hsum16(_mm512_add_ps(a[t], sa[ROW_TOKENS + t]));
+                yb[(size_t)t * ldy] = hsum16(_mm512_add_ps(b[t], sb[ROW_TOKENS + t]));
+            }
+        } else {
+            for (int t = 0; t < T; t++) {
+                sa[chain * ROW_TOKENS + t] = a[t];
+                sb[chain * ROW_TOKENS + t] = b[t];
+            }
+        }
+    }
+}
+
+static BN_AVX512 void row_pair_blocked_n(const uint16_t *wa, const uint16_t *wb, int32_t k, const float *x, int32_t c0,
+                                         int32_t c1, __m512 *sa, __m512 *sb, int first, float *ya, float *yb,
+                                         size_t ldy, int32_t T, const char **ahead, const char *ahead_end) {
+    switch (T) {
+#define BN_PAIR(n) \
+    case n: row_pair_blocked(wa, wb, k, x, c0, c1, sa, sb, first, ya, yb, ldy, n, ahead, ahead_end); break;
+    BN_PAIR(1) BN_PAIR(2) BN_PAIR(3) BN_PAIR(4) BN_PAIR(5) BN_PAIR(6) BN_PAIR(7)
+#undef BN_PAIR
+    default: row_pair_blocked(wa, wb, k, x, c0, c1, sa, sb, first, ya, yb, ldy, ROW_TOKENS, ahead, ahead_end); break;
+    }
+}
+
 /* One activation row against rows ra and rb of w at once: for each of them
  * exactly row_dots' operations at T = 1 over all columns (two chains, the
  * masked tail on chain 0, hsum16), so results are bit-identical to it. */
@@ -377,7 +444,13 @@ BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, 
             const char *none = NULL;
             for (int32_t c0 = 0; c0 < k; c0 += block) {
                 const int32_t c1 = linear ? k : bn_min_i32(k, c0 + block);
-                for (int32_t r = rc; r < re; r++)
+                int32_t r = rc;
+                if (!prefetch && !linear) /* AMD: two rows per activation load */
+                    for (; r + 1 < re; r += 2)
+                        row_pair_blocked_n(w + (size_t)r * (size_t)k, w + (size_t)(r + 1) * (size_t)k, k, xg, c0, c1,
+                                           saved[r - rc], saved[r + 1 - rc], c0 == 0, yg + r, yg + r + 1, (size_t)ldy,
+                                           T, g == 0 ? &ahead : &none, ahead_end);
+                for (; r < re; r++)
                     row_dots_n(w + (size_t)r * (size_t)k, k, xg, c0, c1, saved[r - rc], c0 == 0, yg + r, (size_t)ldy, T,
                                mode, g == 0 ? &ahead : &none, ahead_end);
             }
