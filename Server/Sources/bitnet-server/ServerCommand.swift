@@ -57,7 +57,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Requests generating at once (slots), batched into the same steps; --ctx is split across them.")
     var parallel = 1
 
-    @Option(name: .customLong("step-tokens"), help: "Most tokens per batched step: decoding slots take one each, prompts share the rest.")
+    @Option(name: .customLong("step-tokens"), help: "Most tokens per batched step: decoding slots take one each, prompts share the rest (while slots decode, only as many as keep a step within about 4x a decoding step on this host).")
     var stepTokens = 64
 
     @Option(name: .customLong("chat-template"), help: "Chat format: bitnet, llama3, falcon3 or none (default: from the file).")

@@ -31,7 +31,9 @@ public final class BatchScheduler: @unchecked Sendable {
         /// Requests that may wait for a slot.
         public var maxQueue: Int
         /// Most rows (decoding tokens + prompt tokens) per step; prompts get what the
-        /// decoding requests leave, at least one token.
+        /// decoding requests leave, at least one token. While requests decode, a step's
+        /// prompt tokens are further limited to what keeps it within about 4× the average
+        /// decoding step on this host, as measured by the steps so far (``StepBudget``).
         public var stepTokenBudget: Int
         /// Called on the scheduler's thread after every step with its report (for metrics:
         /// a batch-size histogram sees every step, not only the one a scrape finds). Keep it cheap.
@@ -85,6 +87,7 @@ public final class BatchScheduler: @unchecked Sendable {
     private var cachedPositions = 0
     // The scheduler thread's own state.
     private var active: [Active] = []
+    private var budget = StepBudget()
 
     public init(model: BitNetModel, configuration: Configuration = Configuration()) throws {
         guard configuration.parallel >= 1, configuration.parallel <= 4096 else {
@@ -244,14 +247,14 @@ public final class BatchScheduler: @unchecked Sendable {
                 owners.append((a, [token], false))
             }
         }
-        var budget = max(1, configuration.stepTokenBudget - inputs.count)
-        for a in active where a.fed < a.request.prompt.count && budget > 0 {
-            let n = min(a.request.prompt.count - a.fed, budget)
+        var promptBudget = budget.promptRows(configured: configuration.stepTokenBudget, decoding: inputs.count)
+        for a in active where a.fed < a.request.prompt.count && promptBudget > 0 {
+            let n = min(a.request.prompt.count - a.fed, promptBudget)
             let chunk = Array(a.request.prompt[a.fed..<(a.fed + n)])
             let last = a.fed + n == a.request.prompt.count
             inputs.append(SequenceInput(session: a.slot.session, tokens: chunk, logits: last ? .last : .none))
             owners.append((a, chunk, true))
-            budget -= n
+            promptBudget -= n
         }
         let rows = inputs.reduce(0) { $0 + $1.tokens.count }
         let decoding = owners.filter { !$0.prompt }.count
@@ -259,8 +262,9 @@ public final class BatchScheduler: @unchecked Sendable {
         let stepStart = MonotonicClock.now()
         do {
             results = try model.step(inputs)
-            configuration.onStep?(StepReport(sequences: inputs.count, decoding: decoding, rows: rows,
-                                             seconds: MonotonicClock.now() - stepStart))
+            let seconds = MonotonicClock.now() - stepStart
+            budget.record(decoding: decoding, prompt: rows - decoding, seconds: seconds)
+            configuration.onStep?(StepReport(sequences: inputs.count, decoding: decoding, rows: rows, seconds: seconds))
         } catch {
             for (a, _, _) in owners {
                 a.slot.session.reset()
