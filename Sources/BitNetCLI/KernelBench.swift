@@ -153,41 +153,40 @@ func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
 }
 
 func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
-    var job = StreamJob(base: UnsafeRawPointer(bitPattern: 64)!, length: 0,
-                        isa: bn_isa(rawValue: UInt32(isa.rawValue)),
-                        // an AMX pass is 64× a VNNI pass (65,536 vs 1,024 multiply-adds): 1 G per run,
-                        // a few ms at the tile unit's rate, against 4 G per run for the vector probes
-                        iterations: isa == .amx ? 16_000 : 4_000_000, work: 0)
-    let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, _, _ in
-        let job = ctx!.assumingMemoryBound(to: StreamJob.self)
-        _ = bn_bench_int8_peak(job.pointee.isa, job.pointee.iterations)
-    }
-    let macsPerThread = bn_bench_int8_peak(job.isa, 1) // multiply-adds per iteration
-    var best = 0.0
-    for _ in 0..<5 {
-        let seconds = Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } }
-        let ops = 2.0 * Double(macsPerThread) * Double(job.iterations) * Double(pool.threads)
-        best = max(best, ops / seconds / 1e9)
-    }
-    return best
+    // an AMX pass is 64× a VNNI pass (65,536 vs 1,024 multiply-adds): 1 G per run,
+    // a few ms at the tile unit's rate, against 4 G per run for the vector probes
+    measurePeak(pool: pool, isa: isa, iterations: isa == .amx ? 16_000 : 4_000_000, probe: bn_bench_int8_peak)
 }
 
 /// f32 GFLOP/s of the pool's threads together (2 per fused multiply-add), best of 5
 /// runs of ~10 ms; 0 at the scalar level.
 func measureF32Peak(pool: WorkerPool, isa: ISA) -> Double {
-    var job = StreamJob(base: UnsafeRawPointer(bitPattern: 64)!, length: 0,
-                        isa: bn_isa(rawValue: UInt32(isa.rawValue)), iterations: 2_000_000, work: 0)
+    measurePeak(pool: pool, isa: isa, iterations: 2_000_000, probe: bn_bench_f32_peak)
+}
+
+/// A probe that returns its multiply-adds for `iterations` passes.
+private typealias PeakProbe = @convention(c) (bn_isa, UInt64) -> UInt64
+
+private struct PeakJob {
+    var isa: bn_isa
+    var iterations: UInt64
+    var probe: PeakProbe
+}
+
+/// G-op/s (2 per multiply-add) of `probe` run on every pool thread at once, best of 5.
+private func measurePeak(pool: WorkerPool, isa: ISA, iterations: UInt64, probe: PeakProbe) -> Double {
+    var job = PeakJob(isa: bn_isa(rawValue: UInt32(isa.rawValue)), iterations: iterations, probe: probe)
     let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, _, _ in
-        let job = ctx!.assumingMemoryBound(to: StreamJob.self)
-        _ = bn_bench_f32_peak(job.pointee.isa, job.pointee.iterations)
+        let job = ctx!.assumingMemoryBound(to: PeakJob.self).pointee
+        _ = job.probe(job.isa, job.iterations)
     }
-    let fmasPerThread = bn_bench_f32_peak(job.isa, 1) // lane multiply-adds per iteration
-    if fmasPerThread == 0 { return 0 }
+    let perPass = probe(job.isa, 1) // multiply-adds per pass and thread
+    if perPass == 0 { return 0 }
     var best = 0.0
     for _ in 0..<5 {
         let seconds = Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } }
-        let flops = 2.0 * Double(fmasPerThread) * Double(job.iterations) * Double(pool.threads)
-        best = max(best, flops / seconds / 1e9)
+        let ops = 2.0 * Double(perPass) * Double(iterations) * Double(pool.threads)
+        best = max(best, ops / seconds / 1e9)
     }
     return best
 }

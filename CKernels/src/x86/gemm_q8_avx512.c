@@ -41,49 +41,21 @@ BN_INLINE BN_VNNI void store16(float *y, __m512i acc, const bn_q8_matrix *w, int
     _mm512_mask_storeu_ps(y + row0, m, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), scale));
 }
 
-BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, float *y, int32_t ldy,
-                            int32_t g, int32_t t0, const int T, int32_t end, int prefetch) {
-    const int32_t k_pad = w->k_pad;
-    const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
+/* n rows of int8 activations (row stride ldx) → unsigned, clamped to [-127, 127]
+ * (the spec) then q + 128: u (n, ldu), cols a multiple of 32 */
+BN_INLINE BN_VNNI void make_unsigned(const int8_t *x, size_t ldx, int n, int32_t cols, uint8_t *u, size_t ldu) {
     const __m256i lo = _mm256_set1_epi8(-127), flip = _mm256_set1_epi8((char)0x80);
-    _Alignas(64) uint8_t u[TILE_T][KBLOCK];
-    __m512i acc[TILE_T], acc2[TILE_T];
-    for (int t = 0; t < T; t++) acc[t] = acc2[t] = _mm512_setzero_si512();
-    for (int32_t kb = 0; kb < k_pad; kb += KBLOCK) {
-        const int32_t kn = bn_min_i32(KBLOCK, k_pad - kb); /* a multiple of 32, as k_pad is */
-        for (int t = 0; t < T; t++) {
-            const int8_t *xr = x + (size_t)(t0 + t) * (size_t)k_pad + kb;
-            for (int32_t i = 0; i < kn; i += 32) { /* clamp to [-127, 127] (the spec), then q + 128 as unsigned */
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + i));
-                _mm256_store_si256((__m256i *)(u[t] + i), _mm256_xor_si256(_mm256_max_epi8(q, lo), flip));
-            }
+    for (int t = 0; t < n; t++)
+        for (int32_t i = 0; i < cols; i += 32) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(x + (size_t)t * ldx + i));
+            _mm256_store_si256((__m256i *)(u + (size_t)t * ldu + i), _mm256_xor_si256(_mm256_max_epi8(q, lo), flip));
         }
-        const int8_t *pb = p + (size_t)kb * 16; /* chunk kb/4 of the group */
-        for (int32_t c = 0; c < kn / 4; c += 2) { /* kn % 32 == 0: chunks come in pairs */
-            if (prefetch) {
-                _mm_prefetch((const char *)(pb + (size_t)c * 64 + PREFETCH), _MM_HINT_T0);
-                _mm_prefetch((const char *)(pb + (size_t)c * 64 + PREFETCH + 64), _MM_HINT_T0);
-            }
-            const __m512i w0 = _mm512_loadu_si512(pb + (size_t)c * 64), w1 = _mm512_loadu_si512(pb + (size_t)c * 64 + 64);
-#pragma clang loop unroll(full)
-            for (int t = 0; t < T; t++) {
-                acc[t] = _mm512_dpbusd_epi32(acc[t], bcast32(u[t] + 4 * c), w0);
-                acc2[t] = _mm512_dpbusd_epi32(acc2[t], bcast32(u[t] + 4 * c + 4), w1);
-            }
-        }
-    }
-    for (int t = 0; t < T; t++)
-        store16(y + (size_t)(t0 + t) * (size_t)ldy, _mm512_add_epi32(acc[t], acc2[t]), w, g * 16, end, x_scale[t0 + t]);
 }
 
-/* tile with the unsigned activations made already: u (T, k_pad) */
-BN_INLINE BN_VNNI void tile_u(const bn_q8_matrix *w, const uint8_t *u, const float *x_scale, float *y, int32_t ldy,
-                              int32_t g, int32_t t0, const int T, int32_t end, int prefetch) {
-    const int32_t k_pad = w->k_pad;
-    const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
-    __m512i acc[TILE_T], acc2[TILE_T];
-    for (int t = 0; t < T; t++) acc[t] = acc2[t] = _mm512_setzero_si512();
-    for (int32_t c = 0; c < k_pad / 4; c += 2) { /* k_pad % 32 == 0: chunks come in pairs */
+/* acc/acc2[t] += chunks [0, chunks) of one row group (p) against u row t (stride ldu) */
+BN_INLINE BN_VNNI void dot_chunks(const int8_t *p, int32_t chunks, const uint8_t *u, size_t ldu, const int T,
+                                  __m512i *acc, __m512i *acc2, int prefetch) {
+    for (int32_t c = 0; c < chunks; c += 2) { /* a multiple of 8: chunks come in pairs */
         if (prefetch) {
             _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH), _MM_HINT_T0);
             _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH + 64), _MM_HINT_T0);
@@ -91,61 +63,65 @@ BN_INLINE BN_VNNI void tile_u(const bn_q8_matrix *w, const uint8_t *u, const flo
         const __m512i w0 = _mm512_loadu_si512(p + (size_t)c * 64), w1 = _mm512_loadu_si512(p + (size_t)c * 64 + 64);
 #pragma clang loop unroll(full)
         for (int t = 0; t < T; t++) {
-            const uint8_t *ut = u + (size_t)t * (size_t)k_pad + 4 * c;
+            const uint8_t *ut = u + (size_t)t * ldu + 4 * c;
             acc[t] = _mm512_dpbusd_epi32(acc[t], bcast32(ut), w0);
             acc2[t] = _mm512_dpbusd_epi32(acc2[t], bcast32(ut + 4), w1);
+        }
+    }
+}
+
+/* Row group g × activation rows t0 .. t0+T. once: ub holds all n rows made
+ * unsigned already (n, k_pad); else they are made here KBLOCK columns at a time.
+ * (once is a constant at every call, so each form compiles without the other.) */
+BN_INLINE BN_VNNI void tile(const bn_q8_matrix *w, const int8_t *x, const uint8_t *ub, const float *x_scale, float *y,
+                            int32_t ldy, int32_t g, int32_t t0, const int T, int32_t end, int prefetch, const int once) {
+    const int32_t k_pad = w->k_pad;
+    const int8_t *p = w->data + (size_t)g * (size_t)k_pad * 16;
+    __m512i acc[TILE_T], acc2[TILE_T];
+    for (int t = 0; t < T; t++) acc[t] = acc2[t] = _mm512_setzero_si512();
+    if (once) {
+        dot_chunks(p, k_pad / 4, ub + (size_t)t0 * (size_t)k_pad, (size_t)k_pad, T, acc, acc2, prefetch);
+    } else {
+        _Alignas(64) uint8_t u[TILE_T * KBLOCK]; /* (T, KBLOCK) */
+        for (int32_t kb = 0; kb < k_pad; kb += KBLOCK) {
+            const int32_t kn = bn_min_i32(KBLOCK, k_pad - kb); /* a multiple of 32, as k_pad is */
+            make_unsigned(x + (size_t)t0 * (size_t)k_pad + kb, (size_t)k_pad, T, kn, u, KBLOCK);
+            dot_chunks(p + (size_t)kb * 16, kn / 4, u, KBLOCK, T, acc, acc2, prefetch); /* from chunk kb/4 */
         }
     }
     for (int t = 0; t < T; t++)
         store16(y + (size_t)(t0 + t) * (size_t)ldy, _mm512_add_epi32(acc[t], acc2[t]), w, g * 16, end, x_scale[t0 + t]);
 }
 
-// w: (m_pad, k_pad) Q8_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
-BN_VNNI void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
-                                   float *y, int32_t ldy, int32_t row_begin, int32_t row_end) {
-    const int32_t end = bn_min_i32(row_end, w->m);
+/* Every row group of [row_begin, end) × every tile of the n activation rows. */
+BN_INLINE BN_VNNI void tiles(const bn_q8_matrix *w, const int8_t *x, const uint8_t *ub, const float *x_scale, int32_t n,
+                             float *y, int32_t ldy, int32_t row_begin, int32_t end, int prefetch, const int once) {
     const int32_t ntiles = (n + TILE_T - 1) / TILE_T; /* near-equal tiles: 9 rows are 5 + 4, not 8 + 1 */
-    const int prefetch = n > 1 || bn_stream_prefetch();
-    if ((size_t)n * (size_t)w->k_pad <= U_BYTES) {
-        /* ub: (n, k_pad) unsigned activations, made once */
-        _Alignas(64) uint8_t ub[U_BYTES];
-        const __m256i lo = _mm256_set1_epi8(-127), flip = _mm256_set1_epi8((char)0x80);
-        for (size_t i = 0; i < (size_t)n * (size_t)w->k_pad; i += 32) { /* k_pad % 32 == 0 */
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(x + i));
-            _mm256_store_si256((__m256i *)(ub + i), _mm256_xor_si256(_mm256_max_epi8(q, lo), flip));
-        }
-        for (int32_t g = row_begin / 16; g * 16 < end; g++)
-            for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
-                const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
-                const uint8_t *ut = ub + (size_t)t0 * (size_t)w->k_pad;
-                switch (T) {
-                case 8: tile_u(w, ut, x_scale, y, ldy, g, t0, 8, end, prefetch); break;
-                case 7: tile_u(w, ut, x_scale, y, ldy, g, t0, 7, end, prefetch); break;
-                case 6: tile_u(w, ut, x_scale, y, ldy, g, t0, 6, end, prefetch); break;
-                case 5: tile_u(w, ut, x_scale, y, ldy, g, t0, 5, end, prefetch); break;
-                case 4: tile_u(w, ut, x_scale, y, ldy, g, t0, 4, end, prefetch); break;
-                case 3: tile_u(w, ut, x_scale, y, ldy, g, t0, 3, end, prefetch); break;
-                case 2: tile_u(w, ut, x_scale, y, ldy, g, t0, 2, end, prefetch); break;
-                default: tile_u(w, ut, x_scale, y, ldy, g, t0, 1, end, prefetch); break;
-                }
-                t0 += T;
-            }
-        return;
-    }
     for (int32_t g = row_begin / 16; g * 16 < end; g++)
         for (int32_t i = 0, t0 = 0; i < ntiles; i++) {
             const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
             switch (T) {
-            case 8: tile(w, x, x_scale, y, ldy, g, t0, 8, end, prefetch); break;
-            case 7: tile(w, x, x_scale, y, ldy, g, t0, 7, end, prefetch); break;
-            case 6: tile(w, x, x_scale, y, ldy, g, t0, 6, end, prefetch); break;
-            case 5: tile(w, x, x_scale, y, ldy, g, t0, 5, end, prefetch); break;
-            case 4: tile(w, x, x_scale, y, ldy, g, t0, 4, end, prefetch); break;
-            case 3: tile(w, x, x_scale, y, ldy, g, t0, 3, end, prefetch); break;
-            case 2: tile(w, x, x_scale, y, ldy, g, t0, 2, end, prefetch); break;
-            default: tile(w, x, x_scale, y, ldy, g, t0, 1, end, prefetch); break;
+#define BN_TILE(c) \
+    case c: tile(w, x, ub, x_scale, y, ldy, g, t0, c, end, prefetch, once); break;
+            BN_TILE(8) BN_TILE(7) BN_TILE(6) BN_TILE(5) BN_TILE(4) BN_TILE(3) BN_TILE(2)
+#undef BN_TILE
+            default: tile(w, x, ub, x_scale, y, ldy, g, t0, 1, end, prefetch, once); break;
             }
             t0 += T;
         }
+}
+
+// w: (m_pad, k_pad) Q8_R16, x: (n, k_pad) int8 → y: (n, ldy) f32 rows [row_begin, min(row_end, m))
+BN_VNNI void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
+                                   float *y, int32_t ldy, int32_t row_begin, int32_t row_end) {
+    const int32_t end = bn_min_i32(row_end, w->m);
+    const int prefetch = n > 1 || bn_stream_prefetch();
+    if ((size_t)n * (size_t)w->k_pad <= U_BYTES) {
+        _Alignas(64) uint8_t ub[U_BYTES]; /* (n, k_pad) unsigned activations, made once */
+        make_unsigned(x, (size_t)w->k_pad, n, w->k_pad, ub, (size_t)w->k_pad);
+        tiles(w, x, ub, x_scale, n, y, ldy, row_begin, end, prefetch, 1);
+    } else {
+        tiles(w, x, NULL, x_scale, n, y, ldy, row_begin, end, prefetch, 0);
+    }
 }
 #endif

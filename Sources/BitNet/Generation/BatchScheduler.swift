@@ -33,7 +33,7 @@ public final class BatchScheduler: @unchecked Sendable {
         /// Most rows (decoding tokens + prompt tokens) per step; prompts get what the
         /// decoding requests leave, at least one token. While requests decode, a step's
         /// prompt tokens are further limited to what keeps it within about 4× the average
-        /// decoding step on this host, as measured by the steps so far (``StepBudget``).
+        /// decoding step on this host, as measured by the steps so far (`StepBudget.swift`).
         public var stepTokenBudget: Int
         /// Called on the scheduler's thread after every step with its report (for metrics:
         /// a batch-size histogram sees every step, not only the one a scrape finds). Keep it cheap.
