@@ -298,9 +298,15 @@ static bn_isa chosen_isa(int *env_state) {
  * 0/1 chosen, -1 not yet decided; an atomic so concurrent first calls agree. */
 static _Atomic int stream_prefetch_state = -1;
 
-static int stream_prefetch_default(void) {
+/* BITNET_STREAM_PREFETCH when it is "0" or "1", else NULL (ignored). */
+static const char *stream_prefetch_env(void) {
     const char *env = getenv("BITNET_STREAM_PREFETCH");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) return env[0] == '1';
+    return env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0) ? env : NULL;
+}
+
+static int stream_prefetch_default(void) {
+    const char *env = stream_prefetch_env();
+    if (env) return env[0] == '1';
 #if defined(__x86_64__) || defined(_M_X64)
     unsigned a, b, c, d;
     if (__get_cpuid(0, &a, &b, &c, &d)) {
@@ -358,7 +364,7 @@ size_t bn_dispatch_report(char *buf, size_t cap) {
         "streaming kernels' software prefetch: %s (%s)\n",
         f.brand[0] ? f.brand : "unknown", f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl,
         f.avx512dq, f.avx512vnni, f.amx_tile, f.amx_int8, f.os_ymm, f.os_zmm, f.os_amx, f.amx_permitted, bn_isa_name(best), bn_isa_name(chosen), reason,
-        bn_stream_prefetch() ? "on" : "off", getenv("BITNET_STREAM_PREFETCH") ? "BITNET_STREAM_PREFETCH or a caller" : "by CPU vendor, or a caller");
+        bn_stream_prefetch() ? "on" : "off", stream_prefetch_env() ? "BITNET_STREAM_PREFETCH or a caller" : "by CPU vendor, or a caller");
 #else
     return (size_t)snprintf(buf, cap,
                             "arch: %s\nfeatures: neon=%d dotprod=%d\ndetected: %s\nchosen: %s (%s)\n",

@@ -129,8 +129,6 @@ private struct StreamJob {
     var base: UnsafeRawPointer
     var length: Int
     var isa: bn_isa
-    var iterations: UInt64
-    var work: UInt64
 }
 
 func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
@@ -138,8 +136,7 @@ func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64)
     defer { buffer.deallocate() }
     memset(buffer, 1, length)
-    var job = StreamJob(base: UnsafeRawPointer(buffer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)),
-                        iterations: 0, work: 0)
+    var job = StreamJob(base: UnsafeRawPointer(buffer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)))
     let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
         let job = ctx!.assumingMemoryBound(to: StreamJob.self)
         let slice = job.pointee.length / Int(nth) / 64 * 64
