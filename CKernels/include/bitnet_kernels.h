@@ -384,6 +384,12 @@ int bn_isa_parse(const char *name);
  * depend on it; only speed does. */
 int bn_stream_prefetch(void);
 void bn_set_stream_prefetch(int on);
+/* Whether the AVX-512 VNNI block-head kernel runs its GFNI build (a cheaper
+ * Q6_K block; bit-identical results): 1 where the CPU has GFNI, else 0.
+ * bn_set_qblock_gfni(0) turns it off, 1 turns it back on where the CPU has
+ * GFNI (ignored elsewhere), -1 returns to detection; for tests and benchmarks. */
+int bn_qblock_gfni(void);
+void bn_set_qblock_gfni(int on);
 /* Human-readable lines on what was detected and chosen and why; returns the
  * length it needed (snprintf-style, always NUL-terminated when cap > 0). */
 size_t bn_dispatch_report(char *buf, size_t cap);

@@ -39,7 +39,7 @@ int bn_isa_parse(const char *name) {
 
 /* What the CPU offers, for the report. */
 typedef struct {
-    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, os_ymm, os_zmm;
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, gfni, os_ymm, os_zmm;
     int amx_tile, amx_int8, os_amx, amx_permitted;
     int neon, dotprod;
     char brand[49];
@@ -90,6 +90,7 @@ static cpu_features detect_features(void) {
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
         f.avx512vnni = (c >> 11) & 1;
+        f.gfni = (c >> 8) & 1;
         f.amx_tile = (d >> 24) & 1;
         f.amx_int8 = (d >> 25) & 1;
     }
@@ -332,6 +333,27 @@ int bn_stream_prefetch(void) {
 
 void bn_set_stream_prefetch(int on) { stream_prefetch_state = on < 0 ? -1 : on != 0; }
 
+/* GFNI build of the AVX-512 VNNI block-head kernel: 0/1 chosen, -1 not yet
+ * decided (an atomic, as above). Only ever 1 where cpuid reports GFNI, so a
+ * caller cannot turn on instructions the CPU lacks. */
+static _Atomic int qblock_gfni_state = -1;
+
+static int cpu_has_gfni(void) {
+    const cpu_features f = detect_features();
+    return f.gfni;
+}
+
+int bn_qblock_gfni(void) {
+    int s = qblock_gfni_state;
+    if (s < 0) {
+        s = cpu_has_gfni();
+        qblock_gfni_state = s;
+    }
+    return s;
+}
+
+void bn_set_qblock_gfni(int on) { qblock_gfni_state = on < 0 ? -1 : on != 0 && cpu_has_gfni(); }
+
 const bn_kernels *bn_kernels_best(void) {
     int env_state;
     return &tables[chosen_isa(&env_state)];
@@ -357,13 +379,13 @@ size_t bn_dispatch_report(char *buf, size_t cap) {
         "cpu: %s\n"
         "arch: x86-64\n"
         "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512dq=%d avx512vnni=%d "
-        "amx_tile=%d amx_int8=%d\n"
+        "gfni=%d amx_tile=%d amx_int8=%d\n"
         "os saves state (XCR0): ymm=%d zmm=%d amx=%d (amx permission granted: %d)\n"
         "detected: %s\n"
         "chosen: %s (%s)\n"
         "streaming kernels' software prefetch: %s (%s)\n",
         f.brand[0] ? f.brand : "unknown", f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl,
-        f.avx512dq, f.avx512vnni, f.amx_tile, f.amx_int8, f.os_ymm, f.os_zmm, f.os_amx, f.amx_permitted, bn_isa_name(best), bn_isa_name(chosen), reason,
+        f.avx512dq, f.avx512vnni, f.gfni, f.amx_tile, f.amx_int8, f.os_ymm, f.os_zmm, f.os_amx, f.amx_permitted, bn_isa_name(best), bn_isa_name(chosen), reason,
         bn_stream_prefetch() ? "on" : "off", stream_prefetch_env() ? "BITNET_STREAM_PREFETCH or a caller" : "by CPU vendor, or a caller");
 #else
     return (size_t)snprintf(buf, cap,

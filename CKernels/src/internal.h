@@ -62,6 +62,13 @@ void bn_qblock_gemm_avx2(const bn_qblock_matrix *w, const int8_t *x, const float
 void bn_qblock_gemm_avx512vnni(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
                                const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
                                int32_t row_end);
+/* the two builds bn_qblock_gemm_avx512vnni chooses between (bn_qblock_gfni) */
+void bn_qblock_gemm_avx512vnni_plain(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
+                                     const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
+                                     int32_t row_end);
+void bn_qblock_gemm_avx512gfni(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale,
+                               const int32_t *x_bsum, int32_t n, float *y, int32_t ldy, int32_t row_begin,
+                               int32_t row_end);
 #endif
 #if defined(__aarch64__)
 void bn_qblock_gemm_neon(const bn_qblock_matrix *w, const int8_t *x, const float *x_scale, const int32_t *x_bsum,

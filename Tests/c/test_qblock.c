@@ -3,8 +3,9 @@
  * block sums are exact and the float update order is fixed, see
  * bitnet_kernels.h), the scalar spec against a dequantize-then-double-dot
  * reference within a stated bound, the activation quantizer, odd shapes, N up
- * to 16, row-range splits, adversarial bytes and scales, guard bytes after
- * every buffer and a PROT_NONE page right after the weights. Built plain,
+ * to 16, both builds of the AVX-512 VNNI entry (with and without GFNI),
+ * row-range splits, adversarial bytes and scales, guard bytes after every
+ * buffer and a PROT_NONE page right after the weights. Built plain,
  * with ASan+UBSan, and for arm64 under qemu. */
 #include <math.h>
 #include <stdio.h>
@@ -365,9 +366,17 @@ int main(void) {
     }
     test_known_values();
     test_quantize();
-    test_shapes();
-    test_adversarial();
-    test_reads_only_its_bytes();
+    /* the AVX-512 VNNI entry has two builds (bn_qblock_gfni): where the CPU has GFNI, run the
+     * kernel checks with it and again without it */
+    const int gfni = bn_qblock_gfni();
+    for (int pass = 0; pass <= gfni; pass++) {
+        bn_set_qblock_gfni(pass == 0 ? -1 : 0);
+        printf("  AVX-512 VNNI block kernel: %s build\n", bn_qblock_gfni() ? "GFNI" : "plain");
+        test_shapes();
+        test_adversarial();
+        test_reads_only_its_bytes();
+    }
+    bn_set_qblock_gfni(-1);
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
