@@ -20,10 +20,16 @@
 enum { TILE_T = 8, KBLOCK = 512, U_BYTES = 65536 };
 /* With two or more activation rows the tile is vpdpbusd-bound and the weight
  * stream falls behind unless requested ahead: the 8-row head above went from
- * 26–27 to 18.3–18.9 ms with a request 1–4 KiB ahead (16 KiB: 20.9), 16 rows
- * 40–41 → 32–33 ms. One row streams faster without it on AMD (10.2 vs 10.9
- * ms), so there it follows bn_stream_prefetch like the other streaming kernels. */
-enum { PREFETCH = 4096 };
+ * 26–27 to 18.3–18.9 ms with a request 1–4 KiB ahead into L1 (16 KiB: 20.9),
+ * 16 rows 40–41 → 32–33 ms. One row streams faster without it on AMD (10.2 vs
+ * 10.9 ms), so there it follows bn_stream_prefetch like the other streaming
+ * kernels. From 5 rows on, a request 16 KiB ahead into L2 does better still
+ * (same host type, later sitting, best of 6, head 128256 × 2560): 8 rows
+ * 21.9 → 14.9 ms on one core and 15.7 → 11.8 ms on two, 16 rows 34.9 → 26.2
+ * and 20.9 → 15.7 ms, 5–7 rows 16–34% faster; at 2–4 rows the L1 request
+ * stays ahead (4 rows, one core: 13.9 vs 16.5 ms). */
+enum { PREFETCH = 4096, PREFETCH_L2 = 16384, L2_ROWS = 5 };
+enum { PF_NONE, PF_L1, PF_L2 }; /* dot_chunks' prefetch modes */
 
 BN_INLINE BN_VNNI __m512i bcast32(const uint8_t *p) {
     int32_t v;
@@ -56,7 +62,10 @@ BN_INLINE BN_VNNI void make_unsigned(const int8_t *x, size_t ldx, int n, int32_t
 BN_INLINE BN_VNNI void dot_chunks(const int8_t *p, int32_t chunks, const uint8_t *u, size_t ldu, const int T,
                                   __m512i *acc, __m512i *acc2, int prefetch) {
     for (int32_t c = 0; c < chunks; c += 2) { /* a multiple of 8: chunks come in pairs */
-        if (prefetch) {
+        if (prefetch == PF_L2) {
+            _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH_L2), _MM_HINT_T1);
+            _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH_L2 + 64), _MM_HINT_T1);
+        } else if (prefetch == PF_L1) {
             _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH), _MM_HINT_T0);
             _mm_prefetch((const char *)(p + (size_t)c * 64 + PREFETCH + 64), _MM_HINT_T0);
         }
@@ -115,7 +124,7 @@ BN_INLINE BN_VNNI void tiles(const bn_q8_matrix *w, const int8_t *x, const uint8
 BN_VNNI void bn_q8_gemm_avx512vnni(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n,
                                    float *y, int32_t ldy, int32_t row_begin, int32_t row_end) {
     const int32_t end = bn_min_i32(row_end, w->m);
-    const int prefetch = n > 1 || bn_stream_prefetch();
+    const int prefetch = n >= L2_ROWS ? PF_L2 : n > 1 || bn_stream_prefetch() ? PF_L1 : PF_NONE;
     if ((size_t)n * (size_t)w->k_pad <= U_BYTES) {
         _Alignas(64) uint8_t ub[U_BYTES]; /* (n, k_pad) unsigned activations, made once */
         make_unsigned(x, (size_t)w->k_pad, n, w->k_pad, ub, (size_t)w->k_pad);
