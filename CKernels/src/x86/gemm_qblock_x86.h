@@ -127,6 +127,16 @@ BN_INLINE QB_TARGET __m256 scales8(const uint8_t *const rows[TILE_R], size_t b_o
  *  - Q6_K blocks decoded with fewer operations (blk_q6_k_eo; with GFNI, fewer again);
  *  - Q4_0 computed a tile at a time, two rows per register (tile_q4_0). */
 
+/* A Q6_K block's 16 sub-scales as int16 held even/odd, [sc0 sc2 .. sc14 | sc1 sc3 .. sc15], and
+ * in *corr the 32·Σ sc_j·bsum_j both forms of blk_q6_k_eo subtract (bsum16eo: the activation's
+ * 16-sums as int16 in the same order; one pmaddwd). */
+BN_INLINE QB_TARGET __m256i q6k_scales(const uint8_t *blk, __m256i bsum16eo, __m256i *corr) {
+    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk + 192)), eo));
+    *corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsum16eo), 5);
+    return sc16;
+}
+
 #if defined(QB_GFNI)
 /* vpshufb controls for the GFNI form: the int16 sub-scales of quarters (2p, 2p+1) of a block,
  * in the order vpackssdw leaves their 4-sums (see blk_q6_k_eo below), p = 0..3 */
@@ -159,9 +169,8 @@ BN_INLINE QB_TARGET __m256i blk_q6_k_eo(const uint8_t *blk, const int8_t *q, __m
     const __m256i g67 = _mm256_set1_epi64x(QB_GF_QH67), ghi = _mm256_set1_epi64x(QB_GF_HI4);
     const uint8_t(*pick)[32] = qb_pick_pair;
     __asm__("" : "+r"(pick)); /* opaque, as in the form below */
-    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk + 192)), eo));
-    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsum16eo), 5);
+    __m256i corr;
+    const __m256i sc16 = q6k_scales(blk, bsum16eo, &corr);
     __m256i acc = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
@@ -205,9 +214,8 @@ BN_INLINE QB_TARGET __m256i blk_q6_k_eo(const uint8_t *blk, const int8_t *q, __m
     const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
     const uint16_t(*pick)[16] = qb_pick16;
     __asm__("" : "+r"(pick)); /* opaque: clang would rewrite each pshufb as pshuflw + pshufd */
-    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk + 192)), eo));
-    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsum16eo), 5);
+    __m256i corr;
+    const __m256i sc16 = q6k_scales(blk, bsum16eo, &corr);
     __m256i acc = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
