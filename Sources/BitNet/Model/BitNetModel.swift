@@ -318,12 +318,19 @@ public final class BitNetModel: @unchecked Sendable {
         let neox: Int32 = c.ropeIsNeoX ? 1 : 0
         lap(.embedding)
 
+        // batched rows on several threads: the per-row work between projections split over the pool
+        let splitRows = n > 1 && pool.threads > 1
         for (l, w) in weights.layers.enumerated() {
             // attention block
-            normRows(x, w.attnNorm, n: n, width: hidden, eps: eps, into: h)
-            lap(.norms)
-            try quantize(h, n: n, into: s.actsHidden)
-            lap(.quantize)
+            if splitRows {
+                try prepareRows(x, norm: w.attnNorm, out: h, n: n, into: s.actsHidden)
+                lap(.rowPrep)
+            } else {
+                normRows(x, w.attnNorm, n: n, width: hidden, eps: eps, into: h)
+                lap(.norms)
+                try quantize(h, n: n, into: s.actsHidden)
+                lap(.quantize)
+            }
             let tl = decodeTables[l] // q, k, v, o, gate, up, down
             // TL tables serve single rows only; without them the group is one dispatch
             if n > 1 || (tl[0] == nil && tl[1] == nil && tl[2] == nil) {
@@ -354,20 +361,30 @@ public final class BitNetModel: @unchecked Sendable {
                 withUnsafeMutablePointer(to: &job) { pool.run(threads: min(pool.threads, n * c.headCount), AttentionJob.task, context: $0) }
             }
             lap(.attention)
-            if let sub = w.attnSubNorm { normRows(att, sub, n: n, width: qDim, eps: eps, into: att) }
-            lap(.norms)
-            try quantize(att, n: n, into: s.actsQ)
-            lap(.quantize)
+            if splitRows {
+                try prepareRows(att, norm: w.attnSubNorm, out: att, n: n, into: s.actsQ)
+                lap(.rowPrep)
+            } else {
+                if let sub = w.attnSubNorm { normRows(att, sub, n: n, width: qDim, eps: eps, into: att) }
+                lap(.norms)
+                try quantize(att, n: n, into: s.actsQ)
+                lap(.quantize)
+            }
             try matmul(w.o, tl[3], s.actsQ, into: h)
             lap(.output)
             ops.add(h, x, Int32(n * hidden))
             lap(.elementwise)
 
             // feed-forward block
-            normRows(x, w.ffnNorm, n: n, width: hidden, eps: eps, into: h)
-            lap(.norms)
-            try quantize(h, n: n, into: s.actsHidden)
-            lap(.quantize)
+            if splitRows {
+                try prepareRows(x, norm: w.ffnNorm, out: h, n: n, into: s.actsHidden)
+                lap(.rowPrep)
+            } else {
+                normRows(x, w.ffnNorm, n: n, width: hidden, eps: eps, into: h)
+                lap(.norms)
+                try quantize(h, n: n, into: s.actsHidden)
+                lap(.quantize)
+            }
             if n > 1 || (tl[4] == nil && tl[5] == nil) {
                 try kernels.matmulMany(fusedGroups[l].gateUp, s.actsHidden, into: gateUpOut, pool: pool)
             } else {
@@ -375,15 +392,20 @@ public final class BitNetModel: @unchecked Sendable {
                 try matmul(w.up, tl[5], s.actsHidden, into: up)
             }
             lap(.gateUp)
-            switch c.activation {
-            case .relu2: ops.gate_relu2(gate, up, Int32(n * ffn))
-            case .silu: ops.gate_silu(gate, up, Int32(n * ffn))
+            if splitRows {
+                try prepareRows(gate, up: up, norm: w.ffnSubNorm, out: gate, n: n, into: s.actsFFN)
+                lap(.rowPrep)
+            } else {
+                switch c.activation {
+                case .relu2: ops.gate_relu2(gate, up, Int32(n * ffn))
+                case .silu: ops.gate_silu(gate, up, Int32(n * ffn))
+                }
+                lap(.elementwise)
+                if let sub = w.ffnSubNorm { normRows(gate, sub, n: n, width: ffn, eps: eps, into: gate) }
+                lap(.norms)
+                try quantize(gate, n: n, into: s.actsFFN)
+                lap(.quantize)
             }
-            lap(.elementwise)
-            if let sub = w.ffnSubNorm { normRows(gate, sub, n: n, width: ffn, eps: eps, into: gate) }
-            lap(.norms)
-            try quantize(gate, n: n, into: s.actsFFN)
-            lap(.quantize)
             try matmul(w.down, tl[6], s.actsFFN, into: h)
             lap(.down)
             ops.add(h, x, Int32(n * hidden))
@@ -433,6 +455,34 @@ public final class BitNetModel: @unchecked Sendable {
         weight.withUnsafeBufferPointer { w in
             for t in 0..<n { rmsnorm(src + t * width, w.baseAddress!, eps, Int32(width), out + t * width) }
         }
+    }
+
+    /// ``normRows(_:_:n:width:eps:into:)`` (when `norm` is given; else `out` is `source`)
+    /// and ``quantize(_:n:into:)`` of n rows, after the gated activation of `source` by
+    /// `up` when given, with the rows split over the pool (``RowPrepJob``): the same
+    /// calls per row as the serial path, so the same bits.
+    private func prepareRows(_ source: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>? = nil, norm: [Float]?,
+                             out: UnsafeMutablePointer<Float>, n: Int, into acts: QuantizedActivations) throws {
+        guard n >= 1, n <= acts.capacity else {
+            throw KernelError.dimensionMismatch(what: "activation rows (capacity)", expected: acts.capacity, actual: n)
+        }
+        let run = { (weight: UnsafePointer<Float>?) in
+            var job = RowPrepJob(table: self.kernels.table, source: source, up: up, silu: self.config.activation == .silu,
+                                 norm: weight, eps: self.config.normEpsilon, out: out, width: Int32(acts.cols), rows: Int32(n),
+                                 values: acts.values.typed(Int8.self).baseAddress!, paddedCols: Int32(acts.paddedCols),
+                                 scales: acts.scales.typed(Float.self).baseAddress!, sums: acts.sums.typed(Int32.self).baseAddress!)
+            withUnsafeMutablePointer(to: &job) { self.pool.run(threads: min(self.pool.threads, n), RowPrepJob.task, context: $0) }
+        }
+        if let norm {
+            guard norm.count == acts.cols else {
+                throw KernelError.dimensionMismatch(what: "norm weights", expected: acts.cols, actual: norm.count)
+            }
+            norm.withUnsafeBufferPointer { run($0.baseAddress!) }
+        } else {
+            guard out == source else { throw KernelError.bufferSize(what: "rows quantized without a norm", expected: 0, actual: 1) }
+            run(nil)
+        }
+        acts.rows = n
     }
 
     /// BitLinear's input: the n rows quantized once per token (as the reference does),

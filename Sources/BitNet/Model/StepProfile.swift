@@ -13,6 +13,9 @@ package final class StepProfile {
         case elementwise = "activation + residual"
         case down = "down projection"
         case head = "final norm + head"
+        /// Batched steps on several threads: the activation, norms and quantization
+        /// of each input, split over the pool by rows (``RowPrepJob``).
+        case rowPrep = "act + norms + quantize"
     }
 
     package private(set) var seconds: [Phase: Double] = [:]
