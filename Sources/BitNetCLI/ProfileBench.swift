@@ -25,7 +25,12 @@ struct ProfileBench {
         let prompt = randomTokens(promptTokens), decode = (0..<genTokens).map { _ in randomTokens(parallel) }
         _ = try session.forward(Array(prompt.prefix(8))) // warm-up: pages, pool threads
         session.reset()
-        _ = try model.step(sessions.map { SequenceInput(session: $0, tokens: prompt, logits: .none) })
+        // the prompt as one step, profiled too: prefill is compute-bound, so its table shows
+        // shares only (the GEMM's fraction of the int8 peak is in bench e2e's pp line)
+        let promptProfile = StepProfile()
+        let promptStart = Stopwatch.now()
+        _ = try model.step(sessions.map { SequenceInput(session: $0, tokens: prompt, logits: .none) }, profile: promptProfile)
+        let promptWall = Stopwatch.now() - promptStart
         let profile = StepProfile()
         let before = measureReadBandwidth(pool: model.pool, isa: model.kernels.isa)
         let start = Stopwatch.now()
@@ -66,7 +71,7 @@ struct ProfileBench {
             let b = streamed[phase]
             let speed = b.map { seconds > 0 ? Double($0) / seconds / 1e9 : 0 }
             if json {
-                let base = [("model", ReportValue.string(name)), ("threads", .int(model.pool.threads)),
+                let base = [("model", ReportValue.string(name)), ("threads", .int(model.pool.threads)), ("stage", .string("decode")),
                             ("phase", .string(phase.rawValue)), ("ms_per_token", .double(seconds * 1e3)),
                             ("share", .double(seconds / perToken)), ("read_bandwidth_gbps", .double(bandwidth))]
                 let streaming = b.map { [("bytes_per_token", ReportValue.int($0)), ("gbps", .double(speed ?? 0)),
@@ -81,6 +86,32 @@ struct ProfileBench {
         if !json {
             print(String(format: "%@ %9.3f   %5.1f%%   (pool hand-offs, Swift overhead, clock reads)", "unaccounted".padding(toLength: 24, withPad: " ", startingAt: 0),
                          (perToken - measured) * 1e3, (perToken - measured) / perToken * 100))
+        }
+        printPrompt(promptProfile, wall: promptWall)
+    }
+
+    /// The prompt step's phases, per prompt token (all sequences' prompt rows together).
+    private func printPrompt(_ profile: StepProfile, wall: Double) {
+        let rows = Double(promptTokens * parallel)
+        if !json {
+            print(String(format: "prompt: %d token(s) × %d sequence(s) in one step, %.2f ms per prompt token (%.1f tok/s)",
+                         promptTokens, parallel, wall / rows * 1e3, rows / wall))
+            print("prompt phase               ms/token   share")
+        }
+        for phase in StepProfile.Phase.allCases {
+            let seconds = (profile.seconds[phase] ?? 0) / rows
+            if json {
+                print(jsonLine([("model", .string(name)), ("threads", .int(model.pool.threads)), ("stage", .string("prompt")),
+                                ("phase", .string(phase.rawValue)), ("ms_per_token", .double(seconds * 1e3)),
+                                ("share", .double(seconds * rows / wall))]))
+            } else {
+                print(String(format: "%@ %9.4f   %5.1f%%", phase.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0),
+                             seconds * 1e3, seconds * rows / wall * 100))
+            }
+        }
+        if !json {
+            print(String(format: "%@ %9.4f   %5.1f%%", "unaccounted".padding(toLength: 24, withPad: " ", startingAt: 0),
+                         (wall - profile.total) / rows * 1e3, (wall - profile.total) / wall * 100))
         }
     }
 }
