@@ -34,12 +34,6 @@ struct EndToEndBench: ParsableCommand {
     @Flag(help: "Per-token time breakdown of generation (embedding, norms, quantization, each projection family, attention, head) against the read bandwidth.")
     var profile = false
 
-    /// The head the model runs: `--head f16` keeps a file's own block type, so a Q6_K-head file
-    /// is labelled q6_K, not f16.
-    private func headLabel(_ model: BitNetModel) -> String {
-        head == "f16" ? model.weights.outputBlocks.map { $0.type.description } ?? head : head
-    }
-
     func run() throws {
         guard promptTokens >= 1, genTokens >= 1, (repetitions ?? 1) >= 1 else { throw ValidationError("-p, -n and -r must be ≥ 1") }
         guard depth >= 0 else { throw ValidationError("-d must be ≥ 0") }
@@ -181,7 +175,7 @@ struct EndToEndBench: ParsableCommand {
                                [("int8_peak_gops", .double(peaks[c.threads] ?? .nan)), ("runs", .int(runs.count)),
                                 ("repeated_runs", .int(runs.reduce(0) { $0 + $1.repeats })),
                                 ("unsteady_runs", .int(runs.filter { !$0.steady }.count)),
-                                ("head", .string(headLabel(c.model))), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
+                                ("head", .string(headPrecision.label(weights))), ("kernel", .string(c.kernelName)), ("pp_tokens", .int(promptTokens)),
                                 ("tg_tokens", .int(genTokens)), ("depth", .int(depth)), ("kv", .string(kvPrecision)),
                                 ("isa", .string(kernels.isa.description)), ("load_s", .double(loadSeconds)),
                                 ("peak_rss_bytes", .int(modelPeakRSS)),

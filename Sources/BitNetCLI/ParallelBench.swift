@@ -71,7 +71,7 @@ struct ParallelBench {
                                     ("ceiling_tok_s", .double(computeCeiling)), ("read_ceiling_tok_s", .double(readCeiling)),
                                     ("int8_peak_gops", .double(peak)), ("f32_peak_gflops", .double(f32Peak)),
                                     ("head_at_f32_peak", .bool(f32Head)), ("read_bandwidth_gbps_before", .double(before)),
-                                    ("read_bandwidth_gbps_after", .double(after)), ("head", .string(headPrecision == .f16 ? model.weights.outputBlocks.map { $0.type.description } ?? "f16" : headPrecision.rawValue)),
+                                    ("read_bandwidth_gbps_after", .double(after)), ("head", .string(headPrecision.label(weights))),
                                     ("fraction_of_target", .double(aggregate / target)), ("tg_tokens", .int(genTokens))]))
                 } else {
                     print(String(format: "threads %d, parallel %2d: aggregate tg %.1f tok/s (%.1f–%.1f), %.2f per stream = %.2fx single; "

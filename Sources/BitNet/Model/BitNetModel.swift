@@ -63,6 +63,12 @@ public final class BitNetModel: @unchecked Sendable {
             }
         }
 
+        /// What the head runs as, for reports: `f16` keeps a file's own block type, so a
+        /// Q6_K-head file reads `Q6_K`.
+        package func label(_ weights: ModelWeights) -> String {
+            self == .f16 ? weights.outputBlocks.map { $0.type.description } ?? rawValue : rawValue
+        }
+
         /// The block type of a requantized head (nil for f16 and q8).
         package var blockType: GGMLType? {
             switch self {
@@ -457,10 +463,10 @@ public final class BitNetModel: @unchecked Sendable {
         }
     }
 
-    /// ``normRows(_:_:n:width:eps:into:)`` (when `norm` is given; else `out` is `source`)
-    /// and ``quantize(_:n:into:)`` of n rows, after the gated activation of `source` by
-    /// `up` when given, with the rows split over the pool (``RowPrepJob``): the same
-    /// calls per row as the serial path, so the same bits.
+    /// ``normRows(_:_:n:width:eps:into:)`` into `out` (when `norm` is given) and
+    /// ``quantize(_:n:into:)`` of those rows (else of `source`), after the gated
+    /// activation of `source` by `up` when given, with the rows split over the pool
+    /// (``RowPrepJob``): the same calls per row as the serial path, so the same bits.
     private func prepareRows(_ source: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>? = nil, norm: [Float]?,
                              out: UnsafeMutablePointer<Float>, n: Int, into acts: QuantizedActivations) throws {
         guard n >= 1, n <= acts.capacity else {
@@ -479,7 +485,6 @@ public final class BitNetModel: @unchecked Sendable {
             }
             norm.withUnsafeBufferPointer { run($0.baseAddress!) }
         } else {
-            guard out == source else { throw KernelError.bufferSize(what: "rows quantized without a norm", expected: 0, actual: 1) }
             run(nil)
         }
         acts.rows = n

@@ -16,10 +16,10 @@ struct RowPrepJob {
     /// (rows, width): when given, source = act(source) · up first, in place.
     var up: UnsafePointer<Float>?
     var silu: Bool
-    /// (width,): when given, out = rmsnorm(source) ⊙ norm; else out must be source.
+    /// (width,): when given, out = rmsnorm(source) ⊙ norm and out is quantized; else source is.
     var norm: UnsafePointer<Float>?
     var eps: Float
-    /// (rows, width): the rows that are quantized (may be source).
+    /// (rows, width): the normed rows (may be source).
     var out: UnsafeMutablePointer<Float>
     var width: Int32
     var rows: Int32
@@ -38,8 +38,12 @@ struct RowPrepJob {
         for r in begin..<end {
             let row = j.source + r * w
             if let up = j.up { (j.silu ? ops.gate_silu : ops.gate_relu2)(row, up + r * w, j.width) }
-            if let norm = j.norm { ops.rmsnorm(row, norm, j.eps, j.width, j.out + r * w) }
-            ops.quantize(j.out + r * w, 1, j.width, j.width, j.values + r * Int(j.paddedCols), j.paddedCols, j.scales + r, j.sums + r)
+            var quantized = row
+            if let norm = j.norm {
+                quantized = j.out + r * w
+                ops.rmsnorm(row, norm, j.eps, j.width, quantized)
+            }
+            ops.quantize(quantized, 1, j.width, j.width, j.values + r * Int(j.paddedCols), j.paddedCols, j.scales + r, j.sums + r)
         }
     }
 }
