@@ -26,7 +26,7 @@ enum { TILE_T = 8, KBLOCK = 512, U_BYTES = 65536 };
  * kernels. From 5 rows on, a request 16 KiB ahead into L2 does better still
  * (same host type, later sitting, best of 6, head 128256 × 2560): 8 rows
  * 21.9 → 14.9 ms on one core and 15.7 → 11.8 ms on two, 16 rows 34.9 → 26.2
- * and 20.9 → 15.7 ms, 5–7 rows 16–34% faster; at 2–4 rows the L1 request
+ * and 20.9 → 15.7 ms, 5–7 rows 18–34% faster; at 2–4 rows the L1 request
  * stays ahead (4 rows, one core: 13.9 vs 16.5 ms). */
 enum { PREFETCH = 4096, PREFETCH_L2 = 16384, L2_ROWS = 5 };
 enum { PF_NONE, PF_L1, PF_L2 }; /* dot_chunks' prefetch modes */

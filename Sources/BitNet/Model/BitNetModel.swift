@@ -326,17 +326,21 @@ public final class BitNetModel: @unchecked Sendable {
 
         // batched rows on several threads: the per-row work between projections split over the pool
         let splitRows = n > 1 && pool.threads > 1
-        for (l, w) in weights.layers.enumerated() {
-            // attention block
+        // a block's input: the residual stream x normed into h, quantized into actsHidden
+        func prepareBlockInput(_ norm: [Float]) throws {
             if splitRows {
-                try prepareRows(x, norm: w.attnNorm, out: h, n: n, into: s.actsHidden)
+                try prepareRows(x, norm: norm, out: h, n: n, into: s.actsHidden)
                 lap(.rowPrep)
             } else {
-                normRows(x, w.attnNorm, n: n, width: hidden, eps: eps, into: h)
+                normRows(x, norm, n: n, width: hidden, eps: eps, into: h)
                 lap(.norms)
                 try quantize(h, n: n, into: s.actsHidden)
                 lap(.quantize)
             }
+        }
+        for (l, w) in weights.layers.enumerated() {
+            // attention block
+            try prepareBlockInput(w.attnNorm)
             let tl = decodeTables[l] // q, k, v, o, gate, up, down
             // TL tables serve single rows only; without them the group is one dispatch
             if n > 1 || (tl[0] == nil && tl[1] == nil && tl[2] == nil) {
@@ -382,15 +386,7 @@ public final class BitNetModel: @unchecked Sendable {
             lap(.elementwise)
 
             // feed-forward block
-            if splitRows {
-                try prepareRows(x, norm: w.ffnNorm, out: h, n: n, into: s.actsHidden)
-                lap(.rowPrep)
-            } else {
-                normRows(x, w.ffnNorm, n: n, width: hidden, eps: eps, into: h)
-                lap(.norms)
-                try quantize(h, n: n, into: s.actsHidden)
-                lap(.quantize)
-            }
+            try prepareBlockInput(w.ffnNorm)
             if n > 1 || (tl[4] == nil && tl[5] == nil) {
                 try kernels.matmulMany(fusedGroups[l].gateUp, s.actsHidden, into: gateUpOut, pool: pool)
             } else {
