@@ -322,14 +322,18 @@ static int stream_prefetch_default(void) {
     return 1;
 }
 
-int bn_stream_prefetch(void) {
-    int s = stream_prefetch_state;
+/* A lazily decided 0/1 switch: *state is -1 until the first call asks `decide`
+ * (deterministic, so concurrent first calls store the same value). */
+static int decided(_Atomic int *state, int (*decide)(void)) {
+    int s = *state;
     if (s < 0) {
-        s = stream_prefetch_default();
-        stream_prefetch_state = s;
+        s = decide();
+        *state = s;
     }
     return s;
 }
+
+int bn_stream_prefetch(void) { return decided(&stream_prefetch_state, stream_prefetch_default); }
 
 void bn_set_stream_prefetch(int on) { stream_prefetch_state = on < 0 ? -1 : on != 0; }
 
@@ -343,14 +347,7 @@ static int cpu_has_gfni(void) {
     return f.gfni;
 }
 
-int bn_qblock_gfni(void) {
-    int s = qblock_gfni_state;
-    if (s < 0) {
-        s = cpu_has_gfni();
-        qblock_gfni_state = s;
-    }
-    return s;
-}
+int bn_qblock_gfni(void) { return decided(&qblock_gfni_state, cpu_has_gfni); }
 
 void bn_set_qblock_gfni(int on) { qblock_gfni_state = on < 0 ? -1 : on != 0 && cpu_has_gfni(); }
 
