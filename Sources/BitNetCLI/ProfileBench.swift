@@ -48,7 +48,8 @@ struct ProfileBench {
             }
         }
         let meanPosition = Double(promptTokens) + Double(genTokens) / 2
-        let kvBytes = Int(2 * Double(c.layerCount * c.kvDim) * meanPosition) * session.kvPrecision.bytes
+        // each sequence of the step reads its own cache
+        let kvBytes = Int(2 * Double(c.layerCount * c.kvDim) * meanPosition) * session.kvPrecision.bytes * parallel
         let headBytes = model.q8Head != nil ? c.vocabSize * c.hiddenSize
             : model.blockHead?.byteCount ?? c.vocabSize * c.hiddenSize * 2
         let streamed: [StepProfile.Phase: Int] = [
@@ -59,7 +60,7 @@ struct ProfileBench {
         let measured = profile.total / Double(genTokens)
         let totalBytes = streamed.values.reduce(0, +)
         if !json {
-            if parallel > 1 { print("\(parallel) sequences per step: times are per step (\(parallel) tokens), bytes are read once per step") }
+            if parallel > 1 { print("\(parallel) sequences per step: times are per step (\(parallel) tokens); weights are read once per step, each sequence's KV cache once") }
             print(String(format: "%@, threads %d: %.2f ms per token (%.1f tok/s); read %.1f→%.1f GB/s; %@ per token → roofline %.1f tok/s (%.0f%%)",
                          name, model.pool.threads, perToken * 1e3, 1 / perToken, before, after,
                          ProgressBar.bytes(Double(totalBytes)), bandwidth * 1e9 / Double(totalBytes),
