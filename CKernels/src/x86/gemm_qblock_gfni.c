@@ -1,6 +1,6 @@
 /* The AVX-512 VNNI block-head kernel built with GFNI: the same body
- * (gemm_qblock_x86.h) with the Q6_K block decoded by gf2p8affineqb and its
- * products packed two quarters per vpdpwssd (blk_q6_k_eo, QB_GFNI form).
+ * (gemm_qblock_x86.h) with the Q6_K block decoded by gf2p8affineqb on 512-bit
+ * registers and its products packed two quarters per vpdpwssd (blk_q6_k_gfni).
  * Same exact integer sums, same float order: bit-identical to the scalar
  * spec. Reached through bn_qblock_gemm_avx512vnni when the CPU has GFNI. */
 #if defined(__x86_64__) || defined(_M_X64)

@@ -124,11 +124,71 @@ BN_INLINE QB_TARGET __m256 scales8(const uint8_t *const rows[TILE_R], size_t b_o
  *    this tile's work at the pace it is read, first activation row only): the eight rows of a tile are
  *    eight short streams the hardware prefetcher does not follow, and without it the Q6_K head
  *    read about a third of the bandwidth a plain read gets;
- *  - Q6_K blocks decoded with fewer operations (blk_q6_k_eo; with GFNI, fewer again);
+ *  - Q6_K blocks decoded with fewer operations (blk_q6_k_eo; with GFNI, blk_q6_k_gfni);
  *  - Q4_0 computed a tile at a time, two rows per register (tile_q4_0). */
 
+#if defined(QB_GFNI)
+/* vpermw indices for half h of a block: int16 w of the packed 4-sums (128-bit lane L = w / 8,
+ * j = w % 8) takes sub-scale 8h + L for j < 4 and 8h + 4 + L for j ≥ 4 (see blk_q6_k_gfni) */
+static const uint16_t qb_scale_idx[2][32] __attribute__((aligned(64))) = {
+#define QB_LANE(h, L) 8 * (h) + (L), 8 * (h) + (L), 8 * (h) + (L), 8 * (h) + (L), \
+                      8 * (h) + 4 + (L), 8 * (h) + 4 + (L), 8 * (h) + 4 + (L), 8 * (h) + 4 + (L)
+    {QB_LANE(0, 0), QB_LANE(0, 1), QB_LANE(0, 2), QB_LANE(0, 3)},
+    {QB_LANE(1, 0), QB_LANE(1, 1), QB_LANE(1, 2), QB_LANE(1, 3)}};
+#undef QB_LANE
+
+/* GF(2) affine matrices (gf2p8affineqb: output bit i = parity(matrix byte 7-i & input byte))
+ * that move bit fields within each byte: qh bits 0-1, 2-3, 4-5 or 6-7 to bits 4-5 (clearing the
+ * rest), and ql's high nibble to the low one. Each replaces a shift and an and, on a pipe the
+ * shifts do not use; the matrix is per 64-bit lane, so one instruction moves a different field
+ * in each 256-bit half. */
+#define QB_GF_QH01 0x01020000LL
+#define QB_GF_QH23 0x04080000LL
+#define QB_GF_QH45 0x10200000LL
+#define QB_GF_QH67 0x40800000LL
+#define QB_GF_HI4 0x1020408000000000LL
+
+/* One Q6_K block, GFNI + VNNI form on 512-bit registers (the same exact block sum as the form
+ * below). Half h of a block is 128 weights: ql's 64 bytes [l0 | l1] hold quarters 0, 1 in their
+ * low nibbles and 2, 3 in their high ones, qh's 32 bytes (read into both 256-bit halves) the 2-bit
+ * pieces. u01 = [q0 | q1] = ql's low nibbles | one gf2p8affineqb of qh (bits 0-1 in the low half,
+ * 2-3 in the high), u23 = [q2 | q3] likewise from ql's high nibbles and bits 4-5 / 6-7. vpdpbusd
+ * gives 4-sums of u·q ≤ 4·63·127 = 32004, which fit int16, so the two 4-sum vectors pack
+ * (vpackssdw, exact) into one, and one vpdpwssd applies the sub-scales that one vpermw lays out
+ * (128-bit lane L of the pack: sub-block 8h + L's four sums, then 8h + 4 + L's). The -32 is
+ * folded in as 32·Σ sc_j·bsum_j (bsum16: the activation's 16-sums as int16, in order).
+ * Zen 4 core, 128256 × 2560 head: the same pipe work as the 256-bit form it replaced (29 → 33–36
+ * GB/s cache-resident, one activation row, against the form below) in half the instructions,
+ * which is what counts when the core is shared: 25 → 27–30 GB/s in the host's slower hours
+ * (equal, 35, in its fast ones); 8 activation rows 3.3 → 3.8 GB/s. */
+BN_INLINE QB_TARGET __m256i blk_q6_k_gfni(const uint8_t *blk, const int8_t *q, __m256i bsum16) {
+    const __m512i m4 = _mm512_set1_epi8(0xF), zero = _mm512_setzero_si512();
+    const __m512i g0123 = _mm512_inserti64x4(_mm512_set1_epi64(QB_GF_QH01), _mm256_set1_epi64x(QB_GF_QH23), 1);
+    const __m512i g4567 = _mm512_inserti64x4(_mm512_set1_epi64(QB_GF_QH45), _mm256_set1_epi64x(QB_GF_QH67), 1);
+    const __m512i ghi = _mm512_set1_epi64(QB_GF_HI4);
+    const uint16_t(*idx)[32] = qb_scale_idx;
+    __asm__("" : "+r"(idx)); /* opaque, as in the form below */
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsum16), 5);
+    const __m512i sc = _mm512_castsi256_si512(sc16); /* vpermw reads int16 0..15 only */
+    __m512i acc = zero;
+    for (int h = 0; h < 2; h++) {
+        const __m512i l = _mm512_loadu_si512(blk + 64 * h);
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h)));
+        /* ternlog 0xEC: (a & c) | b */
+        const __m512i u01 = _mm512_ternarylogic_epi32(l, _mm512_gf2p8affine_epi64_epi8(hb, g0123, 0), m4, 0xEC);
+        const __m512i u23 = _mm512_or_si512(_mm512_gf2p8affine_epi64_epi8(l, ghi, 0), _mm512_gf2p8affine_epi64_epi8(hb, g4567, 0));
+        const __m512i d0 = _mm512_dpbusd_epi32(zero, u01, _mm512_loadu_si512(q + 128 * h));
+        const __m512i d1 = _mm512_dpbusd_epi32(zero, u23, _mm512_loadu_si512(q + 128 * h + 64));
+        const __m512i s = _mm512_permutexvar_epi16(_mm512_load_si512(idx[h]), sc);
+        acc = _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(d0, d1), s);
+    }
+    const __m256i a = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+    return _mm256_sub_epi32(a, corr);
+}
+#else
 /* A Q6_K block's 16 sub-scales as int16 held even/odd, [sc0 sc2 .. sc14 | sc1 sc3 .. sc15], and
- * in *corr the 32·Σ sc_j·bsum_j both forms of blk_q6_k_eo subtract (bsum16eo: the activation's
+ * in *corr the 32·Σ sc_j·bsum_j blk_q6_k_eo subtracts (bsum16eo: the activation's
  * 16-sums as int16 in the same order; one pmaddwd). */
 BN_INLINE QB_TARGET __m256i q6k_scales(const uint8_t *blk, __m256i bsum16eo, __m256i *corr) {
     const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -137,63 +197,6 @@ BN_INLINE QB_TARGET __m256i q6k_scales(const uint8_t *blk, __m256i bsum16eo, __m
     return sc16;
 }
 
-#if defined(QB_GFNI)
-/* vpshufb controls for the GFNI form: the int16 sub-scales of quarters (2p, 2p+1) of a block,
- * in the order vpackssdw leaves their 4-sums (see blk_q6_k_eo below), p = 0..3 */
-static const uint8_t qb_pick_pair[4][32] __attribute__((aligned(32))) = {
-#define QB_PAIR_HALF(a) (a), (a) + 1, (a), (a) + 1, (a), (a) + 1, (a), (a) + 1, \
-                        (a) + 2, (a) + 3, (a) + 2, (a) + 3, (a) + 2, (a) + 3, (a) + 2, (a) + 3
-#define QB_PAIR(a) {QB_PAIR_HALF(a), QB_PAIR_HALF(a)}
-    QB_PAIR(0), QB_PAIR(4), QB_PAIR(8), QB_PAIR(12)};
-#undef QB_PAIR
-#undef QB_PAIR_HALF
-
-/* GF(2) affine matrices (gf2p8affineqb: output bit i = parity(matrix byte 7-i & input byte))
- * that move bit fields within each byte: qh bits 0-1, 2-3 or 6-7 to bits 4-5, and ql's high
- * nibble to the low one. Each replaces a shift and an and, on a pipe the shifts do not use. */
-#define QB_GF_QH01 0x01020000LL
-#define QB_GF_QH23 0x04080000LL
-#define QB_GF_QH67 0x40800000LL
-#define QB_GF_HI4 0x1020408000000000LL
-
-/* One Q6_K block, GFNI + VNNI form (same block sum as the form below, exact). Decoding: u[c]
- * by one gf2p8affineqb per moved field and one vpternlogd per merge (4 nibble/2-bit merges per
- * half instead of 17 shifts, ands and ors). Products: vpdpbusd gives 4-sums of u·q ≤ 4·63·127
- * = 32004, which fit int16, so two quarters pack (vpackssdw, exact) into one vector and one
- * vpdpwssd applies their four sub-scales: 5 instructions per 64 weights instead of 8.
- * Measured on a Zen 4 core (128256 × 2560 head, one activation row): 29 → 33–36 GB/s
- * cache-resident, 22 → 24–25 GB/s from DRAM with the L2 prefetch below. */
-BN_INLINE QB_TARGET __m256i blk_q6_k_eo(const uint8_t *blk, const int8_t *q, __m256i bsum16eo) {
-    const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30), zero = _mm256_setzero_si256();
-    const __m256i g01 = _mm256_set1_epi64x(QB_GF_QH01), g23 = _mm256_set1_epi64x(QB_GF_QH23);
-    const __m256i g67 = _mm256_set1_epi64x(QB_GF_QH67), ghi = _mm256_set1_epi64x(QB_GF_HI4);
-    const uint8_t(*pick)[32] = qb_pick_pair;
-    __asm__("" : "+r"(pick)); /* opaque, as in the form below */
-    __m256i corr;
-    const __m256i sc16 = q6k_scales(blk, bsum16eo, &corr);
-    __m256i acc = _mm256_setzero_si256();
-    for (int h = 0; h < 2; h++) {
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
-        __m256i u[4]; /* ternlog 0xEC: (a & c) | b;  0xF8: a | (b & c) */
-        u[0] = _mm256_ternarylogic_epi32(l0, _mm256_gf2p8affine_epi64_epi8(hb, g01, 0), m4, 0xEC);
-        u[1] = _mm256_ternarylogic_epi32(l1, _mm256_gf2p8affine_epi64_epi8(hb, g23, 0), m4, 0xEC);
-        u[2] = _mm256_ternarylogic_epi32(_mm256_gf2p8affine_epi64_epi8(l0, ghi, 0), hb, m30, 0xF8);
-        u[3] = _mm256_or_si256(_mm256_gf2p8affine_epi64_epi8(l1, ghi, 0), _mm256_gf2p8affine_epi64_epi8(hb, g67, 0));
-        for (int c = 0; c < 4; c += 2) {
-            /* per 128 bits: int32 lanes 0..3 of each 4-sum vector are one sub-block (the even one
-             * in the low half, the odd one in the high half); the pack puts quarter c's four
-             * first, quarter c+1's next, and pick[2h + c/2] gives each int16 lane its sub-scale */
-            const __m256i d0 = _mm256_dpbusd_epi32(zero, u[c], _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * c)));
-            const __m256i d1 = _mm256_dpbusd_epi32(zero, u[c + 1], _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * c + 32)));
-            const __m256i s = _mm256_shuffle_epi8(sc16, _mm256_load_si256((const __m256i *)pick[2 * h + c / 2]));
-            acc = _mm256_dpwssd_epi32(acc, _mm256_packs_epi32(d0, d1), s);
-        }
-    }
-    return _mm256_sub_epi32(acc, corr);
-}
-#else
 /* pshufb controls picking int16 j of each 128-bit half into all of its lanes, j = 0..7 */
 static const uint16_t qb_pick16[8][16] __attribute__((aligned(32))) = {
 #define QB_PICK4(j) (2 * (j) | (2 * (j) + 1) << 8), (2 * (j) | (2 * (j) + 1) << 8), (2 * (j) | (2 * (j) + 1) << 8), \
@@ -329,10 +332,16 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                     msum = hsum8(mins);
                     break;
                 }
-                default: { /* BN_QBLOCK_Q6_K: the 16 sums as int16 (|bsum| ≤ 2032), even then odd */
+                default: { /* BN_QBLOCK_Q6_K: the 16 sums as int16 (|bsum| ≤ 2032), in order (GFNI) or even then odd */
                     const __m256i s0 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b));
                     const __m256i s1 = _mm256_loadu_si256((const __m256i *)(bs + 16 * b + 8));
                     __m256i b16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xD8); /* 0..7 | 8..15 */
+#if defined(QB_GFNI)
+                    for (int i = 0; i < TILE_R; i++) {
+                        if (pf) prefetch_span(pf + 210 * i, 210); /* spread over the rows: a burst is slower */
+                        part[i] = blk_q6_k_gfni(rows[i] + off, q, b16);
+                    }
+#else
                     b16 = _mm256_shuffle_epi8(b16, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
                                                                     0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
                     b16 = _mm256_permute4x64_epi64(b16, 0xD8); /* 0 2 .. 14 | 1 3 .. 15 */
@@ -340,6 +349,7 @@ QB_TARGET void QB_NAME(const bn_qblock_matrix *w, const int8_t *x, const float *
                         if (pf) prefetch_span(pf + 210 * i, 210); /* spread over the rows: a burst is slower */
                         part[i] = blk_q6_k_eo(rows[i] + off, q, b16);
                     }
+#endif
                     break;
                 }
                 }
