@@ -74,11 +74,16 @@ struct ParallelBench {
                                     ("read_bandwidth_gbps_after", .double(after)), ("head", .string(headPrecision.label(weights))),
                                     ("fraction_of_target", .double(aggregate / target)), ("tg_tokens", .int(genTokens))]))
                 } else {
+                    // typed locals: an untyped `c ? x : 1` among CVarArgs becomes an Int on one branch, which
+                    // %.2f then misreads (with no single-stream run, `--parallel 8` alone, it crashed)
+                    let overSingle: Double = single > 0 ? aggregate / single : 1
+                    let headPeak = f32Head ? String(format: ", head at the f32 FMA peak %.0f GFLOP/s", f32Peak) : ""
                     print(String(format: "threads %d, parallel %2d: aggregate tg %.1f tok/s (%.1f–%.1f), %.2f per stream = %.2fx single; "
-                                 + "ceilings: compute %.1f (int8 peak %.0f G-op/s%@), read %.1f (%.1f→%.1f GB/s); %.0f%% of min(%d×single, compute)",
-                                 t, p, aggregate, stats.min, samples.max() ?? 0, aggregate / Double(p), single > 0 ? aggregate / single : 1,
-                                 computeCeiling, peak, f32Head ? String(format: ", head at the f32 FMA peak %.0f GFLOP/s", f32Peak) : "",
-                                 readCeiling, before, after, aggregate / target * 100, p))
+                                 + "ceilings: compute %.1f (int8 peak %.0f G-op/s", t, p, aggregate, stats.min, samples.max() ?? 0,
+                                 aggregate / Double(p), overSingle, computeCeiling, peak)
+                          + headPeak
+                          + String(format: "), read %.1f (%.1f→%.1f GB/s); %.0f%% of min(%d×single, compute)",
+                                   readCeiling, before, after, aggregate / target * 100, p))
                 }
             }
         }

@@ -64,7 +64,7 @@ struct ProfileBench {
             print(String(format: "%@, threads %d: %.2f ms per token (%.1f tok/s); read %.1f→%.1f GB/s; %@ per token → roofline %.1f tok/s (%.0f%%)",
                          name, model.pool.threads, perToken * 1e3, 1 / perToken, before, after,
                          ProgressBar.bytes(Double(totalBytes)), bandwidth * 1e9 / Double(totalBytes),
-                         bandwidth * 1e9 / Double(totalBytes) > 0 ? (1 / perToken) / (bandwidth * 1e9 / Double(totalBytes)) * 100 : 0))
+                         bandwidth * 1e9 / Double(totalBytes) > 0 ? (1 / perToken) / (bandwidth * 1e9 / Double(totalBytes)) * 100 : 0.0))
             print("phase                      ms/token   share      bytes/token   GB/s   of bandwidth")
         }
         for phase in StepProfile.Phase.allCases {

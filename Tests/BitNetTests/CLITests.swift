@@ -148,6 +148,19 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `bench e2e --parallel` in text mode with no single-stream run in the list: its
+    /// "× single" column has no baseline (it crashed formatting that line with the int8 head).
+    func testBatchedBenchWithoutASingleStreamRun() throws {
+        for head in ["q8", "f16"] {
+            let r = try run(["bench", "e2e", "-m", Self.model, "--parallel", "2", "-t", "1", "-p", "2", "-n", "2", "-r", "1",
+                             "--head", head])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("threads 1, parallel  2: aggregate tg"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("= 1.00x single; ceilings: compute"), r.stdout)
+            XCTAssertEqual(r.stdout.contains("head at the f32 FMA peak"), head == "f16", r.stdout)
+        }
+    }
+
     func testBadInputIsAClearErrorNotACrash() throws {
         let missing = try run(["generate", "-m", "/nonexistent/model.gguf", "--tokens", "1"])
         XCTAssertNotEqual(missing.status, 0)
