@@ -149,8 +149,9 @@ BN_AVX2 void bn_i2s_gemm_avx2(const bn_i2s_matrix *w, const int8_t *x, const flo
     /* Decode-sized batches: the group's first tile requests the weights GEMM_PREFETCH
      * ahead (running on into the next group), which the stream otherwise waits for:
      * Zen 4 core at this level, 2560×2560 from DRAM, 8 rows 256 → 280 G-op/s (two
-     * cores 495 → 546), 4 rows +13%, 16 rows +2%; at 128 rows the requests cost 6–9%
-     * (the next group's lines are evicted before its turn), so not there. */
+     * cores 495 → 546), 4 rows +13%, 16 rows +2%. At 128 rows (32 tiles per group,
+     * compute-bound) a variant with them measured 6–9% slower, part of which was the
+     * run-time flag below, so they stay off there. */
     const int request = n <= 16;
     for (int32_t g = row_begin / BN_I2R16_ROWS; g * BN_I2R16_ROWS < end; g++) {
         /* the group (k_pad·4 bytes) stays in L1/L2 while every tile reads it */
