@@ -59,12 +59,12 @@ struct ProfileBench {
         let perToken = wall / Double(genTokens)
         let measured = profile.total / Double(genTokens)
         let totalBytes = streamed.values.reduce(0, +)
+        let roofline = bandwidth * 1e9 / Double(totalBytes) // tok/s (steps/s when batched) at the bandwidth
         if !json {
             if parallel > 1 { print("\(parallel) sequences per step: times are per step (\(parallel) tokens); weights are read once per step, each sequence's KV cache once") }
             print(String(format: "%@, threads %d: %.2f ms per token (%.1f tok/s); read %.1f→%.1f GB/s; %@ per token → roofline %.1f tok/s (%.0f%%)",
                          name, model.pool.threads, perToken * 1e3, 1 / perToken, before, after,
-                         ProgressBar.bytes(Double(totalBytes)), bandwidth * 1e9 / Double(totalBytes),
-                         bandwidth * 1e9 / Double(totalBytes) > 0 ? (1 / perToken) / (bandwidth * 1e9 / Double(totalBytes)) * 100 : 0.0))
+                         ProgressBar.bytes(Double(totalBytes)), roofline, roofline > 0 ? (1 / perToken) / roofline * 100 : 0.0))
             print("phase                      ms/token   share      bytes/token   GB/s   of bandwidth")
         }
         for phase in StepProfile.Phase.allCases {

@@ -159,21 +159,15 @@ BN_AVX2 void bn_i2s_gemm_avx2(const bn_i2s_matrix *w, const int8_t *x, const flo
             const int32_t T = (n - t0) / (ntiles - i) + ((n - t0) % (ntiles - i) != 0);
             /* request a compile-time constant in each instantiation: a run-time test in the
              * inner loop cost the 128-row GEMM 6–8% even when false */
-            if (request && i == 0) {
-                switch (T) {
-                case 4: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end, 1); break;
-                case 3: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end, 1); break;
-                case 2: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end, 1); break;
-                default: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end, 1); break;
-                }
-            } else {
-                switch (T) {
-                case 4: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end, 0); break;
-                case 3: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end, 0); break;
-                case 2: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end, 0); break;
-                default: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end, 0); break;
-                }
-            }
+#define BN_TILES(r)                                                           \
+    switch (T) {                                                              \
+    case 4: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 4, end, r); break;      \
+    case 3: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 3, end, r); break;      \
+    case 2: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 2, end, r); break;      \
+    default: tile(w, x, x_scale, x_sum, y, ldy, g, t0, 1, end, r); break;     \
+    }
+            if (request && i == 0) BN_TILES(1) else BN_TILES(0)
+#undef BN_TILES
             t0 += T;
         }
     }

@@ -81,33 +81,39 @@ BN_AVX512VNNI void bn_i2s_gemv_avx512vnni(const bn_i2s_matrix *w, const int8_t *
     }
 }
 
+/* Requests for chunk c of a tile's two weight streams, p0 (group g) and
+ * p1 = p0 + group_bytes (group g + 1), GEMM_PREFETCH ahead. The tile is
+ * vpdpbusd-bound and without requests its streams fall behind: 6912×2560 and
+ * 2560×6912 out of DRAM on one core of the AVX-512 EPYC host, 2 KiB ahead:
+ * 8 rows 380–409 → 407–439 G-op/s, 16 rows +3–5%, 128 rows +1%. Near the
+ * tile's end p1's requests run on into the next tile's first group, and p0's,
+ * instead of re-requesting p1's group, go to the next tile's second group, so
+ * neither of the next tile's streams starts cold: at k = 2560 (a tile is
+ * 2 × 10 KiB) 8 rows 407–424 → 439–449 G-op/s on one Zen 4 core, 778–845 →
+ * 852–885 on two; 16 rows +4%, 128 rows unchanged (harness, interleaved, best
+ * of 8). The pmaddubsw tile made none: at its level on the same core, 8 rows
+ * 289–296 → 317–326 G-op/s, two cores 543 → 593, 4 rows 217 → 298. */
+BN_INLINE void tile_requests(const uint8_t *p0, size_t group_bytes, int32_t c) {
+    size_t ahead0 = (size_t)c * 64 + GEMM_PREFETCH;
+    if (ahead0 >= group_bytes) ahead0 += 2 * group_bytes;
+    _mm_prefetch((const char *)(p0 + ahead0), _MM_HINT_T0);
+    _mm_prefetch((const char *)(p0 + group_bytes + (size_t)c * 64 + GEMM_PREFETCH), _MM_HINT_T0);
+}
+
 /* One register tile: row groups g, g+1 × activation rows t0 .. t0+T. */
 BN_INLINE BN_AVX512VNNI void tile_vnni(const bn_i2s_matrix *w, const int8_t *x, const float *x_scale,
                                        const int32_t *x_sum, float *y, int32_t ldy, int32_t g, int32_t t0,
                                        const int T, int32_t end) {
     const int32_t k_pad = w->k_pad, nchunks = k_pad / BN_I2R16_CHUNK_COLS;
     const uint8_t *p0 = w->data + bn_i2r16_chunk_offset(k_pad, g, 0);
-    const uint8_t *p1 = p0 + (size_t)k_pad * 4;
+    const size_t group_bytes = (size_t)k_pad * 4;
+    const uint8_t *p1 = p0 + group_bytes;
     const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
     __m512i acc0[TILE_T], acc1[TILE_T];
     for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm512_setzero_si512();
-    const size_t group_bytes = (size_t)k_pad * 4; /* p1 = p0 + group_bytes; the next tile starts at p0 + 2·group_bytes */
     for (int32_t c = 0; c < nchunks; c++) {
         __m512i w0[4], w1[4];
-        /* the tile is vpdpbusd-bound; without requests ahead its two weight
-         * streams fall behind: 6912×2560 and 2560×6912 out of DRAM on one core
-         * of the AVX-512 EPYC host, 2 KiB ahead: 8 rows 380–409 → 407–439
-         * G-op/s, 16 rows +3–5%, 128 rows +1%. Near the tile's end the second
-         * stream's requests run on into the next tile's first group, and the
-         * first stream's, instead of re-requesting the second group, go to the
-         * next tile's second group, so neither of the next tile's streams starts
-         * cold: at k = 2560 (a tile is 2 × 10 KiB) 8 rows 407–424 → 439–449
-         * G-op/s on one Zen 4 core, 778–845 → 852–885 on two; 16 rows +4%,
-         * 128 rows unchanged (harness, interleaved, best of 8). */
-        size_t ahead0 = (size_t)c * 64 + GEMM_PREFETCH;
-        if (ahead0 >= group_bytes) ahead0 += 2 * group_bytes;
-        _mm_prefetch((const char *)(p0 + ahead0), _MM_HINT_T0);
-        _mm_prefetch((const char *)(p1 + (size_t)c * 64 + GEMM_PREFETCH), _MM_HINT_T0);
+        tile_requests(p0, group_bytes, c);
         bn_i2r16_planes(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
         bn_i2r16_planes(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
         const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;
@@ -200,10 +206,10 @@ BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const 
                                  const int T, int32_t end) {
     const int32_t k_pad = w->k_pad, nchunks = k_pad / BN_I2R16_CHUNK_COLS;
     const uint8_t *p0 = w->data + bn_i2r16_chunk_offset(k_pad, g, 0);
-    const uint8_t *p1 = p0 + (size_t)k_pad * 4;
+    const size_t group_bytes = (size_t)k_pad * 4;
+    const uint8_t *p1 = p0 + group_bytes;
     const int8_t *xt = x + (size_t)t0 * (size_t)k_pad;
     const __m512i ones = _mm512_set1_epi16(1);
-    const size_t group_bytes = (size_t)k_pad * 4; /* p1 = p0 + group_bytes */
     /* int32 sums (updated every CHUNKS_PER_WIDEN chunks) and int16 sums of the current span */
     __m512i acc0[TILE_T], acc1[TILE_T];
     for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm512_setzero_si512();
@@ -213,13 +219,7 @@ BN_INLINE BN_AVX512 void tile_bw(const bn_i2s_matrix *w, const int8_t *x, const 
         for (int t = 0; t < T; t++) s0[t] = s1[t] = _mm512_setzero_si512();
         for (int32_t c = c0; c < c1; c++) {
             __m512i w0[4], w1[4];
-            /* requests as in tile_vnni, the next tile's streams included (this tile made none:
-             * 2560×2560 from DRAM on a Zen 4 core at this level, 8 rows 289–296 → 317–326
-             * G-op/s, two cores 543 → 593, 4 rows 217 → 298, 16 rows +3%, 128 unchanged) */
-            size_t ahead0 = (size_t)c * 64 + GEMM_PREFETCH;
-            if (ahead0 >= group_bytes) ahead0 += 2 * group_bytes;
-            _mm_prefetch((const char *)(p0 + ahead0), _MM_HINT_T0);
-            _mm_prefetch((const char *)(p1 + (size_t)c * 64 + GEMM_PREFETCH), _MM_HINT_T0);
+            tile_requests(p0, group_bytes, c);
             bn_i2r16_planes(_mm512_loadu_si512(p0 + (size_t)c * 64), w0);
             bn_i2r16_planes(_mm512_loadu_si512(p1 + (size_t)c * 64), w1);
             const int8_t *xc = xt + c * BN_I2R16_CHUNK_COLS;

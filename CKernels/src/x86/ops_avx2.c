@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 #include "internal.h"
+#include "stream_x86.h"
 
 /* Mixed C expressions (the scalar tails) must round like the scalar twins. */
 #if defined(__clang__)
@@ -28,7 +29,7 @@
  * the others find it in L2. (Rows innermost for one group at a time: with
  * all activation rows against each weight row instead, the whole batch was
  * re-read from L2 for every weight row, 2.6× slower at n = 16 on AVX2.) */
-enum { ROW_TOKENS = 3, ROW_CHUNK = 32, ATTN_KEYS = 8, ATTN_AHEAD_ROWS = 48, PREFETCH_BYTES = 1024 };
+enum { ROW_TOKENS = 3, ROW_CHUNK = 32, ATTN_KEYS = 8, PREFETCH_BYTES = 1024 };
 
 BN_INLINE BN_AVX2 float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -328,6 +329,11 @@ BN_AVX2 void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int3
 
 /* ---- attention ----------------------------------------------------------------- */
 
+/* The address of element i of a cache row base (f32, or IEEE half when `half`). */
+BN_INLINE BN_AVX2 const void *kv_at(const void *base, size_t i, const int half) {
+    return half ? (const void *)((const uint16_t *)base + i) : (const void *)((const float *)base + i);
+}
+
 /* 8 cache values at element index i of base (f32, or IEEE half when `half`:
  * the f16 KV cache, converted exactly), and the same for cnt < 8 values with
  * zeros after them (vmaskmov for f32; a zero-padded copy for halves). */
@@ -361,25 +367,6 @@ BN_INLINE BN_AVX2 float kv_dot(const float *a, const void *b, int32_t n, const i
     return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
-/* Requests row r of one kv head's "keys, then values" stream into L2 (r < T:
- * key r, r < 2T: value r - T, past that nothing), as ops_avx512.c does: each
- * call starts cold on a kv head's block of the cache, which the hardware
- * prefetchers neither start early on nor run far enough ahead of. Only for
- * the first head of a kv head in the call (its value pass requests its own
- * columns ahead too): the others find the block in L2 (T·hd·8 bytes, 354 KB
- * at 346 positions in 2B4T). Zen 4 core at the AVX2 level, 8 rows × 30
- * layers × 5 kv heads of a 2B4T-shaped f32 cache at 346 positions: 47 → 35
- * ms on one core, 25 → 20 ms on two. */
-BN_INLINE BN_AVX2 void kv_request(const void *k, const void *v, size_t off, size_t stride, int32_t r, int32_t T,
-                                  int32_t hd, const int half) {
-    if (r >= 2 * T) return;
-    const void *base = r < T ? k : v;
-    const size_t at = (size_t)(r < T ? r : r - T) * stride + off;
-    for (int32_t d = 0; d < hd; d += half ? 32 : 16)
-        _mm_prefetch((const char *)(half ? (const void *)((const uint16_t *)base + at + d) : (const void *)((const float *)base + at + d)),
-                     _MM_HINT_T1);
-}
-
 // q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
 BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T,
                                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
@@ -391,16 +378,19 @@ BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void 
     for (int32_t h = head_begin; h < head_end; h++) {
         const float *qh = q + (size_t)h * (size_t)hd;
         const size_t off = (size_t)(h / group) * (size_t)hd;
-        const int first = h == head_begin || h % group == 0; /* first of its kv head here: requests */
+        /* the first head of its kv head in this call streams the block in (bn_kv_request; its
+         * value pass requests its own columns ahead too); the others find it in L2 (T·hd·8
+         * bytes, 354 KB at 346 positions in 2B4T) */
+        const int first = h == head_begin || h % group == 0;
         /* scores: ATTN_KEYS cached positions at a time, one q load per 8 FMAs,
          * then one transposing reduction for all of them */
         if (first)
-            for (int32_t r = 0; r < bn_min_i32(T, ATTN_AHEAD_ROWS); r++) kv_request(k, v, off, stride, r, T, hd, half);
+            for (int32_t r = 0; r < bn_min_i32(T, BN_ATTN_AHEAD_ROWS); r++) bn_kv_request(k, v, off, stride, r, T, hd, half);
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
             const size_t kt = (size_t)t * stride + off; /* element index of the block's first key */
             if (first)
-                for (int i = 0; i < ATTN_KEYS; i++) kv_request(k, v, off, stride, t + ATTN_AHEAD_ROWS + i, T, hd, half);
+                for (int i = 0; i < ATTN_KEYS; i++) bn_kv_request(k, v, off, stride, t + BN_ATTN_AHEAD_ROWS + i, T, hd, half);
             __m256 acc[ATTN_KEYS];
             for (int i = 0; i < ATTN_KEYS; i++) acc[i] = _mm256_setzero_ps();
             int32_t d = 0;
@@ -416,7 +406,7 @@ BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void 
             }
             _mm256_storeu_ps(scores + t, _mm256_mul_ps(vscale, hsum8x8(acc)));
         }
-        for (; t < T; t++) scores[t] = scale * kv_dot(qh, half ? (const void *)((const uint16_t *)k + (size_t)t * stride + off) : (const void *)((const float *)k + (size_t)t * stride + off), hd, half);
+        for (; t < T; t++) scores[t] = scale * kv_dot(qh, kv_at(k, (size_t)t * stride + off, half), hd, half);
         bn_softmax_avx2(scores, T);
         /* out = Σ_t p_t·v_t, 32 columns at a time in registers; even and odd
          * positions go to separate accumulators to keep 8 FMA chains */
@@ -430,11 +420,10 @@ BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void 
             for (; t2 + 2 <= T; t2 += 2) {
                 const __m256 p0 = _mm256_broadcast_ss(scores + t2), p1 = _mm256_broadcast_ss(scores + t2 + 1);
                 const size_t v0 = vh + (size_t)t2 * stride + (size_t)d, v1 = v0 + stride;
-                if (first) /* this pass's 32 columns of the values ATTN_AHEAD_ROWS rows ahead, into L2 */
+                if (first) /* this pass's 32 columns of the values BN_ATTN_AHEAD_ROWS rows ahead, into L2 */
                     for (int r = 0; r < 2; r++)
-                        for (int c = 0; c < (half ? 1 : 2); c++)
-                            _mm_prefetch(half ? (const char *)((const uint16_t *)v + v0 + (size_t)(ATTN_AHEAD_ROWS + r) * stride)
-                                              : (const char *)((const float *)v + v0 + (size_t)(ATTN_AHEAD_ROWS + r) * stride + 16 * c),
+                        for (int c = 0; c < (half ? 1 : 2); c++) /* 64-byte lines: one of halves, two of floats */
+                            _mm_prefetch((const char *)kv_at(v, v0 + (size_t)(BN_ATTN_AHEAD_ROWS + r) * stride + 16 * (size_t)c, half),
                                          _MM_HINT_T1);
                 for (int j = 0; j < 4; j++) {
                     a[j] = _mm256_fmadd_ps(p0, kv_load8(v, v0 + 8 * (size_t)j, half), a[j]);

@@ -30,7 +30,7 @@
  * in L1, the chains saved between blocks. While the first group walks a
  * chunk, the next chunk is requested into L2 one line per 64 bytes consumed:
  * the blocked walk is not a stream the hardware prefetcher follows. */
-enum { ROW_TOKENS = 8, ROW_CHUNK = 32, X_BLOCK_BYTES = 16384, ATTN_KEYS = 8, ATTN_AHEAD_ROWS = 48 };
+enum { ROW_TOKENS = 8, ROW_CHUNK = 32, X_BLOCK_BYTES = 16384, ATTN_KEYS = 8 };
 enum { PF_NONE, PF_LINEAR, PF_AHEAD }; /* row_dots prefetch modes */
 
 BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
@@ -510,9 +510,9 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, 
         for (; t2 + 2 <= T; t2 += 2) {
             const size_t r0 = (size_t)t2 * stride + (size_t)d;
             __m512 a[4], b[4];
-            for (int s = 0; s < S; s++) { /* this pass's columns, ATTN_AHEAD_ROWS rows ahead, into L2 */
-                _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)ATTN_AHEAD_ROWS * stride + 16 * s, half), _MM_HINT_T1);
-                _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)(ATTN_AHEAD_ROWS + 1) * stride + 16 * s, half), _MM_HINT_T1);
+            for (int s = 0; s < S; s++) { /* this pass's columns, BN_ATTN_AHEAD_ROWS rows ahead, into L2 */
+                _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)BN_ATTN_AHEAD_ROWS * stride + 16 * s, half), _MM_HINT_T1);
+                _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)(BN_ATTN_AHEAD_ROWS + 1) * stride + 16 * s, half), _MM_HINT_T1);
             }
             for (int s = 0; s < S; s++) {
                 a[s] = kv_load(vh, r0 + 16 * (size_t)s, m[s], half);
@@ -542,26 +542,6 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, 
     }
 }
 
-/* Requests row r of one kv head's "keys, then values" stream into L2 (r < T:
- * key r, r < 2T: value r - T, past that nothing). Each call of the kernel
- * starts cold on a kv head's block of the cache (T·hd elements each for keys
- * and values, out of L3 at depth), and the hardware prefetchers neither
- * start early nor run far enough ahead: with the first rows requested up
- * front, the keys ATTN_AHEAD_ROWS rows ahead and the values' first rows
- * while the last scores are computed, 8 rows × 30 layers × 5 kv heads of a
- * 2B4T-shaped cache at 346 positions (425 MB of f32 keys and values) took
- * 26–28 instead of 48–50 ms on one Zen 4 core and 15–20 instead of 27–32 ms
- * on two (2,000 positions: 135 vs 293 ms on one core; 64: 7.4 vs 10.9 ms).
- * Into L1 or 16 rows ahead (the old requests), or whole value rows on the
- * first column pass, were slower. */
-BN_INLINE BN_AVX512 void kv_request(const void *k, const void *v, size_t off, size_t stride, int32_t r, int32_t T,
-                                    int32_t hd, const int half) {
-    if (r >= 2 * T) return;
-    const void *base = r < T ? k : v;
-    const size_t at = (size_t)(r < T ? r : r - T) * stride + off;
-    for (int32_t d = 0; d < hd; d += half ? 32 : 16) _mm_prefetch((const char *)kv_at(base, at + (size_t)d, half), _MM_HINT_T1);
-}
-
 /* The query heads that share a kv head (GQA: 4 in 2B4T) are processed
  * together, up to BN_ATTN_GROUP at a time, so each cached key and value row is
  * read once per group rather than once per head (re-reading a head's 1.5 MB
@@ -583,12 +563,12 @@ BN_INLINE BN_AVX512 void attention_body(const float *q, const void *k, const voi
         /* scores: ATTN_KEYS cached positions at a time (their keys stay in L1
          * for every head of the group), one q load per 8 FMAs, then one
          * transposing reduction. The keys and then the values are requested
-         * as one stream, ATTN_AHEAD_ROWS rows ahead (kv_request). */
-        for (int32_t r = 0; r < bn_min_i32(T, ATTN_AHEAD_ROWS); r++) kv_request(k, v, off, stride, r, T, hd, half);
+         * as one stream, BN_ATTN_AHEAD_ROWS rows ahead (bn_kv_request). */
+        for (int32_t r = 0; r < bn_min_i32(T, BN_ATTN_AHEAD_ROWS); r++) bn_kv_request(k, v, off, stride, r, T, hd, half);
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
             const size_t kt = (size_t)t * stride + off; /* element index of the block's first key */
-            for (int i = 0; i < ATTN_KEYS; i++) kv_request(k, v, off, stride, t + ATTN_AHEAD_ROWS + i, T, hd, half);
+            for (int i = 0; i < ATTN_KEYS; i++) bn_kv_request(k, v, off, stride, t + BN_ATTN_AHEAD_ROWS + i, T, hd, half);
             for (int32_t g = 0; g < G; g++) {
                 const float *qh = q + (size_t)(h0 + g) * (size_t)hd;
                 __m512 acc[ATTN_KEYS];
