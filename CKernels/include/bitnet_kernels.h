@@ -116,14 +116,18 @@ typedef void (*bn_i2s_gemm_fn)(const bn_i2s_matrix *w, const int8_t *x,
 /* y = x / sqrt(mean(x²) + eps) ⊙ w;  x, w, y: (n,); y may alias x */
 typedef void (*bn_rmsnorm_fn)(const float *x, const float *w, float eps, int32_t n, float *y);
 
-/* F16 matrix × f32 activations (the tied embedding head):
- * w: (m, k) IEEE half row-major, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end):
- * y[t*ldy + r] = Σ_c f32(w[r*k + c]) · x[t*k + c]
- * Batch-invariant in every ISA: y[t*ldy + r] is the same f32 value, bit for
- * bit, whatever n is and wherever row t sits in the call (each element runs
- * the n == 1 sequence of operations), so batched decoding gives every
- * sequence the logits it gets alone (Tests/c/test_ops.c). */
-typedef void (*bn_f16_gemm_fn)(const uint16_t *w, int32_t k, const float *x, int32_t n,
+/* F16 matrix × f32 activations (the F16 output head), the matrix in 16-row
+ * panels (bn_f16_panels): w16[(p*k + c)*16 + i] = w[16p + i][c], rows past m
+ * zero. x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end) (any range,
+ * row_end ≤ m): y[t*ldy + r] is the single chain s = fma(f32(w[r][c]), x[t*k + c], s)
+ * for c = 0 … k-1 from s = 0 — one fused multiply-add per weight in column
+ * order, so every ISA gives the same bits as the scalar twin, whatever n is and
+ * wherever row t sits in the call: batched decoding gives every sequence the
+ * logits it gets alone (Tests/c/test_ops.c). Why panels: a converted weight
+ * vector holds 16 rows of one column, so it meets each activation row by one
+ * broadcast FMA (no horizontal sums, no partial sums saved between column
+ * blocks), and 8 activation rows share each conversion. */
+typedef void (*bn_f16_gemm_fn)(const uint16_t *w16, int32_t k, const float *x, int32_t n,
                                float *y, int32_t ldy, int32_t row_begin, int32_t row_end);
 
 /* dst[i] = f32(src[i]) (embedding rows); src: (n,) half, dst: (n,) f32 */
@@ -401,6 +405,15 @@ int32_t bn_pad_rows(int32_t m);  /* roundup(m, 32) */
 int32_t bn_pad_cols(int32_t k);  /* roundup(k, 32) */
 size_t bn_i2r16_bytes(int32_t m, int32_t k);          /* m_pad*k_pad/4 */
 size_t bn_i2s_canonical_bytes(int32_t m, int32_t k);  /* ceil(m*k/128)*32, no scale tail */
+
+/* ---- F16 panels (the F16 head's layout, see bn_f16_gemm_fn) ----------------- */
+
+size_t bn_f16_panels_bytes(int32_t m, int32_t k);  /* ceil(m/16)*16*k*2 */
+/* Row-major F16 w: (m, k) → panels [panel_begin, panel_end) of dst (bn_f16_panels_bytes(m, k)
+ * bytes in all; panel p covers rows [16p, 16p + 16), the rows past m zeroed). Panels are
+ * independent, so threads may write disjoint ranges and the caller may release each range
+ * of w once its panels are written. */
+void bn_f16_panels(const uint16_t *w, int32_t m, int32_t k, int32_t panel_begin, int32_t panel_end, uint16_t *dst);
 
 /* Canonical I2_S (m*k codes, flattened blocks, may straddle rows) → I2_R16.
  * src: canonical_bytes(m,k) bytes; dst: i2r16_bytes(m,k) bytes. Code 3 is read as 3. */

@@ -15,6 +15,26 @@ size_t bn_i2s_canonical_bytes(int32_t m, int32_t k) {
     return (n + BN_I2S_BLOCK - 1) / BN_I2S_BLOCK * BN_I2S_BLOCK_BYTES;
 }
 
+size_t bn_f16_panels_bytes(int32_t m, int32_t k) {
+    return (size_t)((m + 15) / 16) * 16u * (size_t)k * 2u;
+}
+
+// w: (m, k) f16 row-major → dst panels [panel_begin, panel_end): (16 rows × k) each, column-major
+void bn_f16_panels(const uint16_t *w, int32_t m, int32_t k, int32_t panel_begin, int32_t panel_end, uint16_t *dst) {
+    for (int32_t p = panel_begin; p < panel_end; p++) {
+        uint16_t *panel = dst + (size_t)p * (size_t)k * 16u;
+        for (int32_t i = 0; i < 16; i++) {
+            const int32_t r = p * 16 + i;
+            if (r >= m) {
+                for (int32_t c = 0; c < k; c++) panel[(size_t)c * 16u + (size_t)i] = 0;
+                continue;
+            }
+            const uint16_t *row = w + (size_t)r * (size_t)k;
+            for (int32_t c = 0; c < k; c++) panel[(size_t)c * 16u + (size_t)i] = row[c];
+        }
+    }
+}
+
 /* Canonical: flattened element e = r*k + c lives in block e/128 at byte
  * (e%128)%32, shift 6 - 2*((e%128)/32) (docs/FORMATS.md §3.2). */
 int bn_i2s_canonical_code(const uint8_t *src, int32_t k, int32_t r, int32_t c) {

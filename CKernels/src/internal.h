@@ -34,7 +34,7 @@ void bn_i2s_gemm_scalar(const bn_i2s_matrix *w, const int8_t *x, const float *x_
                         const int32_t *x_sum, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end);
 void bn_rmsnorm_scalar(const float *x, const float *w, float eps, int32_t n, float *y);
-void bn_f16_gemm_scalar(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+void bn_f16_gemm_scalar(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end);
 void bn_f16_to_f32_scalar(const uint16_t *src, float *dst, int32_t n);
 float bn_dot_scalar(const float *a, const float *b, int32_t n);
@@ -113,7 +113,7 @@ uint64_t bn_bench_int8_peak_x86(bn_isa isa, uint64_t iters);
 uint64_t bn_bench_f32_peak_x86(bn_isa isa, uint64_t iters);
 /* float ops: AVX2 + FMA + F16C, and AVX-512 (shared by the avx512 and avx512vnni tables) */
 void bn_rmsnorm_avx2(const float *x, const float *w, float eps, int32_t n, float *y);
-void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+void bn_f16_gemm_avx2(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                       int32_t row_begin, int32_t row_end);
 void bn_f16_to_f32_avx2(const uint16_t *src, float *dst, int32_t n);
 float bn_dot_avx2(const float *a, const float *b, int32_t n);
@@ -130,7 +130,7 @@ void bn_attention_f16_avx2(const float *q, const uint16_t *k, const uint16_t *v,
                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
                         int32_t head_begin, int32_t head_end);
 void bn_rmsnorm_avx512(const float *x, const float *w, float eps, int32_t n, float *y);
-void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+void bn_f16_gemm_avx512(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end);
 void bn_f16_to_f32_avx512(const uint16_t *src, float *dst, int32_t n);
 float bn_dot_avx512(const float *a, const float *b, int32_t n);
@@ -164,7 +164,7 @@ uint64_t bn_bench_int8_peak_arm(bn_isa isa, uint64_t iters);
 uint64_t bn_bench_f32_peak_arm(bn_isa isa, uint64_t iters);
 /* float ops (shared by the neon and dotprod tables) */
 void bn_rmsnorm_neon(const float *x, const float *w, float eps, int32_t n, float *y);
-void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+void bn_f16_gemm_neon(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                       int32_t row_begin, int32_t row_end);
 void bn_f16_to_f32_neon(const uint16_t *src, float *dst, int32_t n);
 float bn_dot_neon(const float *a, const float *b, int32_t n);

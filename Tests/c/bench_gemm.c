@@ -183,6 +183,12 @@ int main(int argc, char **argv) {
             const int m = 32768, k = 2560;
             uint16_t *wh = malloc(sizeof(uint16_t) * (size_t)m * k);
             for (size_t i = 0; i < (size_t)m * k; i++) wh[i] = (uint16_t)(0x3000 + rnd() % 0x0800) | (rnd() & 1 ? 0x8000 : 0);
+            { /* the kernels read 16-row panels (bn_f16_gemm_fn) */
+                uint16_t *panels = malloc(bn_f16_panels_bytes(m, k));
+                bn_f16_panels(wh, m, k, 0, (m + 15) / 16, panels);
+                free(wh);
+                wh = panels;
+            }
             float *x = malloc(sizeof(float) * (size_t)nmax * k);
             for (size_t i = 0; i < (size_t)nmax * k; i++) x[i] = rnd_float();
             float *y = malloc(sizeof(float) * (size_t)nmax * m);

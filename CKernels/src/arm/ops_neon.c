@@ -3,7 +3,8 @@
  *
  * add, axpy, f16_to_f32, rope and gate_relu2 compute the scalar expression
  * lane by lane (vmul then vadd, never vfma) and are bit-identical to the
- * scalar twins; their tails run the scalar expression itself. The
+ * scalar twins; their tails run the scalar expression itself. f16_gemm is
+ * bn_f16_gemm_fn's single fma chain, bit-identical too. The other
  * reductions use vfma and partial sums, and softmax / gate_silu use exp4
  * below (tolerances in Tests/c/test_ops.c). Tails that need exp4 or a half
  * conversion go through a zero-padded 4-lane stack buffer. */
@@ -19,15 +20,10 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-/* f16_gemm: one weight row at a time against a group of up to ROW_TOKENS
- * activation rows (4 accumulator chains per activation row: 24 of the 32 q registers).
- * Loop order: ROW_CHUNK weight rows (32 × 5 KB at k = 2560, in L2) meet one
- * group after the other, the group's activations (≤ 60 KB) staying in L1/L2
- * while the chunk's rows pass; the first group brings each row from memory,
- * the others find it in L2. (Rows innermost for one group at a time: with
- * all activation rows against each weight row instead, the whole batch was
- * re-read from L2 for every weight row, 2.6× slower at n = 16 on AVX2.) */
-enum { ROW_TOKENS = 6, ROW_CHUNK = 32, ATTN_KEYS = 8 };
+/* f16_gemm over 16-row panels (bn_f16_gemm_fn): up to PANEL_TOKENS activation
+ * rows per pass, four accumulators each (the panel's 16 rows: 24 of the 32 q
+ * registers). ATTN_KEYS: cached positions per score block. */
+enum { PANEL_TOKENS = 6, ATTN_KEYS = 8 };
 
 /* [Σa0, Σa1, Σa2, Σa3] */
 static inline float32x4_t hsum4x4(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3) {
@@ -237,67 +233,73 @@ void bn_rope_neon(float *x, int32_t heads, int32_t head_dim, const float *cos, c
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* The dot products of one weight row with T activation rows (k apart):
- * y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c].
- *
- * Batch invariance: every (row, activation row) pair runs the same f32
- * operations whatever T is — four chains, chain i taking columns
- * [c + 4i, c + 4i + 4) of every 16-column step, then 4 at a time on chain 0,
- * the tail on chain 1, ((a0 + a1) + (a2 + a3)) and vaddvq — so f16_gemm(n)
- * equals n calls of f16_gemm(1) bit for bit (test_ops.c). One weight row at
- * a time (one stream per core is what hardware prefetchers follow best; on
- * x86 four interleaved rows measured ~40 % slower, see ops_avx2.c); for
- * n > 1 each converted weight vector serves T activation rows. */
-static inline __attribute__((always_inline)) void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y,
-                                                           size_t ldy, const int T) {
-    float32x4_t a[4][ROW_TOKENS], wv[4];
-    for (int i = 0; i < 4; i++)
-        for (int t = 0; t < T; t++) a[i][t] = vdupq_n_f32(0.0f);
-    int32_t c = 0;
-    for (; c + 16 <= k; c += 16) {
-        load_ph8(wr + c, &wv[0], &wv[1]);
-        load_ph8(wr + c + 8, &wv[2], &wv[3]);
+/* P panels (16P rows from w16) against T activation rows over all k columns:
+ * four accumulators per (panel, activation row), one fmla per weight in column
+ * order — bn_f16_gemm_fn's chain exactly, whatever P and T are. Rows [r0, r1)
+ * of the 16P are stored. */
+static inline __attribute__((always_inline)) void f16_panels_n(const uint16_t *w16, int32_t k, const float *x, float *y,
+                                                               size_t ldy, const int P, const int T, int32_t r0,
+                                                               int32_t r1) {
+    float32x4_t acc[2][PANEL_TOKENS][4];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++)
+            for (int q = 0; q < 4; q++) acc[p][t][q] = vdupq_n_f32(0.0f);
+    const size_t panel = (size_t)k * 16u; /* elements per panel */
+    for (int32_t c = 0; c < k; c++) {
+        float32x4_t w[2][4];
+        for (int p = 0; p < P; p++) {
+            const uint16_t *col = w16 + (size_t)p * panel + (size_t)c * 16u;
+            load_ph8(col, &w[p][0], &w[p][1]);
+            load_ph8(col + 8, &w[p][2], &w[p][3]);
+        }
         for (int t = 0; t < T; t++) {
-            const float *xt = x + (size_t)t * (size_t)k + c;
-            for (int i = 0; i < 4; i++) a[i][t] = vfmaq_f32(a[i][t], wv[i], vld1q_f32(xt + 4 * i));
+            const float xv = x[(size_t)t * (size_t)k + (size_t)c];
+            for (int p = 0; p < P; p++)
+                for (int q = 0; q < 4; q++) acc[p][t][q] = vfmaq_n_f32(acc[p][t][q], w[p][q], xv);
         }
     }
-    for (; c + 4 <= k; c += 4) {
-        const float32x4_t w4 = load_ph4(wr + c);
-        for (int t = 0; t < T; t++) a[0][t] = vfmaq_f32(a[0][t], w4, vld1q_f32(x + (size_t)t * (size_t)k + c));
+    for (int p = 0; p < P; p++) {
+        const int32_t lo = bn_max_i32(0, r0 - 16 * p), hi = bn_min_i32(16, r1 - 16 * p);
+        if (hi <= lo) continue;
+        for (int t = 0; t < T; t++) {
+            float row[16];
+            for (int q = 0; q < 4; q++) vst1q_f32(row + 4 * q, acc[p][t][q]);
+            memcpy(y + (size_t)t * ldy + 16 * p + lo, row + lo, sizeof(float) * (size_t)(hi - lo));
+        }
     }
-    if (c < k) {
-        const float32x4_t w4 = load_ph_tail(wr + c, k - c);
-        for (int t = 0; t < T; t++) a[1][t] = vfmaq_f32(a[1][t], w4, load_tail(x + (size_t)t * (size_t)k + c, k - c));
-    }
-    for (int t = 0; t < T; t++)
-        y[(size_t)t * ldy] = vaddvq_f32(vaddq_f32(vaddq_f32(a[0][t], a[1][t]), vaddq_f32(a[2][t], a[3][t])));
 }
 
-/* row_dots with T as a compile-time constant (the accumulators stay in registers). */
-static void row_dots_n(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, int32_t T) {
+/* f16_panels_n with P and T as compile-time constants: two panels per pass for
+ * up to two activation rows (more chains in flight for a lone row), else one. */
+static void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int P, int32_t T,
+                       int32_t r0, int32_t r1) {
     switch (T) {
-    case 1: row_dots(wr, k, x, y, ldy, 1); break;
-    case 2: row_dots(wr, k, x, y, ldy, 2); break;
-    case 3: row_dots(wr, k, x, y, ldy, 3); break;
-    case 4: row_dots(wr, k, x, y, ldy, 4); break;
-    case 5: row_dots(wr, k, x, y, ldy, 5); break;
-    default: row_dots(wr, k, x, y, ldy, 6); break;
+    case 1: P == 2 ? f16_panels_n(w16, k, x, y, ldy, 2, 1, r0, r1) : f16_panels_n(w16, k, x, y, ldy, 1, 1, r0, r1); break;
+    case 2: P == 2 ? f16_panels_n(w16, k, x, y, ldy, 2, 2, r0, r1) : f16_panels_n(w16, k, x, y, ldy, 1, 2, r0, r1); break;
+    case 3: f16_panels_n(w16, k, x, y, ldy, 1, 3, r0, r1); break;
+    case 4: f16_panels_n(w16, k, x, y, ldy, 1, 4, r0, r1); break;
+    case 5: f16_panels_n(w16, k, x, y, ldy, 1, 5, r0, r1); break;
+    default: f16_panels_n(w16, k, x, y, ldy, 1, PANEL_TOKENS, r0, r1); break;
     }
 }
 
-// w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
-void bn_f16_gemm_neon(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+// w16: 16-row panels of (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
+void bn_f16_gemm_neon(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                       int32_t row_begin, int32_t row_end) {
-    /* activation rows in groups of at most ROW_TOKENS, sizes within one of each other */
-    const int32_t groups = (n + ROW_TOKENS - 1) / ROW_TOKENS;
-    for (int32_t rc = row_begin; rc < row_end; rc += ROW_CHUNK) {
-        const int32_t re = bn_min_i32(row_end, rc + ROW_CHUNK);
+    if (n <= 0 || row_end <= row_begin) return;
+    /* activation rows in groups of at most PANEL_TOKENS, sizes within one of each other;
+     * each pass's panels are read from memory by the first group, from L2 by the rest */
+    const int32_t groups = (n + PANEL_TOKENS - 1) / PANEL_TOKENS, widest = (n + groups - 1) / groups;
+    const int P = widest <= 2 ? 2 : 1;
+    const int32_t last = (row_end + 15) / 16; /* one past the last panel */
+    for (int32_t p0 = row_begin / 16; p0 < last; p0 += P) {
+        const int32_t np = bn_min_i32(P, last - p0);
+        const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
+        const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
         for (int32_t g = 0; g < groups; g++) {
             const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
-            for (int32_t r = rc; r < re; r++)
-                row_dots_n(w + (size_t)r * (size_t)k, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + r,
-                           (size_t)ldy, tb - ta);
+            f16_panels(wp, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + 16 * p0, (size_t)ldy, np, tb - ta,
+                       r0, r1);
         }
     }
 }

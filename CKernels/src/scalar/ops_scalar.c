@@ -51,15 +51,17 @@ void bn_rmsnorm_scalar(const float *x, const float *w, float eps, int32_t n, flo
     for (int32_t i = 0; i < n; i++) y[i] = (x[i] * inv) * w[i];
 }
 
-// w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
-void bn_f16_gemm_scalar(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+// w16: 16-row panels of (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end).
+// fmaf, not s += w·x: the spec is one fused multiply-add per weight (bn_f16_gemm_fn), which
+// the SIMD twins compute with vfmadd / fmla.
+void bn_f16_gemm_scalar(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end) {
     for (int32_t t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * (size_t)k;
         for (int32_t r = row_begin; r < row_end; r++) {
-            const uint16_t *wr = w + (size_t)r * (size_t)k;
+            const uint16_t *wr = w16 + (size_t)(r / 16) * (size_t)k * 16u + (size_t)(r % 16); // column c at wr[16c]
             float s = 0.0f;
-            for (int32_t c = 0; c < k; c++) s += half_to_float(wr[c]) * xt[c];
+            for (int32_t c = 0; c < k; c++) s = fmaf(half_to_float(wr[(size_t)c * 16u]), xt[c], s);
             y[(size_t)t * (size_t)ldy + (size_t)r] = s;
         }
     }

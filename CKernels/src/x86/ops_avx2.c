@@ -3,9 +3,10 @@
  * add, axpy, f16_to_f32, rope and gate_relu2 compute the scalar expression
  * lane by lane (products rounded before the add, no FMA), so they are
  * bit-identical to the scalar twins; tails run the scalar expression itself.
- * The reductions (dot, rmsnorm, f16_gemm, attention) use FMA and several
- * partial sums, and softmax / gate_silu use exp8 below, so those agree with
- * the scalar twins to the tolerances stated in Tests/c/test_ops.c. */
+ * f16_gemm is bn_f16_gemm_fn's single fma chain, bit-identical too. The
+ * reductions (dot, rmsnorm, attention) use FMA and several partial sums, and
+ * softmax / gate_silu use exp8 below, so those agree with the scalar twins to
+ * the tolerances stated in Tests/c/test_ops.c. */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #include <math.h>
@@ -21,15 +22,11 @@
 #define BN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-/* f16_gemm: one weight row at a time against a group of up to ROW_TOKENS
- * activation rows (4 accumulator chains per activation row: 12 of the 16 ymm).
- * Loop order: ROW_CHUNK weight rows (32 × 5 KB at k = 2560, in L2) meet one
- * group after the other, the group's activations (≤ 60 KB) staying in L1/L2
- * while the chunk's rows pass; the first group brings each row from memory,
- * the others find it in L2. (Rows innermost for one group at a time: with
- * all activation rows against each weight row instead, the whole batch was
- * re-read from L2 for every weight row, 2.6× slower at n = 16 on AVX2.) */
-enum { ROW_TOKENS = 3, ROW_CHUNK = 32, ATTN_KEYS = 8, PREFETCH_BYTES = 1024 };
+/* f16_gemm over 16-row panels (bn_f16_gemm_fn): up to PANEL_TOKENS activation
+ * rows per pass (2 accumulators each, for the panel's two halves: 12 of the 16
+ * ymm). ATTN_KEYS: cached positions per score block. PREFETCH_BYTES: how far
+ * ahead each panel stream is requested (below). */
+enum { PANEL_TOKENS = 6, ATTN_KEYS = 8, PREFETCH_BYTES = 1024 };
 
 BN_INLINE BN_AVX2 float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -59,13 +56,6 @@ BN_INLINE BN_AVX2 __m256i tail_mask(int32_t cnt) {
 
 BN_INLINE BN_AVX2 __m256 load_ph(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-/* The last cnt < 8 halves of a row, zero padded, so the tail is one more full step. */
-BN_INLINE BN_AVX2 __m256 load_ph_tail(const uint16_t *p, int32_t cnt) {
-    uint16_t buf[8] = {0};
-    memcpy(buf, p, (size_t)cnt * sizeof(uint16_t));
-    return load_ph(buf);
 }
 
 /* exp(x), within ~2 ulp of expf over the whole float range (measured in
@@ -252,77 +242,86 @@ BN_AVX2 void bn_rope_avx2(float *x, int32_t heads, int32_t head_dim, const float
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* The dot products of one weight row with T activation rows (k apart):
- * y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c].
+/* P panels (16P rows from w16) against T activation rows over all k columns:
+ * two accumulators per (panel, activation row) — the panel's rows 0–7 and
+ * 8–15 — and one fma per weight in column order: bn_f16_gemm_fn's chain
+ * exactly, whatever P and T are. Rows [r0, r1) of the 16P are stored.
  *
- * Batch invariance: every (row, activation row) pair runs the same f32
- * operations whatever T is — four chains, chain i taking columns
- * [c + 8i, c + 8i + 8) of every 32-column step, then 8 at a time on chain 0,
- * the masked tail on chain 1, ((a0 + a1) + (a2 + a3)) and hsum8 — so
- * f16_gemm(n) equals n calls of f16_gemm(1) bit for bit (test_ops.c).
- *
- * One weight row at a time, also for n == 1: measured on Zen 5 (128256 ×
- * 2560, one core) one row streamed front to back reads at the core's read
- * bandwidth (~35 GB/s), while four interleaved rows sharing each x load
- * reached only ~20 GB/s: the hardware prefetcher follows one stream far
- * better than four, and x (10 KB) stays in L1 either way. For n > 1 each
- * converted weight vector serves T activation rows. The software prefetch
- * PREFETCH_BYTES ahead is a hint (it never faults; near the end of the range
- * it touches the next rows). Its distance matters on AVX2-only hosts: on a
- * Zen 3 EPYC (one core, 128256 × 2560 head read from the model's file
- * mapping, 7 interleaved runs) 1 KiB ahead streamed at 18.3 GB/s median,
- * no prefetch 15.8 and 4 KiB 13.3, against 19.8 GB/s for a plain read of the
- * same pages; 768 B–1 KiB was best at 1 and 2 threads. (The I2_S GEMV, with
- * fewer instructions per byte, is best at 4 KiB on the same host.) */
-BN_INLINE BN_AVX2 void row_dots(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, const int T) {
-    __m256 a[4][ROW_TOKENS];
-    for (int i = 0; i < 4; i++)
-        for (int t = 0; t < T; t++) a[i][t] = _mm256_setzero_ps();
-    int32_t c = 0;
-    for (; c + 32 <= k; c += 32) {
-        _mm_prefetch((const char *)(wr + c) + PREFETCH_BYTES, _MM_HINT_T0);
-        for (int i = 0; i < 4; i++) {
-            const __m256 wv = load_ph(wr + c + 8 * i);
-            for (int t = 0; t < T; t++)
-                a[i][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)t * (size_t)k + c + 8 * i), a[i][t]);
+ * The software requests PREFETCH_BYTES ahead (one per 64 bytes of each panel
+ * stream) are hints; their distance was measured with the row-major kernel
+ * this replaced, on a Zen 3 EPYC (one core, the 128256 × 2560 head read from
+ * the model's file mapping): 1 KiB ahead 18.3 GB/s median, none 15.8, 4 KiB
+ * 13.3 (768 B–1 KiB best at 1 and 2 threads). */
+BN_INLINE BN_AVX2 void f16_panels_n(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, const int P,
+                                    const int T, int32_t r0, int32_t r1) {
+    __m256 acc[2][PANEL_TOKENS][2];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++) acc[p][t][0] = acc[p][t][1] = _mm256_setzero_ps();
+    const size_t panel = (size_t)k * 16u; /* elements per panel */
+    for (int32_t c = 0; c < k; c++) {
+        __m256 w[2][2];
+        for (int p = 0; p < P; p++) {
+            const uint16_t *col = w16 + (size_t)p * panel + (size_t)c * 16u;
+            w[p][0] = load_ph(col);
+            w[p][1] = load_ph(col + 8);
+            if ((c & 1) == 0) _mm_prefetch((const char *)col + PREFETCH_BYTES, _MM_HINT_T0);
+        }
+        for (int t = 0; t < T; t++) {
+            const __m256 xb = _mm256_broadcast_ss(x + (size_t)t * (size_t)k + (size_t)c);
+            for (int p = 0; p < P; p++) {
+                acc[p][t][0] = _mm256_fmadd_ps(w[p][0], xb, acc[p][t][0]);
+                acc[p][t][1] = _mm256_fmadd_ps(w[p][1], xb, acc[p][t][1]);
+            }
         }
     }
-    for (; c + 8 <= k; c += 8) {
-        const __m256 wv = load_ph(wr + c);
-        for (int t = 0; t < T; t++)
-            a[0][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)t * (size_t)k + c), a[0][t]);
+    for (int p = 0; p < P; p++) {
+        const int32_t lo = bn_max_i32(0, r0 - 16 * p), hi = bn_min_i32(16, r1 - 16 * p);
+        for (int t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 16 * p;
+            if (lo == 0 && hi == 16) {
+                _mm256_storeu_ps(yt, acc[p][t][0]);
+                _mm256_storeu_ps(yt + 8, acc[p][t][1]);
+            } else if (hi > lo) { /* a partial panel: through a buffer */
+                float row[16];
+                _mm256_storeu_ps(row, acc[p][t][0]);
+                _mm256_storeu_ps(row + 8, acc[p][t][1]);
+                memcpy(yt + lo, row + lo, sizeof(float) * (size_t)(hi - lo));
+            }
+        }
     }
-    if (c < k) {
-        const __m256i m = tail_mask(k - c);
-        const __m256 wv = load_ph_tail(wr + c, k - c);
-        for (int t = 0; t < T; t++)
-            a[1][t] = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x + (size_t)t * (size_t)k + c, m), a[1][t]);
-    }
-    for (int t = 0; t < T; t++)
-        y[(size_t)t * ldy] = hsum8(_mm256_add_ps(_mm256_add_ps(a[0][t], a[1][t]), _mm256_add_ps(a[2][t], a[3][t])));
 }
 
-/* row_dots with T as a compile-time constant (the accumulators stay in registers). */
-static BN_AVX2 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, float *y, size_t ldy, int32_t T) {
+/* f16_panels_n with P and T as compile-time constants: two panels per pass for
+ * up to two activation rows (so a lone row has four chains in flight), else one. */
+static BN_AVX2 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int P, int32_t T,
+                               int32_t r0, int32_t r1) {
     switch (T) {
-    case 1: row_dots(wr, k, x, y, ldy, 1); break;
-    case 2: row_dots(wr, k, x, y, ldy, 2); break;
-    default: row_dots(wr, k, x, y, ldy, 3); break;
+    case 1: P == 2 ? f16_panels_n(w16, k, x, y, ldy, 2, 1, r0, r1) : f16_panels_n(w16, k, x, y, ldy, 1, 1, r0, r1); break;
+    case 2: P == 2 ? f16_panels_n(w16, k, x, y, ldy, 2, 2, r0, r1) : f16_panels_n(w16, k, x, y, ldy, 1, 2, r0, r1); break;
+    case 3: f16_panels_n(w16, k, x, y, ldy, 1, 3, r0, r1); break;
+    case 4: f16_panels_n(w16, k, x, y, ldy, 1, 4, r0, r1); break;
+    case 5: f16_panels_n(w16, k, x, y, ldy, 1, 5, r0, r1); break;
+    default: f16_panels_n(w16, k, x, y, ldy, 1, PANEL_TOKENS, r0, r1); break;
     }
 }
 
-// w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
-BN_AVX2 void bn_f16_gemm_avx2(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+// w16: 16-row panels of (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
+BN_AVX2 void bn_f16_gemm_avx2(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                               int32_t row_begin, int32_t row_end) {
-    /* activation rows in groups of at most ROW_TOKENS, sizes within one of each other */
-    const int32_t groups = (n + ROW_TOKENS - 1) / ROW_TOKENS;
-    for (int32_t rc = row_begin; rc < row_end; rc += ROW_CHUNK) {
-        const int32_t re = bn_min_i32(row_end, rc + ROW_CHUNK);
+    if (n <= 0 || row_end <= row_begin) return;
+    /* activation rows in groups of at most PANEL_TOKENS, sizes within one of each other;
+     * each pass's panels are read from memory by the first group, from L2 by the rest */
+    const int32_t groups = (n + PANEL_TOKENS - 1) / PANEL_TOKENS, widest = (n + groups - 1) / groups;
+    const int P = widest <= 2 ? 2 : 1;
+    const int32_t last = (row_end + 15) / 16; /* one past the last panel */
+    for (int32_t p0 = row_begin / 16; p0 < last; p0 += P) {
+        const int32_t np = bn_min_i32(P, last - p0);
+        const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
+        const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
         for (int32_t g = 0; g < groups; g++) {
             const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
-            for (int32_t r = rc; r < re; r++)
-                row_dots_n(w + (size_t)r * (size_t)k, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + r,
-                           (size_t)ldy, tb - ta);
+            f16_panels(wp, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + 16 * p0, (size_t)ldy, np, tb - ta,
+                       r0, r1);
         }
     }
 }

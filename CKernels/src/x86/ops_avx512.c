@@ -20,18 +20,10 @@
 #define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define BN_INLINE static inline __attribute__((always_inline))
 
-/* f16_gemm: each weight row meets a group of up to ROW_TOKENS activation
- * rows, two accumulator chains per activation row (16 of the 32 zmm), so each
- * converted weight vector serves all of an 8-row decode batch (the
- * conversion is a fifth of the ops). ROW_CHUNK weight rows (32 × 5 KB at
- * k = 2560, in L2) meet one group after the other; when a group's
- * activations exceed X_BLOCK_BYTES (an 8-row group at k = 2560 is 80 KB, past
- * L1) the rows are walked in column blocks that keep the block's activations
- * in L1, the chains saved between blocks. While the first group walks a
- * chunk, the next chunk is requested into L2 one line per 64 bytes consumed:
- * the blocked walk is not a stream the hardware prefetcher follows. */
-enum { ROW_TOKENS = 8, ROW_CHUNK = 32, X_BLOCK_BYTES = 16384, ATTN_KEYS = 8 };
-enum { PF_NONE, PF_LINEAR, PF_AHEAD }; /* row_dots prefetch modes */
+/* f16_gemm over 16-row panels (bn_f16_gemm_fn): up to PANEL_TOKENS activation
+ * rows per pass, each converted weight vector (16 rows of one column) meeting
+ * them by one broadcast FMA each. ATTN_KEYS: cached positions per score block. */
+enum { PANEL_TOKENS = 8, ATTN_KEYS = 8 };
 
 BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
     return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1);
@@ -39,17 +31,6 @@ BN_INLINE BN_AVX512 __mmask16 mask16(int32_t cnt) {
 
 BN_INLINE BN_AVX512 __m256 fold8(__m512 v) {
     return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-}
-
-/* Σ of the 16 lanes in one fixed order (upper half onto lower, then 4, 2, 1),
- * written out rather than _mm512_reduce_add_ps, whose order the compiler may
- * choose: the F16 head's batch invariance depends on this being one order. */
-BN_INLINE BN_AVX512 float hsum16(__m512 v) {
-    const __m256 h = fold8(v);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* [Σa0, ..., Σa7] */
@@ -225,238 +206,84 @@ BN_AVX512 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const f
 
 /* ---- F16 GEMM ---------------------------------------------------------------- */
 
-/* The dot products of one weight row with T activation rows (k apart) over
- * columns [c0, c1): y[t*ldy] = Σ_c f32(wr[c])·x[t*k + c] once c1 == k.
+/* P panels (16P rows from w16) against T activation rows over all k columns:
+ * one accumulator per (panel, activation row), one fma per weight in column
+ * order — bn_f16_gemm_fn's chain exactly, so the result does not depend on P,
+ * T or the row's place in the call. Rows [r0, r1) of the 16P are stored (masked).
  *
- * Batch invariance (continuous batching needs a sequence's logits not to
- * depend on which other sequences share the call): every (row, activation
- * row) pair runs the same f32 operations whatever T is, wherever the
- * activation row sits in the call and however the columns are blocked — two
- * accumulator chains, chain i taking columns [c + 16i, c + 16i + 16) of every
- * 32-column step counted from column 0, the masked tail (16 at a time) on
- * chain 0, then a0 + a1 and hsum16. T only decides how many chains run side
- * by side and blocks only where the chains pause (saved to `saved`, exactly),
- * so f16_gemm(n) equals n calls of f16_gemm(1) bit for bit
- * (Tests/c/test_ops.c checks it). Two chains, not more: at n == 1 they
- * already outrun memory (two FMAs per 64 weight bytes), and at 8 rows they
- * leave registers for the whole batch, which is what lets one conversion
- * serve 16 FMAs. (Four chains and groups of 4: 8-row head 80–93 ms; this
- * layout 58–68 ms, best of 4, 128256 × 2560, one core of the AMX Xeon host.)
- *
- * c0 % 32 == 0. first: chains start at zero; last (c1 == k): the sums are
- * written to y, else the chains go to saved[0..T) and saved[ROW_TOKENS..).
- * prefetch: PF_NONE; PF_LINEAR when the caller walks rows in address order
- * (unblocked), so the lines ahead are requested as in the GEMVs
- * (stream_x86.h); PF_AHEAD when blocked: *ahead, when not NULL, is the next
- * line of the next chunk to request into L2 (advanced one line per 64 bytes
- * read, up to ahead_end). */
-BN_INLINE BN_AVX512 void row_dots(const uint16_t *wr, int32_t k, const float *x, int32_t c0, int32_t c1,
-                                  __m512 *saved, int first, float *y, size_t ldy, const int T, int prefetch,
-                                  const char **ahead, const char *ahead_end) {
-    __m512 a0[ROW_TOKENS], a1[ROW_TOKENS];
-    for (int t = 0; t < T; t++) {
-        a0[t] = first ? _mm512_setzero_ps() : saved[t];
-        a1[t] = first ? _mm512_setzero_ps() : saved[ROW_TOKENS + t];
-    }
-    int32_t c = c0;
-    for (; c + 32 <= c1; c += 32) {
-        if (prefetch == PF_LINEAR) {
-            if ((c & 63) == 0) bn_stream_prefetch128(wr + c);
-        } else if (prefetch == PF_AHEAD && *ahead && *ahead < ahead_end) {
-            _mm_prefetch(*ahead, _MM_HINT_T1);
-            *ahead += 64;
-        }
-        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c)));
-        const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + c + 16)));
+ * Costs on Zen 4 (the EPYC host): a vcvtph2ps takes an FMA slot, so with 8
+ * activation rows the core tops out at 8/9 of its FMA peak; P = 2, T = 8 reaches
+ * ~90% of that (128256 × 2560 head, 8 rows: 54 ms on one core, 27–28 on two,
+ * against 59–63 and 31–33 for the row-major kernel this replaced, which summed
+ * 32 lanes horizontally and saved partial sums between column blocks).
+ * request: each panel's stream is requested 1 KiB ahead into L1 (one line per
+ * 64 bytes read); without it 8 rows took 64 ms, with an L2 hint 61. One row
+ * reads too little per cycle to need it there (20.5–21.3 ms either way). */
+BN_INLINE BN_AVX512 void f16_panels_n(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy,
+                                      const int P, const int T, int32_t r0, int32_t r1, int request) {
+    __m512 acc[4][PANEL_TOKENS];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++) acc[p][t] = _mm512_setzero_ps();
+    const size_t panel = (size_t)k * 16u; /* elements per panel */
+    for (int32_t c = 0; c < k; c++) {
+        __m512 w[4];
+        for (int p = 0; p < P; p++)
+            w[p] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w16 + (size_t)p * panel + (size_t)c * 16u)));
+        if (request && (c & 1) == 0)
+            for (int p = 0; p < P; p++)
+                _mm_prefetch((const char *)(w16 + (size_t)p * panel + (size_t)c * 16u) + 1024, _MM_HINT_T0);
         for (int t = 0; t < T; t++) {
-            const float *xt = x + (size_t)t * (size_t)k + c;
-            a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xt), a0[t]);
-            a1[t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xt + 16), a1[t]);
+            const __m512 xb = _mm512_set1_ps(x[(size_t)t * (size_t)k + (size_t)c]);
+            for (int p = 0; p < P; p++) acc[p][t] = _mm512_fmadd_ps(w[p], xb, acc[p][t]);
         }
     }
-    if (c1 < k) {
-        for (int t = 0; t < T; t++) {
-            saved[t] = a0[t];
-            saved[ROW_TOKENS + t] = a1[t];
-        }
-        return;
+    for (int p = 0; p < P; p++) {
+        const int32_t lo = bn_max_i32(0, r0 - 16 * p), hi = bn_min_i32(16, r1 - 16 * p);
+        if (hi <= lo) continue;
+        const __mmask16 m = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+        for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy + 16 * p, m, acc[p][t]);
     }
-    for (; c < k; c += 16) {
-        const __mmask16 m = mask16(k - c);
-        const __m512 wv = load_ph(m, wr + c);
-        for (int t = 0; t < T; t++)
-            a0[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c), a0[t]);
-    }
-    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum16(_mm512_add_ps(a0[t], a1[t]));
 }
 
-/* row_dots with T as a compile-time constant (the accumulators stay in registers). */
-static BN_AVX512 void row_dots_n(const uint16_t *wr, int32_t k, const float *x, int32_t c0, int32_t c1, __m512 *saved,
-                                 int first, float *y, size_t ldy, int32_t T, int prefetch, const char **ahead,
-                                 const char *ahead_end) {
+/* f16_panels_n with P and T as compile-time constants (the accumulators stay in
+ * registers): P = 4 for up to 4 activation rows, else 2 (16 accumulators). */
+static BN_AVX512 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int P, int32_t T,
+                                 int32_t r0, int32_t r1, int request) {
     switch (T) {
-#define BN_ROW_DOTS(n) \
-    case n: row_dots(wr, k, x, c0, c1, saved, first, y, ldy, n, prefetch, ahead, ahead_end); break;
-    BN_ROW_DOTS(1) BN_ROW_DOTS(2) BN_ROW_DOTS(3) BN_ROW_DOTS(4) BN_ROW_DOTS(5) BN_ROW_DOTS(6) BN_ROW_DOTS(7)
-#undef BN_ROW_DOTS
-    default: row_dots(wr, k, x, c0, c1, saved, first, y, ldy, ROW_TOKENS, prefetch, ahead, ahead_end); break;
+#define BN_PANELS(n)                                                                                  \
+    case n:                                                                                           \
+        if (P == 4 && (n) <= 4) f16_panels_n(w16, k, x, y, ldy, 4, (n) <= 4 ? (n) : 1, r0, r1, request); \
+        else if (P >= 2) f16_panels_n(w16, k, x, y, ldy, 2, n, r0, r1, request);                      \
+        else f16_panels_n(w16, k, x, y, ldy, 1, n, r0, r1, request);                                  \
+        break;
+    BN_PANELS(1) BN_PANELS(2) BN_PANELS(3) BN_PANELS(4) BN_PANELS(5) BN_PANELS(6) BN_PANELS(7)
+#undef BN_PANELS
+    default:
+        if (P >= 2) f16_panels_n(w16, k, x, y, ldy, 2, PANEL_TOKENS, r0, r1, request);
+        else f16_panels_n(w16, k, x, y, ldy, 1, PANEL_TOKENS, r0, r1, request);
+        break;
     }
 }
 
-/* Rows wa and wb against T activation rows over columns [c0, c1), one chain
- * at a time: chain 1 (columns c + 16 .. c + 32 of every 32-column step) for
- * both rows, then chain 0, so each activation vector loaded serves two
- * weight rows (row_dots loads it once per row: 18 vector loads per 16 FMAs,
- * and the EPYC core loads one 64-byte vector per cycle). Each (row,
- * activation row) pair still runs exactly row_dots' operations — the same
- * two chains, the masked tail on chain 0, a0 + a1 and hsum16 — so results
- * are bit-identical to it. sa, sb: the rows' saved chains, as row_dots'. */
-BN_INLINE BN_AVX512 void row_pair_blocked(const uint16_t *wa, const uint16_t *wb, int32_t k, const float *x, int32_t c0,
-                                          int32_t c1, __m512 *sa, __m512 *sb, int first, float *ya, float *yb,
-                                          size_t ldy, const int T, const char **ahead, const char *ahead_end) {
-    for (int chain = 1; chain >= 0; chain--) {
-        __m512 a[ROW_TOKENS], b[ROW_TOKENS];
-        for (int t = 0; t < T; t++) {
-            a[t] = first ? _mm512_setzero_ps() : sa[chain * ROW_TOKENS + t];
-            b[t] = first ? _mm512_setzero_ps() : sb[chain * ROW_TOKENS + t];
-        }
-        int32_t c = c0;
-        for (; c + 32 <= c1; c += 32) {
-            if (*ahead && *ahead < ahead_end) { /* one line per 64 bytes read, as row_dots */
-                _mm_prefetch(*ahead, _MM_HINT_T1);
-                *ahead += 64;
-            }
-            const int32_t o = c + 16 * chain;
-            const __m512 va = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wa + o)));
-            const __m512 vb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wb + o)));
-            for (int t = 0; t < T; t++) {
-                const __m512 xv = _mm512_loadu_ps(x + (size_t)t * (size_t)k + o);
-                a[t] = _mm512_fmadd_ps(va, xv, a[t]);
-                b[t] = _mm512_fmadd_ps(vb, xv, b[t]);
-            }
-        }
-        if (chain == 0 && c1 == k) {
-            for (; c < k; c += 16) {
-                const __mmask16 m = mask16(k - c);
-                const __m512 va = load_ph(m, wa + c), vb = load_ph(m, wb + c);
-                for (int t = 0; t < T; t++) {
-                    const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)k + c);
-                    a[t] = _mm512_fmadd_ps(va, xv, a[t]);
-                    b[t] = _mm512_fmadd_ps(vb, xv, b[t]);
-                }
-            }
-            for (int t = 0; t < T; t++) {
-                ya[(size_t)t * ldy] = hsum16(_mm512_add_ps(a[t], sa[ROW_TOKENS + t]));
-                yb[(size_t)t * ldy] = hsum16(_mm512_add_ps(b[t], sb[ROW_TOKENS + t]));
-            }
-        } else {
-            for (int t = 0; t < T; t++) {
-                sa[chain * ROW_TOKENS + t] = a[t];
-                sb[chain * ROW_TOKENS + t] = b[t];
-            }
-        }
-    }
-}
-
-static BN_AVX512 void row_pair_blocked_n(const uint16_t *wa, const uint16_t *wb, int32_t k, const float *x, int32_t c0,
-                                         int32_t c1, __m512 *sa, __m512 *sb, int first, float *ya, float *yb,
-                                         size_t ldy, int32_t T, const char **ahead, const char *ahead_end) {
-    switch (T) {
-#define BN_PAIR(n) \
-    case n: row_pair_blocked(wa, wb, k, x, c0, c1, sa, sb, first, ya, yb, ldy, n, ahead, ahead_end); break;
-    BN_PAIR(1) BN_PAIR(2) BN_PAIR(3) BN_PAIR(4) BN_PAIR(5) BN_PAIR(6) BN_PAIR(7)
-#undef BN_PAIR
-    default: row_pair_blocked(wa, wb, k, x, c0, c1, sa, sb, first, ya, yb, ldy, ROW_TOKENS, ahead, ahead_end); break;
-    }
-}
-
-/* One activation row against rows ra and rb of w at once: for each of them
- * exactly row_dots' operations at T = 1 over all columns (two chains, the
- * masked tail on chain 0, hsum16), so results are bit-identical to it. Not
- * row_pair_blocked at T = 1: its chain-at-a-time passes read each row twice,
- * and the halves walk below took 39–42 ms with it against 23–28 ms with this
- * single pass (128256 × 2560, one core of the EPYC host). */
-BN_INLINE BN_AVX512 void row_pair_dots(const uint16_t *wa, const uint16_t *wb, int32_t k, const float *x, float *ya,
-                                       float *yb) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-    int32_t c = 0;
-    for (; c + 32 <= k; c += 32) {
-        const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
-        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wa + c))), x0, a0);
-        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wa + c + 16))), x1, a1);
-        b0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wb + c))), x0, b0);
-        b1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wb + c + 16))), x1, b1);
-    }
-    for (; c < k; c += 16) {
-        const __mmask16 m = mask16(k - c);
-        const __m512 xv = _mm512_maskz_loadu_ps(m, x + c);
-        a0 = _mm512_fmadd_ps(load_ph(m, wa + c), xv, a0);
-        b0 = _mm512_fmadd_ps(load_ph(m, wb + c), xv, b0);
-    }
-    *ya = hsum16(_mm512_add_ps(a0, a1));
-    *yb = hsum16(_mm512_add_ps(b0, b1));
-}
-
-/* One activation row without software prefetch (AMD, stream_x86.h): the two
- * halves of the row range are walked side by side, two address streams far
- * apart, which the hardware prefetchers serve faster than one: 128256 × 2560
- * on one core of the AVX-512 EPYC host, mean of 40 calls, 27.4–29.8 ms one
- * stream, 20.7–23.2 ms two (and 47–50 ms for two adjacent rows side by side,
- * so the streams are the halves, not neighbours). */
-static BN_AVX512 void f16_gemv_halves(const uint16_t *w, int32_t k, const float *x, float *y, int32_t row_begin,
-                                      int32_t row_end) {
-    const int32_t rows = row_end - row_begin, h = (rows + 1) / 2;
-    for (int32_t i = 0; i < rows - h; i++) {
-        const int32_t ra = row_begin + i, rb = row_begin + h + i;
-        row_pair_dots(w + (size_t)ra * (size_t)k, w + (size_t)rb * (size_t)k, k, x, y + ra, y + rb);
-    }
-    if (rows % 2) { /* the first half's last row has no partner */
-        const int32_t r = row_begin + h - 1;
-        row_dots(w + (size_t)r * (size_t)k, k, x, 0, k, NULL, 1, y + r, 1, 1, PF_NONE, NULL, NULL);
-    }
-}
-
-// w: (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
-BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+// w16: 16-row panels of (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
+BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                                   int32_t row_begin, int32_t row_end) {
-    /* activation rows in groups of at most ROW_TOKENS, sizes within one of each other */
-    const int32_t groups = (n + ROW_TOKENS - 1) / ROW_TOKENS;
-    /* saved: (ROW_CHUNK rows, 2 chains × ROW_TOKENS) partial sums between column blocks */
-    _Alignas(64) __m512 saved[ROW_CHUNK][2 * ROW_TOKENS];
-    const int prefetch = bn_stream_prefetch();
-    if (n == 1 && !prefetch && X_BLOCK_BYTES / 4 >= k) {
-        f16_gemv_halves(w, k, x, y, row_begin, row_end);
-        return;
-    }
-    for (int32_t rc = row_begin; rc < row_end; rc += ROW_CHUNK) {
-        const int32_t re = bn_min_i32(row_end, rc + ROW_CHUNK);
-        /* the next chunk's bytes [ahead, ahead_end), requested while the first group walks this one */
-        const char *ahead = (const char *)(w + (size_t)re * (size_t)k);
-        const char *ahead_end = (const char *)(w + (size_t)bn_min_i32(row_end, re + ROW_CHUNK) * (size_t)k);
+    if (n <= 0 || row_end <= row_begin) return;
+    /* activation rows in groups of at most PANEL_TOKENS, sizes within one of each other;
+     * each pass's panels are read from memory by the first group, from L2 by the rest */
+    const int32_t groups = (n + PANEL_TOKENS - 1) / PANEL_TOKENS, widest = (n + groups - 1) / groups;
+    const int P = widest <= 4 ? 4 : 2;
+    const int request = n > 1 || bn_stream_prefetch();
+    const int32_t last = (row_end + 15) / 16; /* one past the last panel */
+    for (int32_t p0 = row_begin / 16, np; p0 < last; p0 += np) {
+        const int32_t left = last - p0;
+        np = P <= left ? P : left >= 2 ? 2 : 1; /* panels this pass: 4, 2 or 1 */
+        const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
+        const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
         for (int32_t g = 0; g < groups; g++) {
-            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups, T = tb - ta;
-            /* columns per block: the block's activations within X_BLOCK_BYTES, a multiple of 32 */
-            const int32_t block = bn_max_i32(32, X_BLOCK_BYTES / (4 * T) / 32 * 32);
-            const int linear = block >= k;
-            /* the blocked walk reads 32 rows side by side, which no hardware
-             * prefetcher follows: its requests stay on every host (off, the
-             * 8-row head took 136 instead of 75 ms on the EPYC host) */
-            const int mode = !linear ? PF_AHEAD : prefetch ? PF_LINEAR : PF_NONE;
-            const float *xg = x + (size_t)ta * (size_t)k;
-            float *yg = y + (size_t)ta * (size_t)ldy;
-            const char *none = NULL;
-            for (int32_t c0 = 0; c0 < k; c0 += block) {
-                const int32_t c1 = linear ? k : bn_min_i32(k, c0 + block);
-                int32_t r = rc;
-                if (!prefetch && !linear) /* AMD: two rows per activation load */
-                    for (; r + 1 < re; r += 2)
-                        row_pair_blocked_n(w + (size_t)r * (size_t)k, w + (size_t)(r + 1) * (size_t)k, k, xg, c0, c1,
-                                           saved[r - rc], saved[r + 1 - rc], c0 == 0, yg + r, yg + r + 1, (size_t)ldy,
-                                           T, g == 0 ? &ahead : &none, ahead_end);
-                for (; r < re; r++)
-                    row_dots_n(w + (size_t)r * (size_t)k, k, xg, c0, c1, saved[r - rc], c0 == 0, yg + r, (size_t)ldy, T,
-                               mode, g == 0 ? &ahead : &none, ahead_end);
-            }
+            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
+            f16_panels(wp, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + 16 * p0, (size_t)ldy, np,
+                       tb - ta, r0, r1, request && g == 0);
         }
     }
 }

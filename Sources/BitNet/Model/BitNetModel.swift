@@ -31,6 +31,8 @@ public final class BitNetModel: @unchecked Sendable {
     package let requantizedHead: BlockQuantizedMatrix?
     /// The block head the model computes: requantized at load, or the file's own.
     package var blockHead: BlockQuantizedMatrix? { requantizedHead ?? (q8Head == nil ? weights.outputBlocks : nil) }
+    /// Set when the head runs in F16 (no q8 or block head): the weights' head in 16-row panels.
+    package let halfHead: HalfPanels?
     /// Context length and KV precision of sessions made without explicit ones.
     public let defaultContextLength: Int
     public let defaultKVPrecision: KVCache.Precision
@@ -117,6 +119,8 @@ public final class BitNetModel: @unchecked Sendable {
         } else {
             requantizedHead = nil
         }
+        halfHead = q8Head == nil && requantizedHead == nil && weights.outputBlocks == nil
+            ? try weights.headPanels(threads: pool.threads) : nil
         let matrices = weights.layers.flatMap(\.projections)
         // a matrix held in place has only its file's layout: that kernel decodes it, whatever was asked
         let free = matrices.filter { $0.inPlaceKernel == nil }
@@ -525,8 +529,9 @@ public final class BitNetModel: @unchecked Sendable {
             try output { out in blocks.multiply(h, n: rows.count, table: kernels.table, pool: pool, into: out) }
             return
         }
+        guard let halfHead else { preconditionFailure("a model without a q8 or block head has F16 panels (init)") }
         try output { out in
-            var job = HeadJob(table: kernels.table, weights: weights.output.row(0), rows: Int32(c.vocabSize),
+            var job = HeadJob(table: kernels.table, weights: halfHead.pointer, rows: Int32(c.vocabSize),
                               k: Int32(c.hiddenSize), x: h, n: Int32(rows.count), y: out)
             withUnsafeMutablePointer(to: &job) { pool.run(HeadJob.task, context: $0) }
         }

@@ -8,7 +8,9 @@ import Darwin
 /// All weights of a model, loaded from a GGUF file: ternary projections
 /// repacked once into I2_R16 (the file's pages for them are then released) or,
 /// for TL1/TL2 files, held in place (``LookupTableLoading``); norms copied as
-/// f32; the F16 or native block embedding/head used in place from the map.
+/// f32; the F16 or native block embedding/head used in place from the map (an
+/// F16 head is copied into 16-row panels, in place of its pages, by the first
+/// model that computes it: ``headPanels(threads:)``).
 public final class ModelWeights: @unchecked Sendable {
     public let config: ModelConfig
     /// (vocab, hidden) as F16. For a native block type (``embeddingBlocks``) this is an
@@ -26,6 +28,7 @@ public final class ModelWeights: @unchecked Sendable {
     private let storedOutput: HalfMatrix?
     private let expansionLock = Lock()
     private var expansions: [ObjectIdentifier: HalfMatrix] = [:]
+    private var panels: HalfPanels?
     public let headIsTied: Bool
     package let layers: [LayerWeights]
     public let file: GGUFFile
@@ -80,7 +83,8 @@ public final class ModelWeights: @unchecked Sendable {
     /// Memory loading takes that the kernel cannot drop under pressure: the repacked
     /// projections (I2_R16), and the embedding/head when the file's type is expanded to F16
     /// at load. (The F16 embedding/head are used in place from the file's pages, and so
-    /// are TL1/TL2 projections loaded in place.) In Double: a hostile file's dimensions
+    /// are TL1/TL2 projections loaded in place; an F16 head's panels replace its pages
+    /// later and check their own fit, ``HalfPanels``.) In Double: a hostile file's dimensions
     /// must not overflow the estimate.
     static func anonymousBytes(config c: ModelConfig, file: GGUFFile, expandBlockHeads: Bool = false,
                                lookupTables: LookupTableLoading = .inPlace) -> Double {
@@ -113,6 +117,20 @@ public final class ModelWeights: @unchecked Sendable {
         guard let available, needed > Double(available) else { return }
         throw ModelError.insufficientMemory(path: path, needed: needed >= Double(Int.max) ? Int.max : Int(needed),
                                             available: available)
+    }
+
+    /// The F16 head (``output``) in 16-row panels for the F16 head kernel, made on first
+    /// use (a model with `--head q8` or a block head never asks) and shared by every model
+    /// on these weights. When the head is the file's own F16 bytes their pages are released
+    /// as the panels are written, so the copy replaces them instead of doubling them.
+    package func headPanels(threads: Int) throws -> HalfPanels {
+        try expansionLock.withLock {
+            if let panels { return panels }
+            let half = output
+            let made = try HalfPanels(half, threads: threads, releasingFilePages: half.owner === file, path: file.path)
+            panels = made
+            return made
+        }
     }
 
     /// The F16 expansion of a block matrix, made once (under a lock: sessions on several

@@ -12,7 +12,7 @@ import CKernels
 /// same kernel code whichever thread takes it, so the logits do not change.
 struct HeadJob {
     var table: UnsafePointer<bn_kernels>
-    var weights: UnsafePointer<UInt16> // (rows, k) f16
+    var weights: UnsafePointer<UInt16> // (ceil(rows/16), k, 16) f16 panels (HalfPanels)
     var rows: Int32
     var k: Int32
     var x: UnsafePointer<Float> // (n, k)
