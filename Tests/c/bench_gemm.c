@@ -2,7 +2,7 @@
  * projections and the Q8 head at n = 1, 2, 4, 8, 16 activation rows, the
  * shapes continuous batching runs. Prints G-op/s (2·m·k·n / time) as the
  * median of `reps` timed calls, through bn_i2s_matmul on a pool of 1 and 2
- * threads (the head is split in 16-row units like the library does).
+ * threads (the heads are split in 16- and 48-row units like the library does).
  *
  *   clang -O2 -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels/src \
  *     $(KERNEL_SRCS of the Makefile) Tests/c/bench_gemm.c -lm -lpthread -o build/bench_gemm
@@ -62,7 +62,8 @@ static void task(void *ctx, int32_t ith, int32_t nth) {
     (void)ith;
     (void)nth;
     job *j = ctx;
-    const int32_t unit = j->kind == 0 ? 32 : 16, per = 4; /* units claimed at a time */
+    /* units claimed at a time: 4 × 32 rows (I2_S), 4 × 16 (Q8), 48 rows for F16 as HeadJob.chunkRows */
+    const int32_t unit = j->kind == 0 ? 32 : 16, per = j->kind == 2 ? 3 : 4;
     const int32_t m_pad = (j->m + unit - 1) / unit * unit;
     for (;;) {
         const int32_t u = bn_pool_claim(&j->counter, per);

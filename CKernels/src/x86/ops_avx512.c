@@ -245,23 +245,24 @@ BN_INLINE BN_AVX512 void f16_panels_n(const uint16_t *w16, int32_t k, const floa
     }
 }
 
-/* f16_panels_n with P and T as compile-time constants (the accumulators stay in
- * registers): P = 4 for up to 4 activation rows, else 2 (16 accumulators). */
+/* f16_panels_n with P (the panels of this pass, 1–4) and T as compile-time
+ * constants, so the accumulators stay in registers. The caller passes P = 4
+ * only with T ≤ 4 (16 accumulators); P = 3 serves 5–8 rows (24: three panels
+ * share each broadcast; with two, 8 rows took 54–55 ms on one core and 27.5 on
+ * two, with three 48.5 and 24.6 — 92% of the FMA peak). */
 static BN_AVX512 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int P, int32_t T,
                                  int32_t r0, int32_t r1, int request) {
     switch (T) {
-#define BN_PANELS(n)                                                                                  \
-    case n:                                                                                           \
-        if (P == 4 && (n) <= 4) f16_panels_n(w16, k, x, y, ldy, 4, (n) <= 4 ? (n) : 1, r0, r1, request); \
-        else if (P >= 2) f16_panels_n(w16, k, x, y, ldy, 2, n, r0, r1, request);                      \
-        else f16_panels_n(w16, k, x, y, ldy, 1, n, r0, r1, request);                                  \
+#define BN_PANELS(n)                                                                                   \
+    case n:                                                                                            \
+        if (P == 4) f16_panels_n(w16, k, x, y, ldy, 4, (n) <= 4 ? (n) : 4, r0, r1, request);           \
+        else if (P == 3) f16_panels_n(w16, k, x, y, ldy, 3, n, r0, r1, request);                       \
+        else if (P == 2) f16_panels_n(w16, k, x, y, ldy, 2, n, r0, r1, request);                       \
+        else f16_panels_n(w16, k, x, y, ldy, 1, n, r0, r1, request);                                   \
         break;
     BN_PANELS(1) BN_PANELS(2) BN_PANELS(3) BN_PANELS(4) BN_PANELS(5) BN_PANELS(6) BN_PANELS(7)
+    default: BN_PANELS(PANEL_TOKENS)
 #undef BN_PANELS
-    default:
-        if (P >= 2) f16_panels_n(w16, k, x, y, ldy, 2, PANEL_TOKENS, r0, r1, request);
-        else f16_panels_n(w16, k, x, y, ldy, 1, PANEL_TOKENS, r0, r1, request);
-        break;
     }
 }
 
@@ -272,12 +273,12 @@ BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w16, int32_t k, const float *x
     /* activation rows in groups of at most PANEL_TOKENS, sizes within one of each other;
      * each pass's panels are read from memory by the first group, from L2 by the rest */
     const int32_t groups = (n + PANEL_TOKENS - 1) / PANEL_TOKENS, widest = (n + groups - 1) / groups;
-    const int P = widest <= 4 ? 4 : 2;
+    const int P = widest <= 4 ? 4 : 3;
     const int request = n > 1 || bn_stream_prefetch();
     const int32_t last = (row_end + 15) / 16; /* one past the last panel */
     for (int32_t p0 = row_begin / 16, np; p0 < last; p0 += np) {
         const int32_t left = last - p0;
-        np = P <= left ? P : left >= 2 ? 2 : 1; /* panels this pass: 4, 2 or 1 */
+        np = P <= left ? P : left >= 2 ? 2 : 1; /* panels this pass: P, then 2 or 1 at the end */
         const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
         const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
         for (int32_t g = 0; g < groups; g++) {

@@ -8,7 +8,7 @@ import CKernels
 /// late or shares its core with another process takes fewer chunks instead of
 /// leaving the caller idle at the end of an even split (the head is ~55% of a
 /// 2B4T token's bytes, so an idle tail there costs the most). Chunks are about
-/// 1/64 of a thread's share, in whole 16-row units; every row is computed by the
+/// 1/64 of a thread's share, in whole 48-row units; every row is computed by the
 /// same kernel code whichever thread takes it, so the logits do not change.
 struct HeadJob {
     var table: UnsafePointer<bn_kernels>
@@ -20,9 +20,11 @@ struct HeadJob {
     var y: UnsafeMutablePointer<Float> // (n, rows)
     var next: Int32 = 0 // chunks claimed so far
 
-    /// Rows per claimed chunk: about 1/64 of a thread's share, in whole 16-row units.
+    /// Rows per claimed chunk: about 1/64 of a thread's share, in whole 48-row units — the
+    /// F16 kernels read 16-row panels and the AVX-512 one takes three panels per pass at
+    /// 5–8 activation rows, so a chunk ends where a pass does.
     static func chunkRows(rows: Int, threads: Int) -> Int {
-        max(16, (rows / max(1, threads * 64) + 15) / 16 * 16)
+        max(48, (rows / max(1, threads * 64) + 47) / 48 * 48)
     }
 
     /// Claims chunks from the counter until none are left and runs `body` on each row range.
