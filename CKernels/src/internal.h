@@ -27,6 +27,42 @@ static inline size_t bn_i2r16_chunk_offset(int32_t k_pad, int32_t g, int32_t c) 
 static inline int32_t bn_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline int32_t bn_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
+/* The F16 panel GEMM's walk (bn_f16_gemm_fn), shared by its SIMD twins: the
+ * activation rows in groups of at most group_max (sizes within one of each
+ * other), the rows [row_begin, row_end) in passes of `panels` 16-row panels
+ * (fewer at the end), each pass over every group in turn, so the first
+ * group brings the pass's panels from memory and the others find them in L2.
+ * pass(w16 at the pass's first panel, k, x of the group, y at the pass's first
+ * row, ldy, panels of this pass, rows of the group, rows [r0, r1) of the pass
+ * to store, request) computes one pass; request is set for the first group. */
+typedef void (*bn_f16_pass_fn)(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int32_t panels,
+                               int32_t rows, int32_t r0, int32_t r1, int request);
+
+/* Rows in the widest group when n activation rows are split into groups of at most group_max. */
+static inline int32_t bn_f16_widest_group(int32_t n, int32_t group_max) {
+    const int32_t groups = (n + group_max - 1) / group_max;
+    return (n + groups - 1) / groups;
+}
+
+static inline void bn_f16_panel_walk(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
+                                     int32_t row_begin, int32_t row_end, int32_t group_max, int32_t panels,
+                                     int request, bn_f16_pass_fn pass) {
+    if (n <= 0 || row_end <= row_begin) return;
+    const int32_t groups = (n + group_max - 1) / group_max;
+    const int32_t last = (row_end + 15) / 16; /* one past the last panel */
+    for (int32_t p0 = row_begin / 16, np; p0 < last; p0 += np) {
+        const int32_t left = last - p0;
+        np = bn_min_i32(panels, left);
+        const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
+        const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
+        for (int32_t g = 0; g < groups; g++) {
+            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
+            pass(wp, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + 16 * p0, (size_t)ldy, np, tb - ta,
+                 r0, r1, request && g == 0);
+        }
+    }
+}
+
 /* scalar: the executable specification */
 void bn_quantize_scalar(const float *x, int32_t n, int32_t k, int32_t ldx,
                         int8_t *q, int32_t k_pad, float *scale, int32_t *sum);

@@ -293,8 +293,9 @@ BN_INLINE BN_AVX2 void f16_panels_n(const uint16_t *w16, int32_t k, const float 
 
 /* f16_panels_n with P and T as compile-time constants: two panels per pass for
  * up to two activation rows (so a lone row has four chains in flight), else one. */
-static BN_AVX2 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int P, int32_t T,
-                               int32_t r0, int32_t r1) {
+static BN_AVX2 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int32_t P, int32_t T,
+                               int32_t r0, int32_t r1, int request) {
+    (void)request; /* requests are always made (AVX2) */
     switch (T) {
     case 1: P == 2 ? f16_panels_n(w16, k, x, y, ldy, 2, 1, r0, r1) : f16_panels_n(w16, k, x, y, ldy, 1, 1, r0, r1); break;
     case 2: P == 2 ? f16_panels_n(w16, k, x, y, ldy, 2, 2, r0, r1) : f16_panels_n(w16, k, x, y, ldy, 1, 2, r0, r1); break;
@@ -308,22 +309,8 @@ static BN_AVX2 void f16_panels(const uint16_t *w16, int32_t k, const float *x, f
 // w16: 16-row panels of (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
 BN_AVX2 void bn_f16_gemm_avx2(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                               int32_t row_begin, int32_t row_end) {
-    if (n <= 0 || row_end <= row_begin) return;
-    /* activation rows in groups of at most PANEL_TOKENS, sizes within one of each other;
-     * each pass's panels are read from memory by the first group, from L2 by the rest */
-    const int32_t groups = (n + PANEL_TOKENS - 1) / PANEL_TOKENS, widest = (n + groups - 1) / groups;
-    const int P = widest <= 2 ? 2 : 1;
-    const int32_t last = (row_end + 15) / 16; /* one past the last panel */
-    for (int32_t p0 = row_begin / 16; p0 < last; p0 += P) {
-        const int32_t np = bn_min_i32(P, last - p0);
-        const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
-        const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
-        for (int32_t g = 0; g < groups; g++) {
-            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
-            f16_panels(wp, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + 16 * p0, (size_t)ldy, np, tb - ta,
-                       r0, r1);
-        }
-    }
+    const int32_t panels = bn_f16_widest_group(n > 0 ? n : 1, PANEL_TOKENS) <= 2 ? 2 : 1;
+    bn_f16_panel_walk(w16, k, x, n, y, ldy, row_begin, row_end, PANEL_TOKENS, panels, 1, f16_panels);
 }
 
 /* ---- attention ----------------------------------------------------------------- */

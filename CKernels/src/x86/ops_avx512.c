@@ -211,14 +211,16 @@ BN_AVX512 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const f
  * order — bn_f16_gemm_fn's chain exactly, so the result does not depend on P,
  * T or the row's place in the call. Rows [r0, r1) of the 16P are stored (masked).
  *
- * Costs on Zen 4 (the EPYC host): a vcvtph2ps takes an FMA slot, so with 8
- * activation rows the core tops out at 8/9 of its FMA peak; P = 2, T = 8 reaches
- * ~90% of that (128256 × 2560 head, 8 rows: 54 ms on one core, 27–28 on two,
- * against 59–63 and 31–33 for the row-major kernel this replaced, which summed
- * 32 lanes horizontally and saved partial sums between column blocks).
- * request: each panel's stream is requested 1 KiB ahead into L1 (one line per
- * 64 bytes read); without it 8 rows took 64 ms, with an L2 hint 61. One row
- * reads too little per cycle to need it there (20.5–21.3 ms either way). */
+ * Costs on Zen 4 (the EPYC host): a vcvtph2ps costs about one FMA slot (a loop
+ * of 16 FMAs and 2 conversions ran at 87% of the FMA-only rate), which is why
+ * each conversion should feed as many activation rows as registers allow. The
+ * 128256 × 2560 head at 8 rows: 48.5 ms on one core, 24.6 on two (P = 3, see
+ * f16_panels), against 59–63 and 31–33 for the row-major kernel this replaced,
+ * which summed 32 lanes horizontally and saved partial sums between column
+ * blocks. request: each panel's stream is requested 1 KiB ahead into L1 (one
+ * line per 64 bytes read); without it 8 rows took 64 ms and with an L2 hint 61
+ * (P = 2, against 54). One row reads too little per cycle to need it there
+ * (20.5–21.3 ms either way). */
 BN_INLINE BN_AVX512 void f16_panels_n(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy,
                                       const int P, const int T, int32_t r0, int32_t r1, int request) {
     __m512 acc[4][PANEL_TOKENS];
@@ -247,11 +249,12 @@ BN_INLINE BN_AVX512 void f16_panels_n(const uint16_t *w16, int32_t k, const floa
 
 /* f16_panels_n with P (the panels of this pass, 1–4) and T as compile-time
  * constants, so the accumulators stay in registers. The caller passes P = 4
- * only with T ≤ 4 (16 accumulators); P = 3 serves 5–8 rows (24: three panels
+ * only with T ≤ 4 (16 accumulators), and P = 3 (any T) at the end of such a
+ * range; P = 3 serves 5–8 rows (24: three panels
  * share each broadcast; with two, 8 rows took 54–55 ms on one core and 27.5 on
  * two, with three 48.5 and 24.6 — 92% of the FMA peak). */
-static BN_AVX512 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int P, int32_t T,
-                                 int32_t r0, int32_t r1, int request) {
+static BN_AVX512 void f16_panels(const uint16_t *w16, int32_t k, const float *x, float *y, size_t ldy, int32_t P,
+                                 int32_t T, int32_t r0, int32_t r1, int request) {
     switch (T) {
 #define BN_PANELS(n)                                                                                   \
     case n:                                                                                            \
@@ -269,24 +272,9 @@ static BN_AVX512 void f16_panels(const uint16_t *w16, int32_t k, const float *x,
 // w16: 16-row panels of (m, k) f16, x: (n, k) f32 → y: (n, ldy) f32, rows [row_begin, row_end)
 BN_AVX512 void bn_f16_gemm_avx512(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                                   int32_t row_begin, int32_t row_end) {
-    if (n <= 0 || row_end <= row_begin) return;
-    /* activation rows in groups of at most PANEL_TOKENS, sizes within one of each other;
-     * each pass's panels are read from memory by the first group, from L2 by the rest */
-    const int32_t groups = (n + PANEL_TOKENS - 1) / PANEL_TOKENS, widest = (n + groups - 1) / groups;
-    const int P = widest <= 4 ? 4 : 3;
-    const int request = n > 1 || bn_stream_prefetch();
-    const int32_t last = (row_end + 15) / 16; /* one past the last panel */
-    for (int32_t p0 = row_begin / 16, np; p0 < last; p0 += np) {
-        const int32_t left = last - p0;
-        np = P <= left ? P : left >= 2 ? 2 : 1; /* panels this pass: P, then 2 or 1 at the end */
-        const int32_t r0 = row_begin - 16 * p0, r1 = bn_min_i32(row_end - 16 * p0, 16 * np);
-        const uint16_t *wp = w16 + (size_t)p0 * (size_t)k * 16u;
-        for (int32_t g = 0; g < groups; g++) {
-            const int32_t ta = n * g / groups, tb = n * (g + 1) / groups;
-            f16_panels(wp, k, x + (size_t)ta * (size_t)k, y + (size_t)ta * (size_t)ldy + 16 * p0, (size_t)ldy, np,
-                       tb - ta, r0, r1, request && g == 0);
-        }
-    }
+    const int32_t panels = bn_f16_widest_group(n > 0 ? n : 1, PANEL_TOKENS) <= 4 ? 4 : 3;
+    bn_f16_panel_walk(w16, k, x, n, y, ldy, row_begin, row_end, PANEL_TOKENS, panels, n > 1 || bn_stream_prefetch(),
+                      f16_panels);
 }
 
 /* ---- attention ----------------------------------------------------------------- */
