@@ -9,7 +9,7 @@ import Darwin
 /// The F16 output head in 16-row panels (`bn_f16_panels`), the layout the F16
 /// head kernel reads: each converted weight vector is 16 rows of one column, so
 /// it meets every activation row of a batched step by one broadcast FMA, with no
-/// horizontal sums. Built once from the row-major head (``ModelWeights/headPanels(threads:)``);
+/// horizontal sums. Built once from the row-major head (`ModelWeights.headPanels(threads:)`);
 /// the row-major matrix stays the source of embedding rows and of the references.
 ///
 /// Memory: when the head is the file's own F16 bytes, each range's file pages are

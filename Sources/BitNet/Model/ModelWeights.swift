@@ -10,7 +10,7 @@ import Darwin
 /// for TL1/TL2 files, held in place (``LookupTableLoading``); norms copied as
 /// f32; the F16 or native block embedding/head used in place from the map (an
 /// F16 head is copied into 16-row panels, in place of its pages, by the first
-/// model that computes it: ``headPanels(threads:)``).
+/// model that computes it: `headPanels(threads:)`).
 public final class ModelWeights: @unchecked Sendable {
     public let config: ModelConfig
     /// (vocab, hidden) as F16. For a native block type (``embeddingBlocks``) this is an
@@ -84,7 +84,7 @@ public final class ModelWeights: @unchecked Sendable {
     /// projections (I2_R16), and the embedding/head when the file's type is expanded to F16
     /// at load. (The F16 embedding/head are used in place from the file's pages, and so
     /// are TL1/TL2 projections loaded in place; an F16 head's panels replace its pages
-    /// later and check their own fit, ``HalfPanels``.) In Double: a hostile file's dimensions
+    /// later and check their own fit, `HalfPanels`.) In Double: a hostile file's dimensions
     /// must not overflow the estimate.
     static func anonymousBytes(config c: ModelConfig, file: GGUFFile, expandBlockHeads: Bool = false,
                                lookupTables: LookupTableLoading = .inPlace) -> Double {
