@@ -137,6 +137,9 @@ struct EndToEndBench: ParsableCommand {
         // the host's ceilings per thread count, printed next to the absolute figures
         var peaks: [Int: Double] = [:]
         for c in configs where peaks[c.threads] == nil { peaks[c.threads] = measureInt8Peak(pool: c.model.pool, isa: kernels.isa) }
+        for (t, peak) in peaks.sorted(by: { $0.key < $1.key }) {
+            if let warning = peakScalingWarning(threads: t, peak: peak, oneThreadPeak: peaks[1]) { note(warning) }
+        }
         let probe = inPlace ? BandwidthProbe(fileRegion: UnsafeRawBufferPointer(rebasing: file.bytes[file.dataOffset...]))
                             : BandwidthProbe()
         let samples = try MeasurementProtocol.interleaved(configs, runs: runs, probe: { probe.measure(pool: $0.model.pool, isa: kernels.isa) }) { c in

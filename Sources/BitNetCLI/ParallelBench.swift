@@ -30,11 +30,14 @@ struct ParallelBench {
         let widest = parallel.max() ?? 1
         var rng = SeededGenerator(seed: 42)
         func randomTokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }
+        var oneThreadPeak: Double?
         for t in threads {
             let model = try BitNetModel(weights: weights, contextLength: promptTokens + genTokens + 2, threads: t,
                                         kernels: kernels, batchSize: max(128, widest), headPrecision: headPrecision,
                                         kernel: kernelSelection, kvPrecision: kvPrecision)
             let peak = measureInt8Peak(pool: model.pool, isa: kernels.isa)
+            if t == 1 { oneThreadPeak = peak }
+            if let warning = peakScalingWarning(threads: t, peak: peak, oneThreadPeak: oneThreadPeak) { note(warning) }
             let f32Peak = measureF32Peak(pool: model.pool, isa: kernels.isa)
             // seconds of compute per token at the measured peaks (G-op/s, GFLOP/s)
             let computeSeconds = ternaryOps / (peak * 1e9) + headOps / ((f32Head ? f32Peak : peak) * 1e9)

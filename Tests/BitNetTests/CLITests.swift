@@ -28,11 +28,13 @@ final class CLITests: XCTestCase {
     /// past `timeout` seconds is killed and fails the test, so a hang is a failure
     /// rather than a stuck test run.
     @discardableResult
-    func run(_ args: [String], stdin: String? = nil, stdinFile: String? = nil, timeout: Double = 120) throws -> Result {
+    func run(_ args: [String], stdin: String? = nil, stdinFile: String? = nil, timeout: Double = 120,
+             launcher: [String] = []) throws -> Result {
         guard let binary = Self.binary else { throw XCTSkip("build the bitnet executable first (swift build)") }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
+        // launcher: a program that runs bitnet with these arguments (e.g. taskset -c 0)
+        p.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        p.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [binary] + args
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -159,6 +161,18 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("= 1.00x single; ceilings: compute"), r.stdout)
             XCTAssertEqual(r.stdout.contains("head at the f32 FMA peak"), head == "f16", r.stdout)
         }
+    }
+
+    /// Two threads confined to one core measure one core's int8 peak: the benchmarks say their
+    /// 2-thread figures do not compare instead of printing fractions above 100%.
+    func testBenchWarnsWhenThreadsOutnumberFreeCores() throws {
+        let taskset = ["/usr/bin/taskset", "/bin/taskset"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let taskset else { throw XCTSkip("taskset (util-linux) not installed") }
+        // `--parallel` runs the same check (ParallelBench); one case keeps the debug build's probes short
+        let r = try run(["bench", "e2e", "-m", Self.model, "-t", "1,2", "-p", "2", "-n", "2", "-r", "1"],
+                        launcher: [taskset, "-c", "0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: at 2 threads the int8 probe measured"), r.stderr)
     }
 
     func testBadInputIsAClearErrorNotACrash() throws {
