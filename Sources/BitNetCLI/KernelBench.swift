@@ -157,10 +157,11 @@ func measureInt8Peak(pool: WorkerPool, isa: ISA) -> Double {
 
 /// A warning when the int8 peak measured with several threads is far below that many
 /// times the one-thread peak of the same run: while it ran, another process or the
-/// hypervisor held one of the cores, or an affinity mask (`taskset`) left fewer cores (on the 2-core VM a 2-thread probe once measured 468
-/// G-op/s, one core's worth, and that run's 2-thread decoding matched its 1-thread speed),
-/// so that thread count's figures in this run do not compare with the others. nil when the
-/// peaks scale (or there is no one-thread peak to compare with).
+/// hypervisor held one of the cores, or an affinity mask (`taskset`) left fewer cores.
+/// On the 2-core VM a 2-thread probe once measured 468 G-op/s, one core's worth, and that
+/// run's 2-thread decoding matched its 1-thread speed, so that thread count's figures in
+/// this run do not compare with the others. nil when the peaks scale (or there is no
+/// one-thread peak to compare with).
 func peakScalingWarning(threads: Int, peak: Double, oneThreadPeak: Double?) -> String? {
     guard threads > 1, let one = oneThreadPeak, one > 0, peak < 0.75 * Double(threads) * one else { return nil }
     return String(format: "warning: at %d threads the int8 probe measured %.0f G-op/s, %.1f× its one-thread %.0f: "

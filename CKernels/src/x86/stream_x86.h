@@ -1,7 +1,8 @@
 /* Software prefetch shared by the x86 kernels. First, for the AVX-512 kernels
- * that stream a weight matrix once per call (the decoding GEMVs, the F16
- * head): per 128 bytes read, requests
- * into L1 a little ahead and into L2 further ahead. The AVX2 kernels keep
+ * that stream a weight matrix once per call (the decoding GEMVs): per 128
+ * bytes read, requests into L1 a little ahead and into L2 further ahead. (The
+ * F16 head, which used it too, now reads 16-row panels as several streams and
+ * requests each 1 KiB ahead itself: ops_avx512.c.) The AVX2 kernels keep
  * their own distances, tuned on AVX2-only hosts (see ops_avx2.c), where this
  * could not be measured.
  *
