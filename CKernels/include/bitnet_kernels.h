@@ -164,18 +164,23 @@ typedef void (*bn_rope_fn)(float *x, int32_t heads, int32_t head_dim, const floa
  *   out[h] = Σ_t softmax_t(scale · q[h]·k[t]) · v[t];  out: (n_heads, hd)
  *   scores: scratch of ≥ BN_ATTN_GROUP·T floats owned by the calling thread
  *   (the query heads of one kv head are computed together, up to BN_ATTN_GROUP
- *   at a time, so the cache is read once per group). */
-enum { BN_ATTN_GROUP = 8 };
+ *   at a time, so the cache is read once per group).
+ *   flags: 0, or BN_ATTN_RESIDENT when the positions were just read by the
+ *   caller's previous call (a prompt's rows, one after another over the same kv
+ *   head): the kernel then requests nothing ahead — a decoding row streams its
+ *   cache from memory and the requests pay off, but on cached rows each one
+ *   costs a load slot. Flags never change a result. */
+enum { BN_ATTN_GROUP = 8, BN_ATTN_RESIDENT = 1 };
 typedef void (*bn_attention_fn)(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                                 int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                                float *out, int32_t head_begin, int32_t head_end);
+                                float *out, int32_t head_begin, int32_t head_end, int32_t flags);
 /* The same over an f16 KV cache (k, v as IEEE half, half the bytes to read):
  * every value is converted exactly and then goes through the f32 kernel's
  * arithmetic, so the result equals `attention` on the cache's values as floats
  * (bit for bit, every ISA). */
 typedef void (*bn_attention_f16_fn)(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride,
                                     int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale,
-                                    float *scores, float *out, int32_t head_begin, int32_t head_end);
+                                    float *scores, float *out, int32_t head_begin, int32_t head_end, int32_t flags);
 
 /* ---- int8 head (opt-in `--head q8`) ---------------------------------------- *
  * The F16 output head is over half the bytes a 2B4T token reads. Requantized

@@ -82,10 +82,10 @@ void bn_gate_silu_scalar(float *g, const float *u, int32_t n);
 void bn_rope_scalar(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
 void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                          int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                         float *out, int32_t head_begin, int32_t head_end);
+                         float *out, int32_t head_begin, int32_t head_end, int32_t flags);
 void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
-                        int32_t head_begin, int32_t head_end);
+                        int32_t head_begin, int32_t head_end, int32_t flags);
 
 void bn_q8_gemm_scalar(const bn_q8_matrix *w, const int8_t *x, const float *x_scale, int32_t n, float *y,
                        int32_t ldy, int32_t row_begin, int32_t row_end);
@@ -161,10 +161,10 @@ void bn_gate_silu_avx2(float *g, const float *u, int32_t n);
 void bn_rope_avx2(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
 void bn_attention_avx2(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                       float *out, int32_t head_begin, int32_t head_end);
+                       float *out, int32_t head_begin, int32_t head_end, int32_t flags);
 void bn_attention_f16_avx2(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
-                        int32_t head_begin, int32_t head_end);
+                        int32_t head_begin, int32_t head_end, int32_t flags);
 void bn_rmsnorm_avx512(const float *x, const float *w, float eps, int32_t n, float *y);
 void bn_f16_gemm_avx512(const uint16_t *w16, int32_t k, const float *x, int32_t n, float *y, int32_t ldy,
                         int32_t row_begin, int32_t row_end);
@@ -178,10 +178,10 @@ void bn_gate_silu_avx512(float *g, const float *u, int32_t n);
 void bn_rope_avx512(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                          int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                         float *out, int32_t head_begin, int32_t head_end);
+                         float *out, int32_t head_begin, int32_t head_end, int32_t flags);
 void bn_attention_f16_avx512(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
-                        int32_t head_begin, int32_t head_end);
+                        int32_t head_begin, int32_t head_end, int32_t flags);
 #endif
 
 #if defined(__aarch64__)
@@ -212,10 +212,10 @@ void bn_gate_silu_neon(float *g, const float *u, int32_t n);
 void bn_rope_neon(float *x, int32_t heads, int32_t head_dim, const float *cos, const float *sin, int32_t neox);
 void bn_attention_neon(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                        int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                       float *out, int32_t head_begin, int32_t head_end);
+                       float *out, int32_t head_begin, int32_t head_end, int32_t flags);
 void bn_attention_f16_neon(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
                            int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores, float *out,
-                           int32_t head_begin, int32_t head_end);
+                           int32_t head_begin, int32_t head_end, int32_t flags);
 #endif
 
 

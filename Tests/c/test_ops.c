@@ -624,22 +624,23 @@ static void test_attention(void) {
                     float *out = guarded_alloc(qbytes), *scores = guarded_alloc(sbytes);
                     /* two threads' worth of heads: [0, H/2 + 1) and the rest */
                     const int cut = H / 2 + 1;
-                    kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, 0, cut);
+                    kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, 0, cut, 0);
                     for (int i = cut * hd; i < H * hd; i++)
                         CHECK(bits_of(out[i]) == 0xCDCDCDCDu, "%s attention wrote a head outside its range", kt->name);
-                    kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, cut, H);
+                    kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, out, cut, H, 0);
                     CHECK(guard_ok(out, qbytes) && guard_ok(scores, sbytes), "%s attention overran (T=%d H=%d hd=%d)",
                           kt->name, T, H, hd);
-                    {   /* the f16-cache kernel: the same bits as the f32 one on the same values */
+                    {   /* the f16-cache kernel: the same bits as the f32 one on the same values
+                         * (called with BN_ATTN_RESIDENT, the f32 one without: flags change nothing) */
                         float *o16 = guarded_alloc(qbytes);
-                        kt->attention_f16(q, kh, vh, stride, T, H, KV, hd, scale, scores, o16, 0, cut);
-                        kt->attention_f16(q, kh, vh, stride, T, H, KV, hd, scale, scores, o16, cut, H);
+                        kt->attention_f16(q, kh, vh, stride, T, H, KV, hd, scale, scores, o16, 0, cut, BN_ATTN_RESIDENT);
+                        kt->attention_f16(q, kh, vh, stride, T, H, KV, hd, scale, scores, o16, cut, H, BN_ATTN_RESIDENT);
                         const bn_kernels *twin = kt->attention_f16 == bn_kernels_for(BN_ISA_SCALAR)->attention_f16
                                                      ? bn_kernels_for(BN_ISA_SCALAR) : kt;
                         float *o32 = out;
                         if (twin != kt) {
                             o32 = guarded_alloc(qbytes);
-                            twin->attention(q, k, v, stride, T, H, KV, hd, scale, scores, o32, 0, H);
+                            twin->attention(q, k, v, stride, T, H, KV, hd, scale, scores, o32, 0, H, 0);
                         }
                         CHECK(memcmp(o16, o32, qbytes) == 0 && guard_ok(o16, qbytes) && guard_ok(scores, sbytes),
                               "%s attention_f16 != attention on the same values (T=%d H=%d KV=%d hd=%d)", kt->name, T, H,
@@ -647,9 +648,11 @@ static void test_attention(void) {
                         if (o32 != out) free(o32);
                         free(o16);
                     }
-                    {   /* one head per call gives the same bits as the grouped calls */
+                    {   /* one head per call gives the same bits as the grouped calls, flags or not */
                         float *single = guarded_alloc(qbytes);
-                        for (int h = 0; h < H; h++) kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, single, h, h + 1);
+                        for (int h = 0; h < H; h++)
+                            kt->attention(q, k, v, stride, T, H, KV, hd, scale, scores, single, h, h + 1,
+                                          h % 2 ? BN_ATTN_RESIDENT : 0);
                         CHECK(memcmp(single, out, qbytes) == 0, "%s attention depends on the head grouping (T=%d H=%d KV=%d)",
                               kt->name, T, H, KV);
                         free(single);

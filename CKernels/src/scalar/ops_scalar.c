@@ -168,12 +168,14 @@ static inline void attention_body(const float *q, const void *k, const void *v, 
 
 void bn_attention_scalar(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                          int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                         float *out, int32_t head_begin, int32_t head_end) {
+                         float *out, int32_t head_begin, int32_t head_end, int32_t flags) {
+    (void)flags; /* no requests ahead to skip */
     attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
 }
 
 void bn_attention_f16_scalar(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
                              int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                             float *out, int32_t head_begin, int32_t head_end) {
+                             float *out, int32_t head_begin, int32_t head_end, int32_t flags) {
+    (void)flags; /* no requests ahead to skip */
     attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
 }

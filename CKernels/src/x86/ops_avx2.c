@@ -356,7 +356,8 @@ BN_INLINE BN_AVX2 float kv_dot(const float *a, const void *b, int32_t n, const i
 // q: (n_heads, hd), k, v: (T, kv_stride), scores: (T,) scratch → out: (n_heads, hd), heads [head_begin, head_end)
 BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T,
                                       int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                                      float *out, int32_t head_begin, int32_t head_end, const int half) {
+                                      float *out, int32_t head_begin, int32_t head_end, const int half,
+                                      const int stream) {
     const int32_t group = n_heads / n_kv_heads, hv = hd & ~7;
     const __m256i dm = tail_mask(hd - hv);
     const __m256 vscale = _mm256_set1_ps(scale);
@@ -366,8 +367,8 @@ BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void 
         const size_t off = (size_t)(h / group) * (size_t)hd;
         /* the first head of its kv head in this call streams the block in (bn_kv_request; its
          * value pass requests its own columns ahead too); the others find it in L2 (T·hd·8
-         * bytes, 354 KB at 346 positions in 2B4T) */
-        const int first = h == head_begin || h % group == 0;
+         * bytes, 354 KB at 346 positions in 2B4T); nobody does for BN_ATTN_RESIDENT */
+        const int first = stream && (h == head_begin || h % group == 0);
         /* scores: ATTN_KEYS cached positions at a time, one q load per 8 FMAs,
          * then one transposing reduction for all of them */
         if (first)
@@ -442,13 +443,15 @@ BN_INLINE BN_AVX2 void attention_body(const float *q, const void *k, const void 
 
 BN_AVX2 void bn_attention_avx2(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                                int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                               float *out, int32_t head_begin, int32_t head_end) {
-    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
+                               float *out, int32_t head_begin, int32_t head_end, int32_t flags) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0,
+                   !(flags & BN_ATTN_RESIDENT));
 }
 
 BN_AVX2 void bn_attention_f16_avx2(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride, int32_t T,
                                    int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                                   float *out, int32_t head_begin, int32_t head_end) {
-    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
+                                   float *out, int32_t head_begin, int32_t head_end, int32_t flags) {
+    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1,
+                   !(flags & BN_ATTN_RESIDENT));
 }
 #endif

@@ -290,32 +290,14 @@ BN_INLINE BN_AVX512 const void *kv_at(const void *base, size_t i, const int half
     return half ? (const void *)((const uint16_t *)base + i) : (const void *)((const float *)base + i);
 }
 
-/* bn_dot_avx512(q, row) with the row in the cache's element type, the same sums. */
-BN_INLINE BN_AVX512 float kv_dot(const float *a, const void *b, int32_t n, const int half) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int32_t i = 0;
-    const __mmask16 all = (__mmask16)0xffff;
-    for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), kv_load(b, (size_t)i, all, half), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), kv_load(b, (size_t)i + 16, all, half), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), kv_load(b, (size_t)i + 32, all, half), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), kv_load(b, (size_t)i + 48, all, half), a3);
-    }
-    for (; i < n; i += 16) {
-        const __mmask16 m = mask16(n - i);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), kv_load(b, (size_t)i, m, half), a1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
 /* out[g] = Σ_t p_g[t]·v[t] for G heads sharing one kv head, S·16 columns per
  * pass: each value row chunk is loaded once for all G heads, and the 2·G·S
  * accumulators (even and odd positions apart, for independent FMA chains)
  * stay in registers because G and S are compile-time constants. Every output
  * element is the same two chains whatever G and S are, so grouping never
  * changes a result. p_g = scores + g·T; out[g] = out + g·hd. */
-BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, const void *vh, size_t stride,
-                                      int32_t T, int32_t hd, const float *scores, float *out) {
+BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, const int stream, const void *vh,
+                                      size_t stride, int32_t T, int32_t hd, const float *scores, float *out) {
     for (int32_t d = 0; d < hd; d += 16 * S) {
         __mmask16 m[4];
         for (int s = 0; s < S; s++) m[s] = hd - d - 16 * s > 0 ? mask16(hd - d - 16 * s) : (__mmask16)0;
@@ -326,7 +308,7 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, 
         for (; t2 + 2 <= T; t2 += 2) {
             const size_t r0 = (size_t)t2 * stride + (size_t)d;
             __m512 a[4], b[4];
-            for (int s = 0; s < S; s++) { /* this pass's columns, BN_ATTN_AHEAD_ROWS rows ahead, into L2 */
+            for (int s = 0; s < S && stream; s++) { /* this pass's columns, BN_ATTN_AHEAD_ROWS rows ahead, into L2 */
                 _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)BN_ATTN_AHEAD_ROWS * stride + 16 * s, half), _MM_HINT_T1);
                 _mm_prefetch((const char *)kv_at(vh, r0 + (size_t)(BN_ATTN_AHEAD_ROWS + 1) * stride + 16 * s, half), _MM_HINT_T1);
             }
@@ -358,6 +340,38 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, 
     }
 }
 
+/* s_p[0..) = scale · (q_p · key_i) for P = 1 or 2 heads p (q_p = q + p·hd,
+ * s_p = s + p·T) and ATTN_KEYS keys from element index kt, `stride` apart:
+ * one FMA chain per (head, key) over hd in 16-column steps, then one
+ * transposing reduction. Two heads share each key load (one key load per FMA
+ * bounds a one-head block); a head's chains are the same either way, so its
+ * scores are the same bits. A `tail` block (compiled apart: the clamp cost
+ * the full blocks ~10%) repeats key `last` past it and stores lanes ≤ last. */
+BN_INLINE BN_AVX512 void score_block(const int P, const int half, const int tail, const float *q, int32_t hd,
+                                     const void *k, size_t kt, size_t stride, int32_t last, __m256 vscale, float *s,
+                                     size_t T) {
+    __m512 acc[2][ATTN_KEYS];
+    for (int p = 0; p < P; p++)
+        for (int i = 0; i < ATTN_KEYS; i++) acc[p][i] = _mm512_setzero_ps();
+    for (int32_t d = 0; d < hd; d += 16) {
+        const __mmask16 m = mask16(hd - d);
+        __m512 qv[2];
+        for (int p = 0; p < P; p++) qv[p] = _mm512_maskz_loadu_ps(m, q + (size_t)p * (size_t)hd + d);
+        for (int i = 0; i < ATTN_KEYS; i++) {
+            const size_t row = (size_t)(tail ? bn_min_i32(i, last) : i);
+            const __m512 key = kv_load(k, kt + row * stride + (size_t)d, m, half);
+            for (int p = 0; p < P; p++) acc[p][i] = _mm512_fmadd_ps(qv[p], key, acc[p][i]);
+        }
+    }
+    for (int p = 0; p < P; p++) {
+        const __m256 r = _mm256_mul_ps(vscale, hsum8x16(acc[p]));
+        if (tail)
+            _mm256_mask_storeu_ps(s + (size_t)p * T, (__mmask8)((2u << last) - 1), r);
+        else
+            _mm256_storeu_ps(s + (size_t)p * T, r);
+    }
+}
+
 /* The query heads that share a kv head (GQA: 4 in 2B4T) are processed
  * together, up to BN_ATTN_GROUP at a time, so each cached key and value row is
  * read once per group rather than once per head (re-reading a head's 1.5 MB
@@ -367,7 +381,8 @@ BN_INLINE BN_AVX512 void values_group(const int G, const int S, const int half, 
  * out: (n_heads, hd), heads [head_begin, head_end) */
 BN_INLINE BN_AVX512 void attention_body(const float *q, const void *k, const void *v, int32_t kv_stride, int32_t T,
                                         int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                                        float *out, int32_t head_begin, int32_t head_end, const int half) {
+                                        float *out, int32_t head_begin, int32_t head_end, const int half,
+                                        const int stream) {
     const int32_t group = n_heads / n_kv_heads;
     const __m256 vscale = _mm256_set1_ps(scale);
     const size_t stride = (size_t)kv_stride;
@@ -377,43 +392,48 @@ BN_INLINE BN_AVX512 void attention_body(const float *q, const void *k, const voi
         const int32_t G = h1 - h0;
         const size_t off = (size_t)kv * (size_t)hd;
         /* scores: ATTN_KEYS cached positions at a time (their keys stay in L1
-         * for every head of the group), one q load per 8 FMAs, then one
-         * transposing reduction. The keys and then the values are requested
-         * as one stream, BN_ATTN_AHEAD_ROWS rows ahead (bn_kv_request). */
-        for (int32_t r = 0; r < bn_min_i32(T, BN_ATTN_AHEAD_ROWS); r++) bn_kv_request(k, v, off, stride, r, T, hd, half);
+         * for every head of the group), then one transposing reduction. The
+         * last block repeats its last key past T and stores only the first
+         * lanes, so every score comes from the same chain. Unless
+         * BN_ATTN_RESIDENT, the keys and then the values are requested as one
+         * stream, BN_ATTN_AHEAD_ROWS rows ahead (bn_kv_request). */
+        if (stream)
+            for (int32_t r = 0; r < bn_min_i32(T, BN_ATTN_AHEAD_ROWS); r++) bn_kv_request(k, v, off, stride, r, T, hd, half);
         int32_t t = 0;
         for (; t + ATTN_KEYS <= T; t += ATTN_KEYS) {
+            if (stream)
+                for (int i = 0; i < ATTN_KEYS; i++) bn_kv_request(k, v, off, stride, t + BN_ATTN_AHEAD_ROWS + i, T, hd, half);
             const size_t kt = (size_t)t * stride + off; /* element index of the block's first key */
-            for (int i = 0; i < ATTN_KEYS; i++) bn_kv_request(k, v, off, stride, t + BN_ATTN_AHEAD_ROWS + i, T, hd, half);
-            for (int32_t g = 0; g < G; g++) {
-                const float *qh = q + (size_t)(h0 + g) * (size_t)hd;
-                __m512 acc[ATTN_KEYS];
-                for (int i = 0; i < ATTN_KEYS; i++) acc[i] = _mm512_setzero_ps();
-                for (int32_t d = 0; d < hd; d += 16) {
-                    const __mmask16 m = mask16(hd - d);
-                    const __m512 qv = _mm512_maskz_loadu_ps(m, qh + d);
-                    for (int i = 0; i < ATTN_KEYS; i++)
-                        acc[i] = _mm512_fmadd_ps(qv, kv_load(k, kt + (size_t)i * stride + (size_t)d, m, half), acc[i]);
-                }
-                _mm256_storeu_ps(scores + (size_t)g * (size_t)T + t, _mm256_mul_ps(vscale, hsum8x16(acc)));
-            }
+            int32_t g = 0;
+            for (; g + 2 <= G; g += 2)
+                score_block(2, half, 0, q + (size_t)(h0 + g) * (size_t)hd, hd, k, kt, stride, ATTN_KEYS - 1, vscale,
+                            scores + (size_t)g * (size_t)T + t, (size_t)T);
+            if (g < G)
+                score_block(1, half, 0, q + (size_t)(h0 + g) * (size_t)hd, hd, k, kt, stride, ATTN_KEYS - 1, vscale,
+                            scores + (size_t)g * (size_t)T + t, (size_t)T);
         }
-        for (; t < T; t++)
-            for (int32_t g = 0; g < G; g++)
-                scores[(size_t)g * (size_t)T + t] =
-                    scale * kv_dot(q + (size_t)(h0 + g) * (size_t)hd, kv_at(k, (size_t)t * stride + off, half), hd, half);
+        if (t < T) {
+            const size_t kt = (size_t)t * stride + off;
+            int32_t g = 0;
+            for (; g + 2 <= G; g += 2)
+                score_block(2, half, 1, q + (size_t)(h0 + g) * (size_t)hd, hd, k, kt, stride, T - t - 1, vscale,
+                            scores + (size_t)g * (size_t)T + t, (size_t)T);
+            if (g < G)
+                score_block(1, half, 1, q + (size_t)(h0 + g) * (size_t)hd, hd, k, kt, stride, T - t - 1, vscale,
+                            scores + (size_t)g * (size_t)T + t, (size_t)T);
+        }
         for (int32_t g = 0; g < G; g++) bn_softmax_avx512(scores + (size_t)g * (size_t)T, T);
         const void *vh = kv_at(v, off, half);
         float *oh = out + (size_t)h0 * (size_t)hd;
         switch (G) { /* S = 4, 2 or 1 column vectors per pass: at most 24 zmm live */
-        case 1: values_group(1, 4, half, vh, stride, T, hd, scores, oh); break;
-        case 2: values_group(2, 4, half, vh, stride, T, hd, scores, oh); break;
-        case 3: values_group(3, 2, half, vh, stride, T, hd, scores, oh); break;
-        case 4: values_group(4, 2, half, vh, stride, T, hd, scores, oh); break;
-        case 5: values_group(5, 1, half, vh, stride, T, hd, scores, oh); break;
-        case 6: values_group(6, 1, half, vh, stride, T, hd, scores, oh); break;
-        case 7: values_group(7, 1, half, vh, stride, T, hd, scores, oh); break;
-        default: values_group(8, 1, half, vh, stride, T, hd, scores, oh); break;
+        case 1: values_group(1, 4, half, stream, vh, stride, T, hd, scores, oh); break;
+        case 2: values_group(2, 4, half, stream, vh, stride, T, hd, scores, oh); break;
+        case 3: values_group(3, 2, half, stream, vh, stride, T, hd, scores, oh); break;
+        case 4: values_group(4, 2, half, stream, vh, stride, T, hd, scores, oh); break;
+        case 5: values_group(5, 1, half, stream, vh, stride, T, hd, scores, oh); break;
+        case 6: values_group(6, 1, half, stream, vh, stride, T, hd, scores, oh); break;
+        case 7: values_group(7, 1, half, stream, vh, stride, T, hd, scores, oh); break;
+        default: values_group(8, 1, half, stream, vh, stride, T, hd, scores, oh); break;
         }
         h0 = h1;
     }
@@ -421,13 +441,19 @@ BN_INLINE BN_AVX512 void attention_body(const float *q, const void *k, const voi
 
 BN_AVX512 void bn_attention_avx512(const float *q, const float *k, const float *v, int32_t kv_stride, int32_t T,
                                    int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale, float *scores,
-                                   float *out, int32_t head_begin, int32_t head_end) {
-    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0);
+                                   float *out, int32_t head_begin, int32_t head_end, int32_t flags) {
+    if (flags & BN_ATTN_RESIDENT) /* two copies, each with its requests compiled in or out */
+        attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0, 0);
+    else
+        attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 0, 1);
 }
 
 BN_AVX512 void bn_attention_f16_avx512(const float *q, const uint16_t *k, const uint16_t *v, int32_t kv_stride,
                                        int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t hd, float scale,
-                                       float *scores, float *out, int32_t head_begin, int32_t head_end) {
-    attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1);
+                                       float *scores, float *out, int32_t head_begin, int32_t head_end, int32_t flags) {
+    if (flags & BN_ATTN_RESIDENT) /* two copies, each with its requests compiled in or out */
+        attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1, 0);
+    else
+        attention_body(q, k, v, kv_stride, T, n_heads, n_kv_heads, hd, scale, scores, out, head_begin, head_end, 1, 1);
 }
 #endif
