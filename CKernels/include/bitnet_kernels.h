@@ -419,6 +419,10 @@ size_t bn_f16_panels_bytes(int32_t m, int32_t k);  /* ceil(m/16)*16*k*2 */
  * independent, so threads may write disjoint ranges and the caller may release each range
  * of w once its panels are written. */
 void bn_f16_panels(const uint16_t *w, int32_t m, int32_t k, int32_t panel_begin, int32_t panel_end, uint16_t *dst);
+/* Row r of the row-major matrix back out of its panels: row[c] = w[r][c], c < k. A tied
+ * embedding whose file pages were released once its panels were made reads its rows
+ * here instead of faulting them back in from the page cache (or the disk). */
+void bn_f16_panels_row(const uint16_t *panels, int32_t k, int32_t r, uint16_t *row);
 
 /* Canonical I2_S (m*k codes, flattened blocks, may straddle rows) → I2_R16.
  * src: canonical_bytes(m,k) bytes; dst: i2r16_bytes(m,k) bytes. Code 3 is read as 3. */

@@ -35,6 +35,12 @@ void bn_f16_panels(const uint16_t *w, int32_t m, int32_t k, int32_t panel_begin,
     }
 }
 
+// panels: (ceil(m/16), k, 16) f16 → row: (k,) f16, row r's values
+void bn_f16_panels_row(const uint16_t *panels, int32_t k, int32_t r, uint16_t *row) {
+    const uint16_t *p = panels + (size_t)(r / 16) * (size_t)k * 16u + (size_t)(r % 16);
+    for (int32_t c = 0; c < k; c++) row[c] = p[(size_t)c * 16u];
+}
+
 /* Canonical: flattened element e = r*k + c lives in block e/128 at byte
  * (e%128)%32, shift 6 - 2*((e%128)/32) (docs/FORMATS.md §3.2). */
 int bn_i2s_canonical_code(const uint8_t *src, int32_t k, int32_t r, int32_t c) {

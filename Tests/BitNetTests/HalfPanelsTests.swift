@@ -45,4 +45,28 @@ final class HalfPanelsTests: XCTestCase {
         let head = weights.output
         XCTAssertEqual(a.halfHead!.pointer[(258 / 16 * head.cols + 5) * 16 + 258 % 16], head.row(258)[5])
     }
+
+    func testEmbeddingRowsComeBackOutOfThePanels() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("panel-rows-\(getpid()).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try TinyModelFile.write(to: path)
+        let weights = try ModelWeights(path: path)
+        XCTAssertTrue(weights.headIsTied)
+        XCTAssertNil(weights.madeHeadPanels, "nothing made before a model asks")
+        let q8 = try BitNetModel(weights: weights, threads: 1, headPrecision: .q8)
+        let model = try BitNetModel(weights: weights, threads: 1)
+        XCTAssertEqual(weights.madeHeadPanels?.pointer, model.halfHead?.pointer)
+        let panels = try XCTUnwrap(model.halfHead)
+        let embedding = weights.tokenEmbedding
+        var row = [UInt16](repeating: 0, count: embedding.cols)
+        for r in [0, 15, 16, 17, embedding.rows - 1] { // panel edges and the last, partial panel
+            row.withUnsafeMutableBufferPointer { panels.row(r, into: $0.baseAddress!) }
+            XCTAssertEqual(row, Array(UnsafeBufferPointer(start: embedding.row(r), count: embedding.cols)), "row \(r)")
+        }
+        // a q8-head model on these weights (made first, so no panels of its own) embeds from
+        // them now too: its prompt's logits equal a fresh load's, where the file is intact
+        let fresh = try BitNetModel(weights: try ModelWeights(path: path), threads: 1, headPrecision: .q8)
+        let prompt: [Int32] = [1, 17, 258, 3]
+        XCTAssertEqual(try q8.makeSession().forward(prompt), try fresh.makeSession().forward(prompt))
+    }
 }

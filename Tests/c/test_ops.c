@@ -472,6 +472,16 @@ static void test_f16_panels(void) {
                         bad += dst[((size_t)p * k + c) * 16 + i] != want;
                     }
             CHECK(bad == 0, "bn_f16_panels (m=%d k=%d): %d elements misplaced", m, k, bad);
+            /* and every row back out of the panels, exactly, nothing written past k */
+            uint16_t *row = guarded_alloc((size_t)k * 2);
+            int rows_bad = 0;
+            for (int r = 0; r < m; r++) {
+                bn_f16_panels_row(dst, k, r, row);
+                rows_bad += memcmp(row, w + (size_t)r * k, (size_t)k * 2) != 0;
+            }
+            CHECK(rows_bad == 0 && guard_ok(row, (size_t)k * 2), "bn_f16_panels_row (m=%d k=%d): %d rows differ", m, k,
+                  rows_bad);
+            free(row);
             free(dst);
             free(w);
         }

@@ -302,12 +302,21 @@ public final class BitNetModel: @unchecked Sendable {
         }
 
         var longest = 0
+        // a tied F16 embedding's file pages go once the head panels are made: its rows come from there
+        let embeddingPanels = weights.embeddingBlocks == nil && weights.headIsTied
+            ? halfHead ?? weights.madeHeadPanels : nil
+        var gathered = [UInt16](repeating: 0, count: embeddingPanels == nil ? 0 : hidden) // (hidden,) f16
         for (part, cache) in zip(parts, caches) {
             let tokens = inputs[part.input].tokens
             for (j, t) in part.tokens.enumerated() {
                 let row = part.firstRow + j
                 if let blocks = weights.embeddingBlocks {
                     blocks.dequantizeRow(Int(tokens[t]), into: x + row * hidden) // only the looked-up row
+                } else if let panels = embeddingPanels {
+                    gathered.withUnsafeMutableBufferPointer { g in
+                        panels.row(Int(tokens[t]), into: g.baseAddress!)
+                        ops.f16_to_f32(g.baseAddress!, x + row * hidden, Int32(hidden))
+                    }
                 } else {
                     ops.f16_to_f32(weights.tokenEmbedding.row(Int(tokens[t])), x + row * hidden, Int32(hidden))
                 }

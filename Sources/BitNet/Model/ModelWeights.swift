@@ -133,6 +133,9 @@ public final class ModelWeights: @unchecked Sendable {
         }
     }
 
+    /// The head panels if some model has made them (nil before), without making them.
+    package var madeHeadPanels: HalfPanels? { expansionLock.withLock { panels } }
+
     /// The F16 expansion of a block matrix, made once (under a lock: sessions on several
     /// threads may ask together).
     private func expanded(_ m: BlockQuantizedMatrix) -> HalfMatrix {
