@@ -10,7 +10,7 @@ import Darwin
 /// head kernel reads: each converted weight vector is 16 rows of one column, so
 /// it meets every activation row of a batched step by one broadcast FMA, with no
 /// horizontal sums. Built once from the row-major head (`ModelWeights.headPanels(threads:)`);
-/// the row-major matrix stays the source of embedding rows and of the references.
+/// the row-major matrix stays the source of the references.
 ///
 /// Memory: when the head is the file's own F16 bytes, each range's file pages are
 /// released once its panels are written, so resident memory grows by no more than
