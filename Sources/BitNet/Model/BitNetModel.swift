@@ -305,7 +305,6 @@ public final class BitNetModel: @unchecked Sendable {
         // a tied F16 embedding's file pages go once the head panels are made: its rows come from there
         let embeddingPanels = weights.embeddingBlocks == nil && weights.headIsTied
             ? halfHead ?? weights.madeHeadPanels : nil
-        var gathered = [UInt16](repeating: 0, count: embeddingPanels == nil ? 0 : hidden) // (hidden,) f16
         for (part, cache) in zip(parts, caches) {
             let tokens = inputs[part.input].tokens
             for (j, t) in part.tokens.enumerated() {
@@ -313,10 +312,9 @@ public final class BitNetModel: @unchecked Sendable {
                 if let blocks = weights.embeddingBlocks {
                     blocks.dequantizeRow(Int(tokens[t]), into: x + row * hidden) // only the looked-up row
                 } else if let panels = embeddingPanels {
-                    gathered.withUnsafeMutableBufferPointer { g in
-                        panels.row(Int(tokens[t]), into: g.baseAddress!)
-                        ops.f16_to_f32(g.baseAddress!, x + row * hidden, Int32(hidden))
-                    }
+                    let gathered = s.embeddingRow.typed(UInt16.self).baseAddress!
+                    panels.row(Int(tokens[t]), into: gathered)
+                    ops.f16_to_f32(gathered, x + row * hidden, Int32(hidden))
                 } else {
                     ops.f16_to_f32(weights.tokenEmbedding.row(Int(tokens[t])), x + row * hidden, Int32(hidden))
                 }

@@ -27,6 +27,7 @@ final class RunState: @unchecked Sendable {
     let ropeCos: AlignedBuffer // (R, headDim/2) angles of each row's position
     let ropeSin: AlignedBuffer // (R, headDim/2)
     let invFrequencies: [Float] // (headDim/2,)
+    let embeddingRow: AlignedBuffer // (hidden,) f16: a tied embedding's row gathered from the head panels
     /// (threads, BN_ATTN_GROUP, scoreContext) attention scratch per thread; grows with
     /// the longest cache a step attends over.
     private(set) var scores: AlignedBuffer
@@ -56,6 +57,7 @@ final class RunState: @unchecked Sendable {
         let half = c.headDim / 2
         ropeCos = floats(r * half)
         ropeSin = floats(r * half)
+        embeddingRow = AlignedBuffer(byteCount: c.hiddenSize * 2)
         // as the reference computes them in f32: inv_freq_i = 1 / θ^(2i/d)
         invFrequencies = (0..<half).map { 1 / powf(c.ropeTheta, Float(2 * $0) / Float(c.headDim)) }
         scoreContext = 0
