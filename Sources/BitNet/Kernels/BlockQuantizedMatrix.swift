@@ -103,7 +103,7 @@ package final class BlockQuantizedMatrix: @unchecked Sendable {
                 reason: "\(type) needs a hidden size that is a multiple of \(blockSize); this model's is \(cols)")
         }
         let rowBytes = cols / blockSize * blockBytes
-        let buffer = AlignedBuffer(byteCount: rows * rowBytes) // (rows, rowBytes) blocks
+        let buffer = AlignedBuffer(byteCount: rows * rowBytes, hugePages: true) // (rows, rowBytes) blocks
         let source = weights.outputBlocks, half = source == nil ? weights.output : nil
         let chunk = 256, chunks = (rows + chunk - 1) / chunk
         let failed = QuantizeFailure()

@@ -33,7 +33,7 @@ package final class LookupTableMatrix: @unchecked Sendable { // its bytes are wr
             owner = matrix
             return
         }
-        let storage = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        let storage = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)), hugePages: true)
         bytes = UnsafeRawBufferPointer(storage.bytes)
         owner = storage
         let out = storage.pointer.assumingMemoryBound(to: UInt8.self)

@@ -25,7 +25,7 @@ package final class Q8Matrix: @unchecked Sendable {
         cols = half.cols
         paddedRows = (rows + 15) / 16 * 16
         paddedCols = Int(bn_pad_cols(Int32(cols)))
-        data = AlignedBuffer(byteCount: bn_q8r16_bytes(Int32(rows), Int32(cols)))
+        data = AlignedBuffer(byteCount: bn_q8r16_bytes(Int32(rows), Int32(cols)), hugePages: true)
         rowScale = AlignedBuffer(byteCount: rows * 4)
         rowSum = AlignedBuffer(byteCount: paddedRows * 4)
         // d_r = max|w_r| / 127, q = round(w / d_r), packed 16 rows at a time (rows split over cores)

@@ -44,7 +44,7 @@ package final class TernaryMatrix: @unchecked Sendable {
         paddedCols = Int(bn_pad_cols(Int32(cols)))
         self.scale = scale
         self.tlSource = tlSource
-        storage = inPlace ? nil : AlignedBuffer(byteCount: bn_i2r16_bytes(Int32(rows), Int32(cols)))
+        storage = inPlace ? nil : AlignedBuffer(byteCount: bn_i2r16_bytes(Int32(rows), Int32(cols)), hugePages: true)
     }
 
     /// The I2_R16 bytes as the kernels' pointer (nil when held in place).
@@ -139,7 +139,7 @@ package final class TernaryMatrix: @unchecked Sendable {
         if let bad = values.firstIndex(where: { $0 < -1 || $0 > 1 }) {
             throw KernelError.invalidTernaryValue(index: bad, value: values[bad])
         }
-        let buffer = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)))
+        let buffer = AlignedBuffer(byteCount: bn_tl_bytes(type, Int32(rows), Int32(cols)), hugePages: true)
         values.withUnsafeBufferPointer {
             bn_tl_pack(type, $0.baseAddress!, Int32(rows), Int32(cols), buffer.pointer.assumingMemoryBound(to: UInt8.self))
         }

@@ -41,7 +41,7 @@ package struct HalfPanels: @unchecked Sendable { // immutable after init; `buffe
         cols = half.cols
         let bytes = bn_f16_panels_bytes(Int32(rows), Int32(cols))
         try ModelWeights.checkFits(path: path, needed: Double(bytes), available: SystemMemory.availableBytes())
-        buffer = AlignedBuffer(byteCount: bytes)
+        buffer = AlignedBuffer(byteCount: bytes, hugePages: true)
         let dst = buffer.typed(UInt16.self).baseAddress!
         pointer = UnsafePointer(dst)
         let panels = (rows + 15) / 16, ranges = (panels + Self.panelsPerRange - 1) / Self.panelsPerRange

@@ -82,7 +82,7 @@ package struct TensorLoader {
         case .f32, .bf16:
             let wide = t.type == .f32
             let d = try data(t, bytes: rows * cols * (wide ? 4 : 2))
-            let buffer = AlignedBuffer(byteCount: rows * cols * 2)
+            let buffer = AlignedBuffer(byteCount: rows * cols * 2, hugePages: true)
             let out = buffer.typed(UInt16.self)
             for i in 0..<(rows * cols) {
                 let v = wide ? d.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
@@ -102,7 +102,7 @@ package struct TensorLoader {
                 throw ModelError.invalidTensorData(path: path, tensor: name, reason: "\(error)")
             }
             let d = try data(t, bytes: need)
-            let buffer = AlignedBuffer(byteCount: rows * cols * 2)
+            let buffer = AlignedBuffer(byteCount: rows * cols * 2, hugePages: true)
             do {
                 try BlockDequantizer.dequantizeToHalf(type, UnsafeRawBufferPointer(rebasing: d[0..<need]), rows: rows,
                                                       cols: cols, into: buffer.typed(UInt16.self).baseAddress!)
