@@ -133,18 +133,19 @@ private struct StreamJob {
 
 func measureReadBandwidth(pool: WorkerPool, isa: ISA) -> Double {
     let length = 1 << 30 // ≥ 1 GiB: far past any last-level cache
-    let buffer = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64)
-    defer { buffer.deallocate() }
-    memset(buffer, 1, length)
-    var job = StreamJob(base: UnsafeRawPointer(buffer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)))
+    let buffer = AlignedBuffer(byteCount: length, hugePages: true) // as the weights are
+    memset(buffer.pointer, 1, length)
+    var job = StreamJob(base: UnsafeRawPointer(buffer.pointer), length: length, isa: bn_isa(rawValue: UInt32(isa.rawValue)))
     let task: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { ctx, ith, nth in
         let job = ctx!.assumingMemoryBound(to: StreamJob.self)
         let slice = job.pointee.length / Int(nth) / 64 * 64
         _ = bn_bench_read(job.pointee.isa, job.pointee.base + slice * Int(ith), slice)
     }
     var samples: [Double] = []
-    for _ in 0..<5 {
-        samples.append(Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } })
+    withExtendedLifetime(buffer) {
+        for _ in 0..<5 {
+            samples.append(Stopwatch.time { withUnsafeMutablePointer(to: &job) { pool.run(task, context: $0) } })
+        }
     }
     return Double(length) / TimingStats(samples).median / 1e9
 }

@@ -108,20 +108,23 @@ struct Spread {
 /// median of three passes (~0.1 s at 25 GB/s). `measureReadBandwidth` (1 GiB, five
 /// passes) stays the careful once-per-run ceiling of `bench kernels`.
 ///
-/// A model whose projections run in place streams file-backed pages (the page
-/// cache), not anonymous memory: `init(fileRegion:)` probes those instead, the
-/// bandwidth such a model's roofline must use.
+/// The anonymous buffer is on huge pages, as loaded weights are (`AlignedBuffer`):
+/// on 4 KiB pages the probe read less than the model streams, and single-stream
+/// decoding showed 105–110% of its roofline. A model whose projections run in
+/// place streams file-backed pages (the page cache), not anonymous memory:
+/// `init(fileRegion:)` probes those instead, the bandwidth such a model's roofline
+/// must use.
 final class BandwidthProbe {
     private let buffer: UnsafeRawPointer
     private let length: Int
-    private let owned: Bool
+    private let anonymous: AlignedBuffer?
 
     init() {
         length = max(256 << 20, 4 * HostProfile.lastLevelCacheBytes) / 4096 * 4096
-        let b = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)
-        memset(b, 1, length) // real pages (untouched ones all read the same zero page)
-        buffer = UnsafeRawPointer(b)
-        owned = true
+        let b = AlignedBuffer(byteCount: length, hugePages: true)
+        memset(b.pointer, 1, length) // real pages (untouched ones all read the same zero page)
+        buffer = UnsafeRawPointer(b.pointer)
+        anonymous = b
     }
 
     /// Probes the middle of `region` (a file's mapped tensor data, already resident):
@@ -130,10 +133,8 @@ final class BandwidthProbe {
         let want = max(256 << 20, 4 * HostProfile.lastLevelCacheBytes)
         length = min(want, region.count) / 4096 * 4096
         buffer = region.baseAddress! + (region.count - length) / 2 / 64 * 64
-        owned = false
+        anonymous = nil
     }
-
-    deinit { if owned { UnsafeMutableRawPointer(mutating: buffer).deallocate() } }
 
     private struct Job {
         var base: UnsafeRawPointer
