@@ -35,11 +35,14 @@ final class BatchSchedulerTests: XCTestCase {
 
     /// 8 mixed requests (prompts of 3–150 tokens, greedy and seeded sampling, different
     /// lengths) through 8 slots with a small step budget, so prompt chunks and decoding rows
-    /// share steps: each gets exactly the tokens it gets alone.
+    /// share steps (no burst hold): each gets exactly the tokens it gets alone.
     func testEachRequestInABatchOfEightGetsItsTokensAlone() throws {
         let model = try model()
+        let reports = ReportBox()
         let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 8, contextLength: 8 * 256,
-                                                                              maxQueue: 0, stepTokenBudget: 24))
+                                                                              maxQueue: 0, stepTokenBudget: 24,
+                                                                              burstPromptTokens: 0,
+                                                                              onStep: { reports.add($0) }))
         defer { scheduler.close() }
         var requests: [ScheduledGeneration] = []
         for i in 0..<8 {
@@ -61,6 +64,7 @@ final class BatchSchedulerTests: XCTestCase {
             XCTAssertEqual(r.stats.generatedTokens, r.maxTokens)
         }
         XCTAssertEqual(scheduler.snapshot.activeSlots, 0)
+        XCTAssertTrue(reports.all.contains { $0.decoding > 0 && $0.rows > $0.decoding }, "steps mixed prompts and decoding")
     }
 
     /// A request whose prompt shares a prefix with an earlier one in the same slot computes
@@ -161,6 +165,60 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertEqual(all.map(\.rows).prefix(3), [4, 4, 2], "the prompt in chunks of the step budget")
         XCTAssertTrue(all.allSatisfy { $0.sequences == 1 && $0.seconds > 0 })
         XCTAssertEqual(all.filter { $0.decoding == 1 }.count, 2)
+    }
+
+    /// Requests arriving together at an idle scheduler (a burst) have all their prompts
+    /// computed before any decodes, then decode together in every step — and still get
+    /// exactly the tokens they get alone.
+    func testABurstDecodesTogether() throws {
+        let model = try model()
+        let reports = ReportBox()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 4, contextLength: 4 * 128,
+                                                                              stepTokenBudget: 24, onStep: { reports.add($0) }))
+        defer { scheduler.close() }
+        // the first prompt takes 3 steps, ample time for the others to be admitted into the burst
+        let prompts = [60, 7, 90, 20]
+        let requests = prompts.enumerated().map { i, n in
+            ScheduledGeneration(prompt: prompt(n, seed: UInt64(40 + i)), maxTokens: 5, sampling: .greedy)
+        }
+        for r in requests { try scheduler.submit(r) }
+        for (i, r) in requests.enumerated() {
+            let (tokens, end) = drain(r)
+            XCTAssertEqual(end, .finished(.maxTokens), "request \(i)")
+            XCTAssertEqual(tokens, try alone(model, r.prompt, maxTokens: 5, sampling: .greedy), "request \(i)")
+        }
+        let all = reports.all
+        guard let first = all.firstIndex(where: { $0.decoding > 0 }) else { return XCTFail("no decoding step") }
+        XCTAssertEqual(all[..<first].reduce(0) { $0 + $1.rows }, prompts.reduce(0, +), "every prompt before any decoding")
+        XCTAssertEqual(all[first...].map(\.decoding), [4, 4, 4, 4], "4 fed tokens each, all in the same steps")
+        XCTAssertTrue(all[first...].allSatisfy { $0.rows == $0.decoding }, "no prompt rows left for the decoding steps")
+    }
+
+    /// The burst bound: a request whose prompt is done waits for at most `burstPromptTokens`
+    /// more prompt tokens, then decodes beside the prompt still being computed.
+    func testABurstHoldsARequestForAtMostItsBound() throws {
+        let model = try model()
+        let reports = ReportBox()
+        let scheduler = try BatchScheduler(model: model, configuration: .init(parallel: 2, contextLength: 2 * 128,
+                                                                              stepTokenBudget: 24, burstPromptTokens: 24,
+                                                                              onStep: { reports.add($0) }))
+        defer { scheduler.close() }
+        // the short prompt takes 2 steps (24 + 6 rows), ample time for the long one to be admitted
+        let short = ScheduledGeneration(prompt: prompt(30, seed: 50), maxTokens: 6, sampling: .greedy)
+        let long = ScheduledGeneration(prompt: prompt(90, seed: 51), maxTokens: 3, sampling: .greedy)
+        try scheduler.submit(short)
+        try scheduler.submit(long)
+        for r in [short, long] {
+            let (tokens, end) = drain(r)
+            XCTAssertEqual(end, .finished(.maxTokens))
+            XCTAssertEqual(tokens, try alone(model, r.prompt, maxTokens: r.maxTokens, sampling: .greedy))
+        }
+        let all = reports.all
+        guard let first = all.firstIndex(where: { $0.decoding > 0 }) else { return XCTFail("no decoding step") }
+        // 24 short; 6 short + 18 long (the short one done, held); 24 long (held 24 tokens): released
+        XCTAssertEqual(all[..<first].map(\.rows), [24, 24, 24], "released after 24 prompt tokens held")
+        XCTAssertEqual(all[first].decoding, 1)
+        XCTAssertGreaterThan(all[first].rows, 1, "decoding beside the long prompt's next chunk")
     }
 
     /// Log-probabilities are the model's: a log-softmax (in Double, written out here) of the

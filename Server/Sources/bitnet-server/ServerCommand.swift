@@ -66,6 +66,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("step-tokens"), help: "Most tokens per batched step: decoding slots take one each, prompts share the rest (while slots decode, only as many as keep a step within about 4x a decoding step on this host).")
     var stepTokens = 64
 
+    @Option(name: .customLong("burst-tokens"), help: "Requests arriving while none decodes start decoding together once their prompts are done, up to this many prompt tokens (0: each as soon as its own prompt is done).")
+    var burstTokens = 2048
+
     @Option(name: .customLong("chat-template"), help: "Chat format: bitnet, llama3, falcon3 or none (default: from the file).")
     var chatTemplate: String?
 
@@ -86,6 +89,7 @@ struct ServerCommand: AsyncParsableCommand {
         guard (0...4096).contains(maxQueue) else { throw ValidationError("--max-queue must be in 0...4096") }
         guard (1...1024).contains(parallel) else { throw ValidationError("--parallel must be in 1...1024") }
         guard (1...65536).contains(stepTokens) else { throw ValidationError("--step-tokens must be in 1...65536") }
+        guard (0...1_048_576).contains(burstTokens) else { throw ValidationError("--burst-tokens must be in 0...1048576") }
         guard timeout.isFinite, timeout > 0 else { throw ValidationError("--timeout must be a positive number of seconds") }
         guard shutdownGrace.isFinite, shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must be ≥ 0 seconds") }
         guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024 bytes") }
@@ -127,7 +131,7 @@ struct ServerCommand: AsyncParsableCommand {
             let name = path.split(separator: "/").last.map(String.init) ?? path
             let scheduling = BatchScheduler.Configuration(parallel: parallel, contextLength: model.defaultContextLength,
                                                           maxQueue: maxQueue, stepTokenBudget: stepTokens,
-                                                          onStep: metrics.stepObserver)
+                                                          burstPromptTokens: burstTokens, onStep: metrics.stepObserver)
             service = try CompletionService(model: model, tokenizer: tokenizer, formatter: formatter, modelName: name,
                                             scheduling: scheduling)
         } catch {
