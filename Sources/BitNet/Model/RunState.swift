@@ -32,6 +32,9 @@ final class RunState: @unchecked Sendable {
     /// the longest cache a step attends over.
     private(set) var scores: AlignedBuffer
     private(set) var scoreContext: Int
+    /// (rows, vocab) logits of a step's wanted rows when they belong to several inputs,
+    /// before each input's rows are copied out; grows to the most rows a step wanted.
+    private(set) var logits: AlignedBuffer
     let threads: Int
 
     /// Floats of attention scratch per thread: the scores of up to BN_ATTN_GROUP heads.
@@ -62,6 +65,7 @@ final class RunState: @unchecked Sendable {
         invFrequencies = (0..<half).map { 1 / powf(c.ropeTheta, Float(2 * $0) / Float(c.headDim)) }
         scoreContext = 0
         scores = floats(0)
+        logits = floats(0)
     }
 
     /// Writes row `row`'s RoPE angles for `position` (angle = pos · inv_freq_i, in f32:
@@ -75,6 +79,13 @@ final class RunState: @unchecked Sendable {
             c[i] = cosf(angle)
             s[i] = sinf(angle)
         }
+    }
+
+    /// Makes the logits scratch hold `count` floats (only grows: a decoding loop of the same
+    /// batch writes the same pages every step instead of a fresh, zeroed array each time).
+    func reserveLogits(count: Int) -> UnsafeMutablePointer<Float> {
+        if logits.byteCount < count * 4 { logits = AlignedBuffer(byteCount: count * 4) }
+        return logits.typed(Float.self).baseAddress!
     }
 
     /// Makes the attention scratch hold scores over `contextLength` positions (only
