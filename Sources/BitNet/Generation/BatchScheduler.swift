@@ -9,9 +9,9 @@
 /// removes finished or cancelled ones. Requests that arrive while none is
 /// decoding (a burst at an idle server) have their prompts computed before any
 /// of them decodes, up to ``Configuration/burstPromptTokens``, so they decode
-/// together in full steps instead of one after another. A slot keeps its cache between requests:
-/// a request is put in the free slot whose cached tokens share the longest
-/// prefix with its prompt, and only the rest is computed.
+/// together in full steps instead of one after another. A slot keeps its cache
+/// between requests: a request is put in the free slot whose cached tokens share
+/// the longest prefix with its prompt, and only the rest is computed.
 ///
 /// KV memory: `contextLength` positions in all, split evenly across the slots
 /// (llama-server's `-c` / `-np` model), reserved at start and touched as they
@@ -266,7 +266,7 @@ public final class BatchScheduler: @unchecked Sendable {
     }
 
     private func runStep() {
-        releaseHeldIfBurstIsOver()
+        let holding = releaseHeldIfBurstIsOver()
         guard !active.isEmpty else { return }
         var inputs: [SequenceInput] = []
         var owners: [(active: Active, tokens: [Int32], prompt: Bool)] = []
@@ -289,7 +289,7 @@ public final class BatchScheduler: @unchecked Sendable {
         let decoding = owners.filter { !$0.prompt }.count
         // Held requests exist only while nobody decodes: they are released before anyone can.
         let burst = decoding == 0 && configuration.burstPromptTokens > 0
-        if active.contains(where: { $0.held != nil }) { heldRows += rows }
+        if holding { heldRows += rows }
         let results: [[Float]]
         let stepStart = MonotonicClock.now()
         do {
@@ -335,19 +335,21 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Ends the burst, sending the held first tokens, once no admitted prompt is left to
     /// compute or the held requests have waited for `burstPromptTokens` prompt tokens.
     /// Runs before a step is planned, so requests admitted meanwhile still join the burst.
-    private func releaseHeldIfBurstIsOver() {
+    /// Returns whether requests are still held.
+    private func releaseHeldIfBurstIsOver() -> Bool {
         guard active.contains(where: { $0.held != nil }) else {
             heldRows = 0 // the held ones may have been cancelled
-            return
+            return false
         }
         let promptsLeft = active.contains { $0.fed < $0.request.prompt.count }
-        guard !promptsLeft || heldRows >= configuration.burstPromptTokens else { return }
+        guard !promptsLeft || heldRows >= configuration.burstPromptTokens else { return true }
         heldRows = 0
         for a in active {
             guard let (token, logprobs) = a.held else { continue }
             a.held = nil
             deliver(a, token, logprobs: logprobs)
         }
+        return false
     }
 
     /// Sends `a`'s newly sampled token and ends the request, or queues the token for
